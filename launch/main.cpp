@@ -1,0 +1,69 @@
+// Entry point of the gridlm executable: dispatches to the registered subcommands and turns
+// errors into messages and exit codes.
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "engine/core/error.h"
+#include "launch/commands.h"
+
+namespace gridlm {
+
+std::vector<Command>& command_registry() {
+    static std::vector<Command> registry;
+    return registry;
+}
+
+static void print_usage(std::ostream& os) {
+    auto cmds = command_registry();
+    std::sort(cmds.begin(), cmds.end(), [](const Command& a, const Command& b) { return a.name < b.name; });
+    os << "gridlm: large language model inference as MPI batch jobs\n\n"
+          "usage: gridlm <command> [options]   (gridlm <command> --help for its options)\n\n"
+          "commands:\n";
+    for (const auto& c : cmds) {
+        os << "  " << c.name << std::string(c.name.size() < 12 ? 12 - c.name.size() : 1, ' ') << c.summary << "\n";
+    }
+    os << "\nexit status: 0 success; 1 fatal error; 2 usage error; 3 job finished but some records failed\n";
+}
+
+}  // namespace gridlm
+
+int main(int argc, char** argv) {
+    using namespace gridlm;
+    if (argc < 2) {
+        print_usage(std::cerr);
+        return exit_usage;
+    }
+    const std::string name = argv[1];
+    if (name == "--help" || name == "-h" || name == "help") {
+        print_usage(std::cout);
+        return exit_ok;
+    }
+    if (name == "--version") {
+        std::cout << "gridlm 0.1.0\n";
+        return exit_ok;
+    }
+    const auto& cmds = command_registry();
+    auto it = std::find_if(cmds.begin(), cmds.end(), [&](const Command& c) { return c.name == name; });
+    if (it == cmds.end()) {
+        std::cerr << "gridlm: unknown command '" << name << "'\n\n";
+        print_usage(std::cerr);
+        return exit_usage;
+    }
+    std::vector<std::string> args(argv + 2, argv + argc);
+    try {
+        return it->run(args);
+    } catch (const UsageError& e) {
+        std::cerr << "gridlm " << name << ": " << e.what() << "\n(see gridlm " << name << " --help)\n";
+        return exit_usage;
+    } catch (const Error& e) {
+        std::cerr << "gridlm " << name << ": error: " << e.what() << "\n";
+        return exit_fatal;
+    } catch (const std::exception& e) {
+        std::cerr << "gridlm " << name << ": unexpected error: " << e.what() << "\n";
+        return exit_fatal;
+    }
+}

@@ -1,0 +1,24 @@
+// Helpers shared by the unit tests: where the model cache and golden files are.
+#pragma once
+
+#include <string>
+
+namespace gridlm::test {
+
+// The model cache: $GRIDLM_MODELS, else the directory configured at build time (<repo>/models).
+std::string models_dir();
+// Full path of a model file in the cache; fails the calling test (via ADD_FAILURE-free throw)
+// with a message telling how to fetch it when it is missing.
+std::string model_path(const std::string& file);
+// Full path of a file under tests/reference/golden.
+std::string golden_path(const std::string& file);
+// Whole file as bytes.
+std::string read_file(const std::string& path);
+// A fresh temporary directory, removed by the OS's tmp cleaning; unique per call.
+std::string temp_dir();
+
+inline const char* smollm2_gguf = "SmolLM2-135M-Instruct.Q4_1.gguf";
+inline const char* qwen_gguf = "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf";
+inline const char* r1_gguf = "DeepSeek-R1-Distill-Qwen-7B.head.gguf";
+
+}  // namespace gridlm::test
