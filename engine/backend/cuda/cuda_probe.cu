@@ -1,0 +1,37 @@
+// Device probe: runtime, driver, cuBLAS and NCCL versions, so every build links all three.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include "engine/backend/cuda/cuda_backend.h"
+
+namespace gridlm::cuda {
+
+CudaInfo cuda_probe() {
+    CudaInfo info;
+    cudaRuntimeGetVersion(&info.runtime_version);
+    cudaDriverGetVersion(&info.driver_version);
+    int nccl = 0;
+    if (ncclGetVersion(&nccl) == ncclSuccess) info.nccl_version = nccl;
+    cudaError_t err = cudaGetDeviceCount(&info.device_count);
+    if (err != cudaSuccess) {
+        info.device_count = 0;
+        info.error = cudaGetErrorString(err);
+        cudaGetLastError();  // clear the sticky error so later calls start clean
+        return info;
+    }
+    if (info.device_count == 0) {
+        info.error = "no CUDA device";
+        return info;
+    }
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) info.device_name = prop.name;
+    cublasHandle_t handle = nullptr;
+    if (cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS) {
+        cublasGetVersion(handle, &info.cublas_version);
+        cublasDestroy(handle);
+    }
+    return info;
+}
+
+}  // namespace gridlm::cuda

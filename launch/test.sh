@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up everything (packages, build, models) and runs the whole test suite:
+# unit, golden, MPI and end-to-end tests through ctest, then the file-format reader tests
+# again in an AddressSanitizer/UndefinedBehaviorSanitizer build.
+#   bash launch/test.sh            # CUDA tests run only where a GPU is present
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+jobs=${GRIDLM_JOBS:-$(nproc)}
+start=$(date +%s)
+
+bash "$repo/launch/setup.sh" --build-type RelWithDebInfo
+
+echo "[test] ctest (build/)" >&2
+(cd "$repo/build" && ctest --output-on-failure -j "$jobs" --timeout 900)
+
+echo "[test] sanitizer build of the file-format readers (build-asan/)" >&2
+asan_tests=(test_gguf_bad_files test_safetensors test_h5_checkpoint_errors)
+cmake -S "$repo" -B "$repo/build-asan" -DCMAKE_BUILD_TYPE=Debug -DGRIDLM_SANITIZE=ON -DGRIDLM_CUDA=OFF \
+  >"$repo/build-asan.configure.log" 2>&1 || { cat "$repo/build-asan.configure.log" >&2; exit 1; }
+built=()
+for t in "${asan_tests[@]}"; do
+  if [ -f "$repo/tests/unit/$t.cpp" ]; then built+=("$t"); fi
+done
+cmake --build "$repo/build-asan" -j "$jobs" --target "${built[@]}" >/dev/null
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+pattern=$(printf '%s\\.|' "${built[@]}")
+(cd "$repo/build-asan" && ctest --output-on-failure -j "$jobs" -R "^(${pattern%|})")
+
+echo "[test] all done in $(( $(date +%s) - start )) s" >&2

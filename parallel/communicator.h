@@ -1,0 +1,47 @@
+// Communicator: how model code talks to the other ranks of its group (TP, PP or DP), without
+// seeing MPI or NCCL. Passed explicitly; there is no global communicator.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace gridlm {
+
+class Communicator {
+public:
+    virtual ~Communicator() = default;
+    virtual int rank() const = 0;  // position inside this group
+    virtual int size() const = 0;
+
+    // In-place sum over the group. data: [n]
+    virtual void allreduce_sum(float* data, size_t n) = 0;
+    // Every rank contributes n floats; out receives size()*n floats ordered by group rank.
+    virtual void allgather(const float* in, size_t n, float* out) = 0;
+    // Raw bytes from group rank `root` to all.
+    virtual void broadcast(void* data, size_t bytes, int root) = 0;
+    // Point-to-point within the group (blocking).
+    virtual void send(const void* data, size_t bytes, int dest, int tag) = 0;
+    virtual void recv(void* data, size_t bytes, int src, int tag) = 0;
+    virtual void barrier() = 0;
+    // Integer min over the group: used to agree on an error status before leaving a collective phase.
+    virtual int64_t allreduce_min(int64_t v) = 0;
+};
+
+// A communicator for a single rank: every collective is the identity. Lets the engine run
+// the same code path with tp = 1 without MPI.
+class SelfCommunicator final : public Communicator {
+public:
+    int rank() const override { return 0; }
+    int size() const override { return 1; }
+    void allreduce_sum(float*, size_t) override {}
+    void allgather(const float* in, size_t n, float* out) override;
+    void broadcast(void*, size_t, int) override {}
+    void send(const void*, size_t, int, int) override;
+    void recv(void*, size_t, int, int) override;
+    void barrier() override {}
+    int64_t allreduce_min(int64_t v) override { return v; }
+};
+
+}  // namespace gridlm

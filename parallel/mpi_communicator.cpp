@@ -1,0 +1,115 @@
+// MPI implementation of Communicator and the grid's MPI_Comm_split.
+#include "parallel/mpi_communicator.h"
+
+#include <mpi.h>
+
+#include <cstring>
+#include <limits>
+
+#include "engine/core/error.h"
+#include "parallel/mpi_check.h"
+
+namespace gridlm {
+
+void SelfCommunicator::allgather(const float* in, size_t n, float* out) {
+    if (out != in) std::memcpy(out, in, n * sizeof(float));
+}
+
+void SelfCommunicator::send(const void*, size_t, int dest, int) {
+    GRIDLM_ASSERT(dest == 0 && "a single-rank group has no peer to send to");
+}
+
+void SelfCommunicator::recv(void*, size_t, int src, int) {
+    GRIDLM_ASSERT(src == 0 && "a single-rank group has no peer to receive from");
+}
+
+namespace {
+
+// MPI counts are int; large messages go in chunks.
+constexpr size_t max_chunk = (size_t)std::numeric_limits<int>::max() / 8;
+
+class MpiCommunicator final : public Communicator {
+public:
+    explicit MpiCommunicator(MPI_Comm comm, bool owned) : comm_(comm), owned_(owned) {
+        MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+        MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    }
+    ~MpiCommunicator() override {
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (owned_ && !finalized) MPI_Comm_free(&comm_);
+    }
+    int rank() const override { return rank_; }
+    int size() const override { return size_; }
+
+    void allreduce_sum(float* data, size_t n) override {
+        for (size_t off = 0; off < n; off += max_chunk) {
+            int count = (int)std::min(max_chunk, n - off);
+            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + off, count, MPI_FLOAT, MPI_SUM, comm_));
+        }
+    }
+    void allgather(const float* in, size_t n, float* out) override {
+        GRIDLM_ASSERT(n <= max_chunk);
+        MPI_CHECK(MPI_Allgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, comm_));
+    }
+    void broadcast(void* data, size_t bytes, int root) override {
+        for (size_t off = 0; off < bytes; off += max_chunk) {
+            int count = (int)std::min(max_chunk, bytes - off);
+            MPI_CHECK(MPI_Bcast((char*)data + off, count, MPI_BYTE, root, comm_));
+        }
+    }
+    void send(const void* data, size_t bytes, int dest, int tag) override {
+        size_t off = 0;
+        do {  // one message even for 0 bytes, so a matching recv always completes
+            const int count = (int)std::min(max_chunk, bytes - off);
+            MPI_CHECK(MPI_Send((const char*)data + off, count, MPI_BYTE, dest, tag, comm_));
+            off += count;
+        } while (off < bytes);
+    }
+    void recv(void* data, size_t bytes, int src, int tag) override {
+        size_t off = 0;
+        do {
+            const int count = (int)std::min(max_chunk, bytes - off);
+            MPI_CHECK(MPI_Recv((char*)data + off, count, MPI_BYTE, src, tag, comm_, MPI_STATUS_IGNORE));
+            off += count;
+        } while (off < bytes);
+    }
+    void barrier() override { MPI_CHECK(MPI_Barrier(comm_)); }
+    int64_t allreduce_min(int64_t v) override {
+        int64_t out = 0;
+        MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT64_T, MPI_MIN, comm_));
+        return out;
+    }
+
+private:
+    MPI_Comm comm_;
+    bool owned_;
+    int rank_ = 0;
+    int size_ = 1;
+};
+
+std::unique_ptr<Communicator> split(int color, int key) {
+    MPI_Comm sub;
+    MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color, key, &sub));
+    return std::make_unique<MpiCommunicator>(sub, true);
+}
+
+}  // namespace
+
+GridComms make_grid_comms(const Topology& topo) {
+    int rank = 0, size = 1;
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    if (size != topo.world_size()) {
+        throw Error(str("the grid needs ", topo.world_size(), " ranks but MPI_COMM_WORLD has ", size));
+    }
+    const GridCoord c = topo.coord_of(rank);
+    GridComms comms;
+    comms.world = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, false);
+    comms.tp = split(topo.tp_color(rank), c.tp);
+    comms.pp = split(topo.pp_color(rank), c.pp);
+    comms.dp = split(topo.dp_color(rank), c.dp);
+    return comms;
+}
+
+}  // namespace gridlm

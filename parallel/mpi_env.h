@@ -1,0 +1,32 @@
+// MPI start-up and shutdown for the gridlm executable. Works under mpirun/srun and as a
+// singleton (a plain `gridlm generate` with no launcher is one rank).
+#pragma once
+
+#include <string>
+
+namespace gridlm {
+
+class MpiEnv {
+public:
+    MpiEnv(int* argc, char*** argv);  // MPI_Init_thread(FUNNELED)
+    ~MpiEnv();                         // MPI_Finalize unless already aborted
+    MpiEnv(const MpiEnv&) = delete;
+    MpiEnv& operator=(const MpiEnv&) = delete;
+
+    int rank() const { return rank_; }
+    int size() const { return size_; }
+    const std::string& host() const { return host_; }
+
+    // Ends every rank of the job with `code` after printing `msg` prefixed by rank and host.
+    [[noreturn]] void abort(int code, const std::string& msg) const;
+
+    // True when every rank passes ok == true; a collective (all ranks must call it).
+    bool all_ok(bool ok) const;
+
+private:
+    int rank_ = 0;
+    int size_ = 1;
+    std::string host_;
+};
+
+}  // namespace gridlm
