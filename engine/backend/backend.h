@@ -1,0 +1,128 @@
+// The compute backend interface the model code calls: memory (allocate, copy) and the ops of a
+// Llama/Qwen2 decoder. The CPU backend is the reference; a CUDA one implements the same calls.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/core/dtype.h"
+
+namespace gridlm {
+
+// A weight matrix in backend memory, HF orientation: [rows = out, cols = in], row-major.
+// The element type travels with it so matmul picks the kernel; model code never branches on it.
+// (Quantised block formats are added here as new dtypes plus a kernel in the backend's matmul.)
+struct Weight {
+    DType dtype = DType::dtype_f32;
+    int64_t rows = 0;
+    int64_t cols = 0;
+    const void* data = nullptr;  // [rows, cols] of dtype
+};
+
+// One sequence's keys and values for one layer, stored in fixed-size blocks so that a paged
+// cache can hand out the same view. Position p lives in block p / block_size at row
+// p % block_size; each block holds, per layer, K then V as [block_size, n_head_kv * head_dim].
+struct KvSeqView {
+    float* const* blocks = nullptr;  // [n_blocks] block base pointers (backend memory)
+    int64_t block_size = 0;          // positions per block
+    int64_t k_offset = 0;            // element offset of this layer's K inside a block
+    int64_t v_offset = 0;            // element offset of this layer's V inside a block
+    int64_t row = 0;                 // n_head_kv * head_dim
+
+    float* k(int64_t pos) const { return blocks[pos / block_size] + k_offset + (pos % block_size) * row; }
+    float* v(int64_t pos) const { return blocks[pos / block_size] + v_offset + (pos % block_size) * row; }
+};
+
+// One sequence's share of a batched attention call: its queries are rows
+// [token_offset, token_offset + n_new) of q / out, at positions pos0 .. pos0 + n_new - 1, and
+// attend causally over the cached positions 0 .. pos0 + n_new - 1 (the new keys already stored).
+struct AttentionSeq {
+    int64_t token_offset = 0;
+    int64_t n_new = 0;
+    int64_t pos0 = 0;
+    KvSeqView kv;
+};
+
+struct AttentionShape {
+    int64_t n_head = 0;
+    int64_t n_head_kv = 0;  // divides n_head (GQA: n_head / n_head_kv query heads per KV head)
+    int64_t head_dim = 0;
+    float scale = 0.f;      // 1 / sqrt(head_dim)
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string name() const = 0;
+    virtual int n_threads() const = 0;
+    // True when backend memory is host memory (callers may then skip staging copies).
+    virtual bool host_memory() const = 0;
+
+    // Memory. alloc returns memory aligned to 64 bytes; free accepts nullptr.
+    virtual void* alloc(size_t bytes) = 0;
+    virtual void free(void* p) = 0;
+    virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
+    virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+    virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // within backend memory
+
+    // out[t, :] = table[ids[t], :] widened to f32.  table: [n_vocab, n_embd]; out: [n, n_embd]
+    virtual void embedding(const Weight& table, const int32_t* ids, int64_t n, float* out) = 0;
+    // out = x * rsqrt(mean(x^2) + eps) * w per row, fp32.  x, out: [n_rows, n_cols]; w: [n_cols]
+    virtual void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,
+                         float* out) = 0;
+    // y = x W^T (+ bias).  x: [n, w.cols]; bias: [w.rows] or nullptr; y: [n, w.rows]
+    virtual void matmul(const float* x, const Weight& w, const float* bias, int64_t n, float* y) = 0;
+    // cos/sin table for rotate-half RoPE: cs[t, i] = cos(pos[t] * theta^(-2i/d)) for i < d/2, then
+    // the d/2 sines.  pos: [n]; cs: [n, head_dim]
+    virtual void rope_table(const int32_t* pos, int64_t n, int64_t head_dim, double theta, float* cs) = 0;
+    // Rotates every head of every token in place.  x: [n, n_heads, head_dim]; cs: [n, head_dim]
+    virtual void rope(float* x, const float* cs, int64_t n, int64_t n_heads, int64_t head_dim) = 0;
+    // Writes new keys / values into the cache at positions pos0 .. pos0 + n_new - 1 of each seq.
+    // k, v: [n_tokens, n_head_kv * head_dim], rows ordered as the seqs' token_offset say.
+    virtual void kv_store(const float* k, const float* v, const AttentionSeq* seqs, int64_t n_seqs) = 0;
+    // Causal GQA attention.  q: [n_tokens, n_head, head_dim]; out: [n_tokens, n_head, head_dim]
+    virtual void attention(const float* q, const AttentionSeq* seqs, int64_t n_seqs, const AttentionShape& shape,
+                           float* out) = 0;
+    // out = silu(gate) * up.  gate, up, out: [n]
+    virtual void silu_mul(const float* gate, const float* up, int64_t n, float* out) = 0;
+    // x += y.  x, y: [n]
+    virtual void add(float* x, const float* y, int64_t n) = 0;
+};
+
+// The CPU backend with n_threads OpenMP threads (0: the cores this process may run on).
+std::unique_ptr<Backend> make_cpu_backend(int n_threads = 0);
+
+// A buffer in a backend's memory, freed with it.
+class BackendBuffer {
+public:
+    BackendBuffer() = default;
+    BackendBuffer(Backend& be, size_t bytes) : be_(&be), bytes_(bytes), p_(be.alloc(bytes)) {}
+    BackendBuffer(BackendBuffer&& o) noexcept { swap(o); }
+    BackendBuffer& operator=(BackendBuffer&& o) noexcept {
+        BackendBuffer t(std::move(o));
+        swap(t);
+        return *this;
+    }
+    BackendBuffer(const BackendBuffer&) = delete;
+    BackendBuffer& operator=(const BackendBuffer&) = delete;
+    ~BackendBuffer() {
+        if (be_) be_->free(p_);
+    }
+    void* data() const { return p_; }
+    float* f32() const { return static_cast<float*>(p_); }
+    size_t bytes() const { return bytes_; }
+
+private:
+    void swap(BackendBuffer& o) noexcept {
+        std::swap(be_, o.be_);
+        std::swap(bytes_, o.bytes_);
+        std::swap(p_, o.p_);
+    }
+    Backend* be_ = nullptr;
+    size_t bytes_ = 0;
+    void* p_ = nullptr;
+};
+
+}  // namespace gridlm

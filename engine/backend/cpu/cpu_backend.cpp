@@ -1,0 +1,83 @@
+// The CPU backend: host memory and the ops in engine/backend/cpu/ops/, on OpenMP threads.
+#include <sched.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "engine/backend/backend.h"
+#include "engine/backend/cpu/cpu_ops.h"
+
+namespace gridlm {
+
+namespace cpu {
+
+int default_thread_count() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    return 1;
+}
+
+}  // namespace cpu
+
+namespace {
+
+class CpuBackend final : public Backend {
+public:
+    explicit CpuBackend(int n_threads) { ctx_.n_threads = n_threads > 0 ? n_threads : cpu::default_thread_count(); }
+
+    std::string name() const override { return "cpu"; }
+    int n_threads() const override { return ctx_.n_threads; }
+    bool host_memory() const override { return true; }
+
+    void* alloc(size_t bytes) override {
+        // 64-byte alignment: whole cache lines for the streaming kernels.
+        void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+        if (!p) throw std::bad_alloc();
+        return p;
+    }
+    void free(void* p) override { std::free(p); }
+    void copy_from_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+    void copy_to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+    void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
+
+    void embedding(const Weight& table, const int32_t* ids, int64_t n, float* out) override {
+        cpu::embedding(ctx_, table, ids, n, out);
+    }
+    void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps, float* out) override {
+        cpu::rmsnorm(ctx_, x, w, n_rows, n_cols, eps, out);
+    }
+    void matmul(const float* x, const Weight& w, const float* bias, int64_t n, float* y) override {
+        cpu::matmul(ctx_, x, w, bias, n, y);
+    }
+    void rope_table(const int32_t* pos, int64_t n, int64_t head_dim, double theta, float* cs) override {
+        cpu::rope_table(ctx_, pos, n, head_dim, theta, cs);
+    }
+    void rope(float* x, const float* cs, int64_t n, int64_t n_heads, int64_t head_dim) override {
+        cpu::rope(ctx_, x, cs, n, n_heads, head_dim);
+    }
+    void kv_store(const float* k, const float* v, const AttentionSeq* seqs, int64_t n_seqs) override {
+        cpu::kv_store(ctx_, k, v, seqs, n_seqs);
+    }
+    void attention(const float* q, const AttentionSeq* seqs, int64_t n_seqs, const AttentionShape& shape,
+                   float* out) override {
+        cpu::attention(ctx_, q, seqs, n_seqs, shape, out);
+    }
+    void silu_mul(const float* gate, const float* up, int64_t n, float* out) override {
+        cpu::silu_mul(ctx_, gate, up, n, out);
+    }
+    void add(float* x, const float* y, int64_t n) override { cpu::add(ctx_, x, y, n); }
+
+private:
+    cpu::CpuContext ctx_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+
+}  // namespace gridlm

@@ -1,0 +1,50 @@
+// The CPU ops, one file each under engine/backend/cpu/ops/. Shapes as in engine/backend/backend.h;
+// every op runs on ctx.n_threads OpenMP threads and must be called outside a parallel region.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/backend/backend.h"
+
+namespace gridlm::cpu {
+
+struct CpuContext {
+    int n_threads = 1;
+};
+
+// The number of CPUs this process may run on (sched_getaffinity), at least 1.
+int default_thread_count();
+
+// SIMD level the kernels use. Compiled in when the build targets AVX2+FMA (-march=native on
+// x86-64); set_simd_enabled(false) forces the portable scalar kernels (tests compare the two).
+namespace detail {
+inline bool simd_on = true;  // set once before running ops (tests); read in hot loops
+}
+constexpr bool simd_compiled() {
+#if defined(__AVX2__) && defined(__FMA__)
+    return true;
+#else
+    return false;
+#endif
+}
+inline bool simd_enabled() { return simd_compiled() && detail::simd_on; }
+inline void set_simd_enabled(bool on) { detail::simd_on = on; }
+
+void embedding(const CpuContext& ctx, const Weight& table, const int32_t* ids, int64_t n, float* out);
+void rmsnorm(const CpuContext& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,
+             float* out);
+
+// Batches of at most gemv_max_tokens rows take the streaming GEMV kernels (weights read once
+// per call, bandwidth-bound); larger ones go through blocked GEMM (OpenBLAS sgemm).
+inline constexpr int64_t gemv_max_tokens = 4;
+void matmul(const CpuContext& ctx, const float* x, const Weight& w, const float* bias, int64_t n, float* y);
+
+void rope_table(const CpuContext& ctx, const int32_t* pos, int64_t n, int64_t head_dim, double theta, float* cs);
+void rope(const CpuContext& ctx, float* x, const float* cs, int64_t n, int64_t n_heads, int64_t head_dim);
+void kv_store(const CpuContext& ctx, const float* k, const float* v, const AttentionSeq* seqs, int64_t n_seqs);
+void attention(const CpuContext& ctx, const float* q, const AttentionSeq* seqs, int64_t n_seqs,
+               const AttentionShape& shape, float* out);
+void silu_mul(const CpuContext& ctx, const float* gate, const float* up, int64_t n, float* out);
+void add(const CpuContext& ctx, float* x, const float* y, int64_t n);
+
+}  // namespace gridlm::cpu

@@ -1,0 +1,181 @@
+// Linear layer y = x W^T (+ bias) for f32 and bf16 weights. Few tokens (decode): a streaming GEMV
+// that reads each weight row once for up to four tokens. Many tokens (prefill, batched decode):
+// OpenBLAS sgemm on per-thread slices of W's rows; bf16 slices are widened into a small f32 panel
+// first, so a bf16 weight costs one conversion per element per call, not per token.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include "engine/backend/cpu/cpu_ops.h"
+#include "engine/backend/cpu/simd.h"
+
+namespace gridlm::cpu {
+
+namespace {
+
+inline float load1(const float* p) { return *p; }
+inline float load1(const uint16_t* p) { return bf16_to_f32(*p); }
+
+#if GRIDLM_CPU_AVX2
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) { return load_bf16x8(p); }
+
+// y[t, r] = dot(w[r, :], x[t, :]) for R rows and T tokens; each weight vector is loaded once
+// and used T times. w: [R, cols] (row stride ld_w); x: [T, cols]; y: [T, *] (row stride ld_y)
+template <int R, int T, typename WT>
+void gemv_tile_avx2(const WT* w, int64_t ld_w, const float* x, int64_t cols, float* y, int64_t ld_y) {
+    __m256 acc[R][T];
+    for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= cols; i += 8) {
+        __m256 xv[T];
+        for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * cols + i);
+        for (int r = 0; r < R; ++r) {
+            const __m256 wv = load8(w + r * ld_w + i);
+            for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+        }
+    }
+    for (int r = 0; r < R; ++r) {
+        for (int t = 0; t < T; ++t) {
+            float s = hsum(acc[r][t]);
+            for (int64_t j = i; j < cols; ++j) s += load1(w + r * ld_w + j) * x[t * cols + j];
+            y[t * ld_y + r] = s;
+        }
+    }
+}
+#endif
+
+template <int R, int T, typename WT>
+void gemv_tile_scalar(const WT* w, int64_t ld_w, const float* x, int64_t cols, float* y, int64_t ld_y) {
+    for (int r = 0; r < R; ++r) {
+        for (int t = 0; t < T; ++t) {
+            float s = 0.f;
+            for (int64_t j = 0; j < cols; ++j) s += load1(w + r * ld_w + j) * x[t * cols + j];
+            y[t * ld_y + r] = s;
+        }
+    }
+}
+
+template <int R, int T, typename WT>
+void gemv_tile(const WT* w, int64_t ld_w, const float* x, int64_t cols, float* y, int64_t ld_y) {
+#if GRIDLM_CPU_AVX2
+    if (simd_enabled()) return gemv_tile_avx2<R, T, WT>(w, ld_w, x, cols, y, ld_y);
+#endif
+    gemv_tile_scalar<R, T, WT>(w, ld_w, x, cols, y, ld_y);
+}
+
+// Rows [r0, r1) for T tokens, R rows at a time (R = 4 for one token keeps 4 independent FMA
+// chains; with more tokens R = 2 keeps R * T accumulators within the 16 vector registers).
+template <int T, typename WT>
+void gemv_rows(const WT* w, int64_t cols, const float* x, int64_t r0, int64_t r1, float* y, int64_t ld_y) {
+    constexpr int R = T == 1 ? 4 : 2;
+    int64_t r = r0;
+    for (; r + R <= r1; r += R) gemv_tile<R, T, WT>(w + r * cols, cols, x, cols, y + r, ld_y);
+    for (; r < r1; ++r) gemv_tile<1, T, WT>(w + r * cols, cols, x, cols, y + r, ld_y);
+}
+
+// x: [n, cols]; w: [rows, cols]; y: [n, rows]; n <= gemv_max_tokens
+template <typename WT>
+void gemv(const CpuContext& ctx, const float* x, const WT* w, int64_t rows, int64_t cols, int64_t n, float* y) {
+    constexpr int64_t block = 16;
+    const int64_t n_blocks = (rows + block - 1) / block;
+    // Static contiguous chunks: each thread streams one long stretch of W (prefetch-friendly).
+#pragma omp parallel for num_threads(ctx.n_threads) schedule(static)
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        const int64_t r0 = b * block, r1 = std::min(rows, r0 + block);
+        switch (n) {
+            case 1: gemv_rows<1>(w, cols, x, r0, r1, y, rows); break;
+            case 2: gemv_rows<2>(w, cols, x, r0, r1, y, rows); break;
+            case 3: gemv_rows<3>(w, cols, x, r0, r1, y, rows); break;
+            default: gemv_rows<4>(w, cols, x, r0, r1, y, rows); break;
+        }
+    }
+}
+
+void blas_single_threaded() {
+    // The engine's OpenMP threads split the work; OpenBLAS must not start its own pool on top.
+    static std::once_flag once;
+    std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+
+// Rows of W owned by thread tid of nt, in multiples of 16 rows.
+void thread_rows(int64_t rows, int tid, int nt, int64_t& r0, int64_t& r1) {
+    const int64_t units = (rows + 15) / 16;
+    r0 = std::min(rows, units * tid / nt * 16);
+    r1 = std::min(rows, units * (tid + 1) / nt * 16);
+}
+
+// x: [n, cols]; w: [rows, cols] f32; y: [n, rows]
+void gemm_f32(const CpuContext& ctx, const float* x, const float* w, int64_t rows, int64_t cols, int64_t n,
+              float* y) {
+    blas_single_threaded();
+#pragma omp parallel num_threads(ctx.n_threads)
+    {
+        int64_t r0, r1;
+        thread_rows(rows, omp_get_thread_num(), omp_get_num_threads(), r0, r1);
+        if (r1 > r0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(r1 - r0), (int)cols, 1.0f, x,
+                        (int)cols, w + r0 * cols, (int)cols, 0.0f, y + r0, (int)rows);
+    }
+}
+
+// As gemm_f32 for bf16 W: each thread widens panels of its rows (sized to stay in L2) and
+// multiplies them with sgemm.
+void gemm_bf16(const CpuContext& ctx, const float* x, const uint16_t* w, int64_t rows, int64_t cols, int64_t n,
+               float* y) {
+    blas_single_threaded();
+    const int64_t panel = std::clamp<int64_t>((131072 / cols) / 16 * 16, 16, 512);
+#pragma omp parallel num_threads(ctx.n_threads)
+    {
+        int64_t r0, r1;
+        thread_rows(rows, omp_get_thread_num(), omp_get_num_threads(), r0, r1);
+        std::vector<float> buf(panel * cols);
+        for (int64_t p = r0; p < r1; p += panel) {
+            const int64_t np = std::min(panel, r1 - p);
+            for (int64_t r = 0; r < np; ++r) bf16_to_f32_row(w + (p + r) * cols, buf.data() + r * cols, cols);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)np, (int)cols, 1.0f, x, (int)cols,
+                        buf.data(), (int)cols, 0.0f, y + p, (int)rows);
+        }
+    }
+}
+
+}  // namespace
+
+// x: [n, w.cols]; bias: [w.rows] or nullptr; y: [n, w.rows]
+void matmul(const CpuContext& ctx, const float* x, const Weight& w, const float* bias, int64_t n, float* y) {
+    const int64_t rows = w.rows, cols = w.cols;
+    if (n <= 0) return;
+    switch (w.dtype) {
+        case DType::dtype_f32: {
+            const float* wf = static_cast<const float*>(w.data);
+            if (n <= gemv_max_tokens) {
+                gemv(ctx, x, wf, rows, cols, n, y);
+            } else {
+                gemm_f32(ctx, x, wf, rows, cols, n, y);
+            }
+            break;
+        }
+        case DType::dtype_bf16: {
+            const uint16_t* wb = static_cast<const uint16_t*>(w.data);
+            if (n <= gemv_max_tokens) {
+                gemv(ctx, x, wb, rows, cols, n, y);
+            } else {
+                gemm_bf16(ctx, x, wb, rows, cols, n, y);
+            }
+            break;
+        }
+        case DType::dtype_f16:
+            throw Error("matmul: f16 weights are not supported by the CPU backend yet (use f32 or bf16)");
+    }
+    if (bias) {
+#pragma omp parallel for num_threads(ctx.n_threads) schedule(static) if (n > 1)
+        for (int64_t t = 0; t < n; ++t)
+            for (int64_t r = 0; r < rows; ++r) y[t * rows + r] += bias[r];
+    }
+}
+
+}  // namespace gridlm::cpu

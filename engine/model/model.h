@@ -1,0 +1,66 @@
+// Model: a Llama / Qwen2 decoder on a compute backend. The job driver builds one per rank,
+// makes a KV cache with a slot per live sequence, and calls forward() once per step with any
+// mix of prefill chunks and decode tokens; logits come back in host memory.
+//
+//   Model model(config, source, DType::dtype_bf16, /*n_threads=*/0);
+//   auto kv = model.make_kv_cache(/*n_slots=*/64, /*max_length=*/4096);
+//   ForwardBatch b;  b.add(0, prompt0);  b.add(1, prompt1);       // prefill two sequences
+//   std::vector<float> logits(b.n_logit_rows() * config.n_vocab);
+//   model.forward(b, *kv, logits.data());                          // [2, n_vocab]
+//   b.clear();  b.add(0, {next0});  b.add(1, {next1});              // then decode steps
+//   ...; kv->clear(0);                                              // sequence 0 finished
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "engine/backend/backend.h"
+#include "engine/core/dtype.h"
+#include "engine/core/model_config.h"
+#include "engine/kv/kv_cache.h"
+#include "engine/model/forward_batch.h"
+#include "engine/model/weights.h"
+#include "io/tensor_source.h"
+
+namespace gridlm {
+
+struct StepContext;
+
+class Model {
+public:
+    // Loads the weights named by HF convention from source, converting matrices to weight_dtype
+    // (f32 or bf16). n_threads 0: the cores this process may use. Throws gridlm::Error for an
+    // unsupported architecture or a missing / misshapen tensor.
+    Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype, int n_threads = 0);
+    // The same on a backend the caller made (e.g. a CPU backend shared by several models).
+    Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype, std::shared_ptr<Backend> backend);
+    ~Model();
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
+
+    const ModelConfig& config() const { return config_; }
+    DType weight_dtype() const { return weight_dtype_; }
+    Backend& backend() const { return *backend_; }
+    int64_t weight_bytes() const { return weights_.bytes; }
+
+    // A KV cache on this model's backend: n_slots sequences of up to max_length tokens each.
+    std::unique_ptr<KvCache> make_kv_cache(int n_slots, int64_t max_length) const;
+
+    // One step: appends each sequence's new tokens at its current length in kv (slots must be
+    // distinct within a batch) and writes logits to logits_out (host memory):
+    // [batch.n_logit_rows(), n_vocab]. Commits the new tokens to kv.
+    void forward(const ForwardBatch& batch, KvCache& kv, float* logits_out);
+
+private:
+    void ensure_workspace(int64_t n_tokens, int64_t n_out);
+
+    ModelConfig config_;
+    DType weight_dtype_;
+    std::shared_ptr<Backend> backend_;
+    ModelWeights weights_;
+    void (*layers_)(StepContext&) = nullptr;
+    BackendBuffer workspace_;         // activations for the largest step so far
+    int64_t ws_tokens_ = 0, ws_out_ = 0;
+};
+
+}  // namespace gridlm

@@ -1,0 +1,237 @@
+// Llama / Qwen2 hyper-parameters, tokenizer data and HF-named weights from a GGUF file.
+#include "io/gguf_model.h"
+
+#include <charconv>
+#include <cstring>
+
+#include "engine/core/error.h"
+
+namespace gridlm {
+
+namespace {
+
+// GGUF stores eps and theta as f32; 1e-5 becomes 9.99999974e-06. Going through the float's
+// shortest decimal gives back the value the model card states (the double 1e-5), which is
+// what HF configs hold.
+double nice_double(float f) {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, f);
+    double d = f;
+    std::from_chars(buf, r.ptr, d);
+    return d;
+}
+
+[[noreturn]] void fail(const GgufFile& f, const std::string& what) {
+    throw Error(str("GGUF file '", f.path(), "': ", what));
+}
+
+int64_t positive(const GgufFile& f, const std::string& key) {
+    const int64_t v = f.get_i64(key);
+    if (v <= 0) fail(f, str("metadata key '", key, "' must be positive, found ", v));
+    return v;
+}
+
+// Optional token id: -1 when absent; must index the vocabulary when present.
+int32_t token_id(const GgufFile& f, const std::string& key, size_t n_tokens) {
+    if (!f.has(key)) return -1;
+    const int64_t id = f.get_i64(key);
+    if (id < 0 || (uint64_t)id >= n_tokens) {
+        fail(f, str("metadata key '", key, "' = ", id, " is outside the vocabulary of ", n_tokens, " tokens"));
+    }
+    return (int32_t)id;
+}
+
+// GGUF block part -> HF module path inside model.layers.N.
+struct PartName {
+    const char* gguf;
+    const char* hf;
+};
+constexpr PartName layer_parts[] = {
+    {"attn_norm", "input_layernorm"}, {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},   {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
+    {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},           {"ffn_down", "mlp.down_proj"},
+};
+
+}  // namespace
+
+ModelConfig gguf_model_config(const GgufFile& f) {
+    ModelConfig c;
+    c.arch = f.get_string("general.architecture");
+    if (c.arch != "llama" && c.arch != "qwen2") {
+        fail(f, str("architecture '", c.arch, "' is not supported (expected llama or qwen2)"));
+    }
+    const std::string p = c.arch + ".";
+    if (f.has("general.name")) c.name = f.get_string("general.name");
+    c.n_embd = positive(f, p + "embedding_length");
+    c.n_layer = positive(f, p + "block_count");
+    c.n_ff = positive(f, p + "feed_forward_length");
+    c.n_head = positive(f, p + "attention.head_count");
+    c.n_head_kv = f.has(p + "attention.head_count_kv") ? positive(f, p + "attention.head_count_kv") : c.n_head;
+    if (c.n_head % c.n_head_kv != 0) {
+        fail(f, str("attention.head_count ", c.n_head, " is not a multiple of head_count_kv ", c.n_head_kv));
+    }
+    // key_length is the explicit head size; rope.dimension_count equals it for these
+    // architectures (no partial rotary); older files have neither.
+    if (f.has(p + "attention.key_length")) {
+        c.head_dim = positive(f, p + "attention.key_length");
+    } else if (f.has(p + "rope.dimension_count")) {
+        c.head_dim = positive(f, p + "rope.dimension_count");
+    } else {
+        if (c.n_embd % c.n_head != 0) {
+            fail(f, str("embedding_length ", c.n_embd, " is not a multiple of head_count ", c.n_head,
+                        " and no rope.dimension_count gives the head size"));
+        }
+        c.head_dim = c.n_embd / c.n_head;
+    }
+    if (f.has(p + "context_length")) c.n_ctx_train = positive(f, p + "context_length");
+    if (f.has(p + "rope.freq_base")) c.rope_theta = nice_double(f.get_f32(p + "rope.freq_base"));
+    c.rms_eps = nice_double(f.get_f32(p + "attention.layer_norm_rms_epsilon"));
+
+    // Vocabulary rows come from the embedding's shape (GGUF dims [n_embd, n_vocab]); a file
+    // without one falls back to the tokenizer or an explicit vocab_size.
+    if (const GgufTensor* emb = f.find_tensor("token_embd.weight"); emb && emb->dims.size() == 2) {
+        if (emb->dims[0] != c.n_embd) {
+            fail(f, str("token_embd.weight has rows of ", emb->dims[0], " but embedding_length is ", c.n_embd));
+        }
+        c.n_vocab = emb->dims[1];
+    } else if (f.has("tokenizer.ggml.tokens")) {
+        c.n_vocab = (int64_t)f.get_array_size("tokenizer.ggml.tokens");
+    } else {
+        c.n_vocab = positive(f, p + "vocab_size");
+    }
+    c.tied_embeddings = f.find_tensor("output.weight") == nullptr;
+    c.attn_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+    return c;
+}
+
+TokenizerData gguf_tokenizer_data(const GgufFile& f) {
+    TokenizerData t;
+    t.model = f.get_string("tokenizer.ggml.model");
+    if (t.model != "gpt2") {
+        fail(f, str("tokenizer model '", t.model, "' is not supported (only byte-level BPE, \"gpt2\")"));
+    }
+    if (f.has("tokenizer.ggml.pre")) t.pre = f.get_string("tokenizer.ggml.pre");
+    t.tokens = f.get_string_array("tokenizer.ggml.tokens");
+    const size_t n = t.tokens.size();
+    if (f.has("tokenizer.ggml.token_type")) {
+        t.token_types = f.get_i32_array("tokenizer.ggml.token_type");
+        if (t.token_types.size() != n) {
+            fail(f, str("tokenizer.ggml.token_type has ", t.token_types.size(), " entries for ", n, " tokens"));
+        }
+        for (size_t i = 0; i < n; ++i) {
+            // 0 is ggml's "undefined"; 1..6 are the TokenType values.
+            if (t.token_types[i] < 0 || t.token_types[i] > (int32_t)TokenType::token_type_byte) {
+                fail(f, str("tokenizer.ggml.token_type[", i, "] = ", t.token_types[i], " is not a token type"));
+            }
+        }
+    } else {
+        t.token_types.assign(n, (int32_t)TokenType::token_type_normal);
+    }
+    t.merges = f.get_string_array("tokenizer.ggml.merges");
+    t.bos_id = token_id(f, "tokenizer.ggml.bos_token_id", n);
+    t.eos_id = token_id(f, "tokenizer.ggml.eos_token_id", n);
+    t.pad_id = token_id(f, "tokenizer.ggml.padding_token_id", n);
+    t.add_bos = f.has("tokenizer.ggml.add_bos_token") && f.get_bool("tokenizer.ggml.add_bos_token");
+    if (f.has("tokenizer.chat_template")) t.chat_template = f.get_string("tokenizer.chat_template");
+    return t;
+}
+
+std::string gguf_to_hf_name(std::string_view name) {
+    const size_t dot = name.rfind('.');
+    if (dot == std::string_view::npos) return std::string(name);
+    const std::string_view stem = name.substr(0, dot);
+    const std::string_view suffix = name.substr(dot);  // ".weight", ".bias"
+    if (stem == "token_embd") return str("model.embed_tokens", suffix);
+    if (stem == "output_norm") return str("model.norm", suffix);
+    if (stem == "output") return str("lm_head", suffix);
+    if (stem.substr(0, 4) == "blk.") {
+        const std::string_view rest = stem.substr(4);
+        const size_t d = rest.find('.');
+        const std::string_view layer = rest.substr(0, d);
+        const bool digits = !layer.empty() && layer.find_first_not_of("0123456789") == std::string_view::npos;
+        if (d != std::string_view::npos && digits) {
+            const std::string_view part = rest.substr(d + 1);
+            for (const PartName& pn : layer_parts) {
+                if (part == pn.gguf) return str("model.layers.", layer, ".", pn.hf, suffix);
+            }
+        }
+    }
+    return std::string(name);
+}
+
+void gguf_unpermute_rows(std::vector<float>& data, int64_t rows, int64_t row_len, int64_t n_heads,
+                         const std::string& what) {
+    if (n_heads <= 0 || rows % n_heads != 0 || (rows / n_heads) % 2 != 0 || (int64_t)data.size() != rows * row_len) {
+        throw Error(str(what, ": ", rows, " rows do not split into ", n_heads,
+                        " heads of even size; cannot undo llama.cpp's Q/K row permutation"));
+    }
+    const int64_t hd = rows / n_heads, half = hd / 2;
+    const std::vector<float> src = data;
+    const size_t row_bytes = (size_t)row_len * sizeof(float);
+    for (int64_t h = 0; h < n_heads; ++h) {
+        for (int64_t r = 0; r < 2; ++r) {
+            for (int64_t i = 0; i < half; ++i) {
+                const int64_t hf_row = h * hd + r * half + i;
+                const int64_t gguf_row = h * hd + 2 * i + r;
+                std::memcpy(&data[(size_t)(hf_row * row_len)], &src[(size_t)(gguf_row * row_len)], row_bytes);
+            }
+        }
+    }
+}
+
+GgufTensorSource::GgufTensorSource(std::shared_ptr<const GgufFile> file) : file_(std::move(file)) {
+    const GgufFile& f = *file_;
+    if (f.has("general.architecture") && f.get_string_view("general.architecture") == "llama") {
+        n_head_ = positive(f, "llama.attention.head_count");
+        n_head_kv_ = f.has("llama.attention.head_count_kv") ? positive(f, "llama.attention.head_count_kv") : n_head_;
+    }
+    infos_.reserve(f.tensors().size());
+    for (const GgufTensor& t : f.tensors()) {
+        TensorInfo info;
+        info.name = gguf_to_hf_name(t.name);
+        info.shape.assign(t.dims.rbegin(), t.dims.rend());  // HF lists the outermost dim first
+        info.source_type = std::string(ggml_type_name(t.type));
+        info.source_bytes = t.n_bytes;
+        if (!index_.emplace(info.name, infos_.size()).second) {
+            fail(f, str("tensor '", t.name, "' maps to HF name '", info.name, "' which another tensor already has"));
+        }
+        infos_.push_back(std::move(info));
+        gguf_of_.push_back(&t);
+    }
+}
+
+const GgufTensor& GgufTensorSource::gguf_tensor(const std::string& name) const {
+    auto it = index_.find(name);
+    if (it == index_.end()) fail(*file_, str("no tensor named '", name, "'"));
+    return *gguf_of_[it->second];
+}
+
+std::vector<float> GgufTensorSource::read_f32_raw(const std::string& name) const {
+    const GgufTensor& t = gguf_tensor(name);
+    if (!ggml_can_dequantize(t.type)) {
+        fail(*file_, str("tensor '", t.name, "' has type ", ggml_type_name(t.type), ", which cannot be dequantised"));
+    }
+    const uint8_t* data = file_->tensor_data(t);
+    std::vector<float> out((size_t)t.numel());
+    dequantize(t.type, data, t.numel(), out.data());
+    return out;
+}
+
+std::vector<float> GgufTensorSource::read_f32(const std::string& name) const {
+    std::vector<float> v = read_f32_raw(name);
+    if (n_head_ > 0) {
+        const GgufTensor& t = gguf_tensor(name);
+        const bool is_q = t.name.starts_with("blk.") && t.name.find(".attn_q.") != std::string::npos;
+        const bool is_k = t.name.starts_with("blk.") && t.name.find(".attn_k.") != std::string::npos;
+        if (is_q || is_k) {
+            // Rows are HF's outermost dimension: dims[1] for a weight, dims[0] for a bias.
+            const int64_t rows = t.dims.size() >= 2 ? t.dims[1] : t.numel();
+            const int64_t row_len = rows > 0 ? t.numel() / rows : 0;
+            gguf_unpermute_rows(v, rows, row_len, is_q ? n_head_ : n_head_kv_,
+                                str("GGUF file '", file_->path(), "': tensor '", t.name, "'"));
+        }
+    }
+    return v;
+}
+
+}  // namespace gridlm

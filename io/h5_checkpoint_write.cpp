@@ -1,0 +1,288 @@
+// Writes the native HDF5 checkpoint (schema: docs/checkpoint-format.md), tensor by tensor, through
+// a temporary file that is renamed into place only once complete. Also the config checks shared
+// with the reader.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <system_error>
+
+#include "io/h5_checkpoint.h"
+#include "io/h5_util.h"
+
+namespace gridlm {
+
+using h5::Handle;
+
+static std::string shape_str(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+void validate_model_config(const ModelConfig& c, const std::string& where) {
+    if (c.arch != "llama" && c.arch != "qwen2") {
+        throw Error(str(where, ": unsupported architecture '", c.arch, "' (gridlm runs llama and qwen2)"));
+    }
+    const std::pair<const char*, int64_t> sizes[] = {
+        {"n_vocab", c.n_vocab},     {"n_embd", c.n_embd},     {"n_layer", c.n_layer}, {"n_head", c.n_head},
+        {"n_head_kv", c.n_head_kv}, {"head_dim", c.head_dim}, {"n_ff", c.n_ff},
+    };
+    for (const auto& [name, v] : sizes) {
+        // Token ids are int32 everywhere; any dimension past 2^31 is a corrupt header, not a model.
+        if (v <= 0 || v > INT32_MAX) throw Error(str(where, ": ", name, " = ", v, " is not a valid size"));
+    }
+    if (c.n_head % c.n_head_kv != 0) {
+        throw Error(str(where, ": n_head = ", c.n_head, " is not a multiple of n_head_kv = ", c.n_head_kv));
+    }
+    if (c.n_ctx_train < 0) throw Error(str(where, ": n_ctx_train = ", c.n_ctx_train, " is negative"));
+    if (!(c.rope_theta > 0)) throw Error(str(where, ": rope_theta = ", c.rope_theta, " must be positive"));
+    if (!(c.rms_eps > 0)) throw Error(str(where, ": rms_eps = ", c.rms_eps, " must be positive"));
+}
+
+std::vector<TensorInfo> expected_tensors(const ModelConfig& c) {
+    std::vector<TensorInfo> out;
+    auto add = [&](std::string name, std::vector<int64_t> shape) {
+        out.push_back({std::move(name), std::move(shape), "", 0});
+    };
+    const int64_t q_rows = c.n_head * c.head_dim;      // rows of q_proj
+    const int64_t kv_rows = c.n_head_kv * c.head_dim;  // rows of k_proj / v_proj
+    add("model.embed_tokens.weight", {c.n_vocab, c.n_embd});
+    for (int64_t l = 0; l < c.n_layer; ++l) {
+        const std::string p = str("model.layers.", l, ".");
+        add(p + "input_layernorm.weight", {c.n_embd});
+        add(p + "self_attn.q_proj.weight", {q_rows, c.n_embd});
+        add(p + "self_attn.k_proj.weight", {kv_rows, c.n_embd});
+        add(p + "self_attn.v_proj.weight", {kv_rows, c.n_embd});
+        if (c.attn_bias) {
+            add(p + "self_attn.q_proj.bias", {q_rows});
+            add(p + "self_attn.k_proj.bias", {kv_rows});
+            add(p + "self_attn.v_proj.bias", {kv_rows});
+        }
+        add(p + "self_attn.o_proj.weight", {c.n_embd, q_rows});
+        add(p + "post_attention_layernorm.weight", {c.n_embd});
+        add(p + "mlp.gate_proj.weight", {c.n_ff, c.n_embd});
+        add(p + "mlp.up_proj.weight", {c.n_ff, c.n_embd});
+        add(p + "mlp.down_proj.weight", {c.n_embd, c.n_ff});
+    }
+    add("model.norm.weight", {c.n_embd});
+    if (!c.tied_embeddings) add("lm_head.weight", {c.n_vocab, c.n_embd});
+    return out;
+}
+
+namespace {
+
+// Conversions shorter than this run on one thread: starting a team costs more than they do.
+constexpr int64_t min_parallel = 1 << 16;
+
+void validate_tokenizer(const TokenizerData& t, const ModelConfig& c, const std::string& where) {
+    if (t.tokens.empty()) throw Error(str(where, ": the tokenizer has no tokens"));
+    if (t.tokens.size() != t.token_types.size()) {
+        throw Error(
+            str(where, ": tokenizer has ", t.tokens.size(), " tokens but ", t.token_types.size(), " token types"));
+    }
+    if ((int64_t)t.tokens.size() > c.n_vocab) {
+        throw Error(str(where, ": tokenizer has ", t.tokens.size(),
+                        " tokens but the model's vocabulary (n_vocab) is only ", c.n_vocab));
+    }
+    const std::pair<const char*, int32_t> ids[] = {{"bos_id", t.bos_id}, {"eos_id", t.eos_id}, {"pad_id", t.pad_id}};
+    for (const auto& [name, id] : ids) {
+        if (id < -1 || id >= (int64_t)t.tokens.size()) {
+            throw Error(str(where, ": tokenizer ", name, " = ", id, " is outside the vocabulary of ", t.tokens.size()));
+        }
+    }
+}
+
+// Every tensor the config needs must be in the source with the config's shape; checked before
+// anything is written so that a mismatch costs nothing.
+void validate_weights(const TensorSource& weights, const ModelConfig& c, const std::string& where) {
+    std::map<std::string, const TensorInfo*> by_name;
+    for (const TensorInfo& t : weights.tensors()) by_name[t.name] = &t;
+    for (const TensorInfo& want : expected_tensors(c)) {
+        auto it = by_name.find(want.name);
+        if (it == by_name.end()) {
+            throw Error(str(where, ": the source has no tensor ", want.name, " (the config needs it with shape ",
+                            shape_str(want.shape), ")"));
+        }
+        if (it->second->shape != want.shape) {
+            throw Error(str(where, ": source tensor ", want.name, " has shape ", shape_str(it->second->shape),
+                            " but the config implies ", shape_str(want.shape)));
+        }
+    }
+}
+
+void write_config(hid_t file, const ModelConfig& c) {
+    Handle g(H5_CHECK(H5Gcreate2(file, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
+    h5::write_attr_string(g, "arch", c.arch);
+    h5::write_attr_string(g, "name", c.name);
+    const std::pair<const char*, int64_t> ints[] = {
+        {"n_vocab", c.n_vocab},     {"n_embd", c.n_embd},     {"n_layer", c.n_layer}, {"n_head", c.n_head},
+        {"n_head_kv", c.n_head_kv}, {"head_dim", c.head_dim}, {"n_ff", c.n_ff},       {"n_ctx_train", c.n_ctx_train},
+    };
+    for (const auto& [name, v] : ints) h5::write_attr_int(g, name, v, H5T_STD_I64LE);
+    h5::write_attr_double(g, "rope_theta", c.rope_theta);
+    h5::write_attr_double(g, "rms_eps", c.rms_eps);
+    h5::write_attr_int(g, "tied_embeddings", c.tied_embeddings, H5T_STD_I8LE);
+    h5::write_attr_int(g, "attn_bias", c.attn_bias, H5T_STD_I8LE);
+}
+
+void write_tokenizer(hid_t file, const TokenizerData& t) {
+    Handle g(H5_CHECK(H5Gcreate2(file, "tokenizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
+    h5::write_attr_string(g, "model", t.model);
+    h5::write_attr_string(g, "pre", t.pre);
+    h5::write_attr_int(g, "bos_id", t.bos_id, H5T_STD_I32LE);
+    h5::write_attr_int(g, "eos_id", t.eos_id, H5T_STD_I32LE);
+    h5::write_attr_int(g, "pad_id", t.pad_id, H5T_STD_I32LE);
+    h5::write_attr_int(g, "add_bos", t.add_bos, H5T_STD_I8LE);
+    h5::write_attr_string(g, "chat_template", t.chat_template);
+    h5::write_string_dataset(g, "tokens", t.tokens, "token");
+    h5::write_int32_dataset(g, "token_types", t.token_types);
+    h5::write_string_dataset(g, "merges", t.merges, "merge");
+}
+
+// Narrows f32 data to the 16-bit patterns of `dtype`. f16 overflow would silently turn weights
+// into inf, so it is an error that suggests bf16 instead.
+std::vector<uint16_t> narrow(const std::vector<float>& src, DType dtype, const std::string& tensor) {
+    std::vector<uint16_t> out(src.size());
+    const int64_t n = (int64_t)src.size();
+    int64_t n_overflow = 0;
+    if (dtype == DType::dtype_bf16) {
+#pragma omp parallel for schedule(static) if (n >= min_parallel)
+        for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(src[i]);
+    } else {
+#pragma omp parallel for schedule(static) reduction(+ : n_overflow) if (n >= min_parallel)
+        for (int64_t i = 0; i < n; ++i) {
+            out[i] = f32_to_f16(src[i]);
+            n_overflow += ((out[i] & 0x7fff) == 0x7c00) && std::isfinite(src[i]);
+        }
+    }
+    if (n_overflow) {
+        throw Error(str("tensor ", tensor, " has ", n_overflow, " values beyond the f16 range (|x| > 65504); ",
+                        "convert with --dtype bf16 or f32"));
+    }
+    return out;
+}
+
+// Chunk length near `target` that splits `dim` into equal parts: HDF5 allocates edge chunks in
+// full, so 1536 columns in chunks of 1024 would waste a third of the file; 2 x 768 waste nothing.
+hsize_t even_chunk(hsize_t dim, hsize_t target) {
+    const hsize_t n_chunks = (dim + target - 1) / target;
+    return (dim + n_chunks - 1) / n_chunks;
+}
+
+void write_tensor(hid_t group, const TensorInfo& info, const std::vector<float>& data, DType dtype) {
+    const size_t rank = info.shape.size();
+    if (rank == 0) throw Error(str("tensor ", info.name, " is a scalar; checkpoints store arrays of rank >= 1"));
+    std::vector<hsize_t> dims(info.shape.begin(), info.shape.end());
+    Handle space(H5_CHECK(H5Screate_simple((int)rank, dims.data(), nullptr)));
+    Handle dcpl(H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)));
+    const bool empty = info.numel() == 0;
+    if (!empty) {
+        // Tiles of about [256, 1024] elements serve both row-block and column-block hyperslabs
+        // (tensor-parallel splits of q/k/v/gate/up by rows, o/down by columns); 1-D tensors in
+        // runs of about 256 Ki.
+        std::vector<hsize_t> chunk(rank, 1);
+        if (rank == 1) {
+            chunk[0] = even_chunk(dims[0], h5_chunk_rows * h5_chunk_cols);
+        } else {
+            chunk[rank - 1] = even_chunk(dims[rank - 1], h5_chunk_cols);
+            chunk[rank - 2] = even_chunk(dims[rank - 2], h5_chunk_rows);
+        }
+        H5_CHECK(H5Pset_chunk(dcpl, (int)rank, chunk.data()));
+        H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER));  // every element is written below
+    }
+    Handle file_type;
+    switch (dtype) {
+        case DType::dtype_f32:
+            file_type = Handle(H5_CHECK(H5Tcopy(H5T_IEEE_F32LE)));
+            break;
+        case DType::dtype_f16:
+            file_type = h5::f16_file_type();
+            break;
+        case DType::dtype_bf16:
+            file_type = h5::bf16_file_type();
+            break;
+    }
+    Handle dset(H5_CHECK(H5Dcreate2(group, info.name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)));
+    h5::write_attr_string(dset, "dtype", std::string(dtype_name(dtype)));
+    h5::write_attr_string(dset, "source_type", info.source_type);
+    if (empty) return;
+    if (dtype == DType::dtype_f32) {
+        H5_CHECK(H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()));
+    } else {
+        // Memory and file share the 16-bit layout: HDF5 copies the bits without converting.
+        const std::vector<uint16_t> bits = narrow(data, dtype, info.name);
+        H5_CHECK(H5Dwrite(dset, file_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, bits.data()));
+    }
+}
+
+void write_file(const std::string& tmp, const ModelConfig& cfg, const TokenizerData& tok, const TensorSource* weights,
+                DType dtype, const ProgressFn& progress) {
+    Handle fapl(H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)));
+    // 1.8 object formats or newer: compact link storage for groups of hundreds of tensors and
+    // creation-order indexes; readable by every HDF5 since 1.8.
+    H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST));
+    Handle file(H5_CHECK(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl)));
+    {
+        h5::write_attr_string(file, "gridlm_format", h5_format_name);
+        h5::write_attr_int(file, "format_version", h5_format_version, H5T_STD_I32LE);
+        h5::write_attr_int(file, "vocab_only", weights == nullptr, H5T_STD_I8LE);
+        write_config(file, cfg);
+        write_tokenizer(file, tok);
+
+        Handle gcpl(H5_CHECK(H5Pcreate(H5P_GROUP_CREATE)));
+        // Readers list tensors in the order they were written (the source's), not by name.
+        H5_CHECK(H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
+        Handle group(H5_CHECK(H5Gcreate2(file, "tensors", H5P_DEFAULT, gcpl, H5P_DEFAULT)));
+        if (weights) {
+            ConvertProgress p;
+            p.tensors_total = weights->tensors().size();
+            for (const TensorInfo& t : weights->tensors()) p.bytes_total += (uint64_t)t.numel() * dtype_size(dtype);
+            for (const TensorInfo& t : weights->tensors()) {
+                if (t.name.empty() || t.name.find('/') != std::string::npos || t.name == ".") {
+                    throw Error(str("tensor name '", t.name, "' cannot be an HDF5 dataset name"));
+                }
+                std::vector<float> data = weights->read_f32(t.name);  // [numel], HF orientation
+                if ((int64_t)data.size() != t.numel()) {
+                    throw Error(str("tensor ", t.name, ": the source returned ", data.size(), " values for shape ",
+                                    shape_str(t.shape)));
+                }
+                write_tensor(group, t, data, dtype);
+                p.tensors_done++;
+                p.bytes_done += (uint64_t)t.numel() * dtype_size(dtype);
+                p.tensor = t.name;
+                if (progress) progress(p);
+            }
+        }
+    }
+    H5_CHECK(H5Fclose(file.release()));
+}
+
+}  // namespace
+
+void write_h5_checkpoint(const std::string& path, const ModelConfig& cfg, const TokenizerData& tok,
+                         const TensorSource* weights, DType dtype, ProgressFn progress) {
+    const std::string where = str("writing checkpoint ", path);
+    validate_model_config(cfg, where);
+    validate_tokenizer(tok, cfg, where);
+    if (weights) validate_weights(*weights, cfg, where);
+
+    const std::string tmp = path + ".tmp";
+    h5::ErrorSilencer quiet;
+    try {
+        write_file(tmp, cfg, tok, weights, dtype, progress);
+        std::error_code ec;
+        std::filesystem::rename(tmp, path, ec);
+        if (ec) throw Error(str("cannot rename ", tmp, " to ", path, ": ", ec.message()));
+    } catch (const Error& e) {
+        std::error_code ignored;
+        std::filesystem::remove(tmp, ignored);
+        throw Error(str(where, ": ", e.what()));
+    } catch (...) {
+        std::error_code ignored;
+        std::filesystem::remove(tmp, ignored);
+        throw;
+    }
+}
+
+}  // namespace gridlm

@@ -1,0 +1,101 @@
+// Hugging Face model directory: config.json -> ModelConfig, and the safetensors weights.
+#include "io/hf_checkpoint.h"
+
+#include <filesystem>
+
+#include "io/hf_json.h"
+
+namespace gridlm {
+
+using hf::json;
+
+ModelConfig hf_model_config(const std::string& path) {
+    const json j = hf::read_json_file(path);
+    ModelConfig c;
+    if (!j.contains("architectures") || !j["architectures"].is_array() || j["architectures"].empty() ||
+        !j["architectures"][0].is_string()) {
+        throw Error(str(path, ": missing field 'architectures' (e.g. [\"Qwen2ForCausalLM\"])"));
+    }
+    const std::string arch = j["architectures"][0].get<std::string>();
+    if (arch == "LlamaForCausalLM") {
+        c.arch = "llama";
+    } else if (arch == "Qwen2ForCausalLM") {
+        c.arch = "qwen2";
+        c.attn_bias = true;  // Qwen2 always has q/k/v biases (none on o_proj and the MLP)
+    } else {
+        throw Error(str(path, ": architecture ", arch, " is not supported (LlamaForCausalLM, Qwen2ForCausalLM)"));
+    }
+    c.name = hf::opt_string(j, "_name_or_path", path).value_or("");
+    if (c.name.empty()) c.name = std::filesystem::path(path).parent_path().filename().string();
+
+    c.n_vocab = hf::get_int(j, "vocab_size", path);
+    c.n_embd = hf::get_int(j, "hidden_size", path);
+    c.n_layer = hf::get_int(j, "num_hidden_layers", path);
+    c.n_head = hf::get_int(j, "num_attention_heads", path);
+    c.n_head_kv = hf::opt_int(j, "num_key_value_heads", path).value_or(c.n_head);
+    c.n_ff = hf::get_int(j, "intermediate_size", path);
+    c.n_ctx_train = hf::get_int(j, "max_position_embeddings", path);
+    c.rms_eps = hf::get_number(j, "rms_norm_eps", path);
+    c.tied_embeddings = hf::opt_bool(j, "tie_word_embeddings", path, false);
+    if (auto hd = hf::opt_int(j, "head_dim", path)) {
+        c.head_dim = *hd;
+    } else {
+        if (c.n_head <= 0 || c.n_embd % c.n_head != 0) {
+            throw Error(str(path, ": hidden_size ", c.n_embd, " is not a multiple of num_attention_heads ", c.n_head,
+                            " and there is no head_dim"));
+        }
+        c.head_dim = c.n_embd / c.n_head;
+    }
+
+    // RoPE: transformers 4.x writes rope_theta (+ rope_scaling); 5.x writes rope_parameters.
+    // Only plain RoPE is implemented, so any scaling scheme is refused rather than ignored.
+    c.rope_theta = hf::opt_number(j, "rope_theta", path).value_or(10000.0);
+    for (const char* field : {"rope_scaling", "rope_parameters"}) {
+        if (!j.contains(field) || j[field].is_null()) continue;
+        const json& r = j[field];
+        if (!r.is_object()) throw Error(str(path, ": field '", field, "' should be an object"));
+        std::string type =
+            hf::opt_string(r, "rope_type", path).value_or(hf::opt_string(r, "type", path).value_or("default"));
+        if (type != "default") {
+            throw Error(str(path, ": ", field, " type '", type, "' is not supported (only plain RoPE)"));
+        }
+        if (auto theta = hf::opt_number(r, "rope_theta", path)) c.rope_theta = *theta;
+    }
+    if (hf::opt_bool(j, "attention_bias", path, false) && c.arch == "llama") {
+        throw Error(str(path, ": attention_bias = true is not supported for llama"));
+    }
+    if (hf::opt_bool(j, "use_sliding_window", path, false)) {
+        throw Error(str(path, ": use_sliding_window = true is not supported"));
+    }
+    if (auto act = hf::opt_string(j, "hidden_act", path); act && *act != "silu") {
+        throw Error(str(path, ": hidden_act '", *act, "' is not supported (silu)"));
+    }
+    return c;
+}
+
+HfCheckpoint::HfCheckpoint(const std::string& dir, bool need_tensor_data) : dir_(dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) {
+        throw Error(str("cannot open Hugging Face model directory ", dir, ": ",
+                        fs::exists(dir, ec) ? "not a directory" : "no such directory"));
+    }
+    const fs::path config = fs::path(dir) / "config.json";
+    if (!fs::exists(config, ec)) throw Error(str("no config.json in ", dir, " (not a Hugging Face model directory)"));
+    cfg_ = hf_model_config(config.string());
+    tok_ = hf_tokenizer_data(dir, cfg_.n_vocab);
+    if (need_tensor_data) weights_ = std::make_unique<SafetensorsSource>(dir);
+}
+
+const std::vector<TensorInfo>& HfCheckpoint::tensors() const { return weights_ ? weights_->tensors() : no_tensors_; }
+
+std::vector<float> HfCheckpoint::read_f32(const std::string& name) const {
+    if (!weights_) throw Error(str(dir_, " was opened without tensor data; cannot read ", name));
+    return weights_->read_f32(name);
+}
+
+std::vector<std::string> HfCheckpoint::weight_files() const {
+    return weights_ ? weights_->files() : std::vector<std::string>{};
+}
+
+}  // namespace gridlm

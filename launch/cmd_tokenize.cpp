@@ -1,0 +1,216 @@
+// `gridlm tokenize`: shows the token ids and pieces a checkpoint's tokenizer makes of a text, a
+// file, or a chat (rendered with the checkpoint's chat template first).
+#include <boost/program_options.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/core/error.h"
+#include "engine/tokenizer/chat_template.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/tokenizer/utf8.h"
+#include "io/gguf.h"
+#include "io/gguf_model.h"
+#include "io/h5_checkpoint.h"
+#include "launch/commands.h"
+
+namespace gridlm {
+namespace {
+
+namespace po = boost::program_options;
+
+const char* usage_head =
+    "usage: gridlm tokenize --model M.h5 [--json] [--no-bos] [--no-special] TEXT...\n"
+    "       gridlm tokenize --model M.h5 [--json] [--no-bos] [--no-special] --file PATH\n"
+    "       gridlm tokenize --model M.h5 [--json] [--no-bos] --chat MESSAGES.json\n\n"
+    "Prints the token ids of TEXT (several words are joined with single spaces), of the bytes of\n"
+    "a file, or of a chat rendered with the checkpoint's chat template (generation prompt added).\n"
+    "MESSAGES.json is an array of {\"role\": ..., \"content\": ...} objects, or an object whose\n"
+    "\"messages\" member is one.\n\n"
+    "Output: one line per token, `id<TAB>\"piece\"`, the piece being the token's text with\n"
+    "\\n, \\t, \\\", \\\\ and \\xNN escapes (bytes of a character split over tokens appear as \\xNN);\n"
+    "with --json exactly one line {\"ids\": [...], \"pieces\": [...]}.\n\n"
+    "exit status: 0 success; 1 unreadable model or input, unknown chat template; 2 usage error\n\n"
+    "options";
+
+std::string read_input_file(const std::string& path, const char* what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(str("cannot open ", what, " '", path, "'"));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) throw Error(str("cannot read ", what, " '", path, "'"));
+    return ss.str();
+}
+
+// A .gguf is read for its vocabulary only (its tensor data may be cut off); anything else is
+// taken to be a native checkpoint.
+TokenizerData load_tokenizer_data(const std::string& path) {
+    if (!std::filesystem::exists(path)) throw Error(str("model file '", path, "' does not exist"));
+    if (std::filesystem::path(path).extension() == ".gguf") {
+        GgufFile gguf(path, /*need_tensor_data=*/false);
+        return gguf_tokenizer_data(gguf);
+    }
+    H5Checkpoint checkpoint(path);
+    return checkpoint.tokenizer();
+}
+
+std::vector<ChatMessage> parse_messages(const std::string& path) {
+    const std::string text = read_input_file(path, "messages file");
+    nlohmann::json doc;
+    try {
+        doc = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+        // The library's message names the line and column of the problem.
+        throw Error(str(path, ": not valid JSON: ", e.what()));
+    }
+    const nlohmann::json* list = &doc;
+    if (doc.is_object()) {
+        if (!doc.contains("messages"))
+            throw Error(str(path, ": expected an array of messages or an object with \"messages\""));
+        list = &doc["messages"];
+    }
+    if (!list->is_array()) throw Error(str(path, ": \"messages\" must be an array of {\"role\", \"content\"} objects"));
+    std::vector<ChatMessage> messages;
+    for (size_t i = 0; i < list->size(); ++i) {
+        const auto& m = (*list)[i];
+        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+            !m["content"].is_string()) {
+            throw Error(str(path, ": message ", i, " must be an object with string \"role\" and \"content\""));
+        }
+        messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+    }
+    if (messages.empty()) throw Error(str(path, ": the chat has no messages"));
+    return messages;
+}
+
+// A token's bytes for display: printable characters as they are, the rest escaped, so that
+// every piece fits on one line and whitespace is visible.
+std::string escape_piece(const std::string& bytes) {
+    static const char* hex = "0123456789abcdef";
+    std::string out = "\"";
+    size_t pos = 0;
+    while (pos < bytes.size()) {
+        const auto c = static_cast<uint8_t>(bytes[pos]);
+        const size_t n = utf8::sequence_length(bytes, pos);
+        if (n > 1) {
+            out.append(bytes, pos, n);
+            pos += n;
+            continue;
+        }
+        ++pos;
+        if (c == '\n')
+            out += "\\n";
+        else if (c == '\t')
+            out += "\\t";
+        else if (c == '\r')
+            out += "\\r";
+        else if (c == '"')
+            out += "\\\"";
+        else if (c == '\\')
+            out += "\\\\";
+        else if (c >= 0x20 && c < 0x7F)
+            out += static_cast<char>(c);
+        else
+            out += {'\\', 'x', hex[c >> 4], hex[c & 15]};
+    }
+    return out + "\"";
+}
+
+std::string json_line(const Tokenizer& tok, const std::vector<int32_t>& ids) {
+    std::string out = "{\"ids\": [";
+    for (size_t i = 0; i < ids.size(); ++i) out += (i ? ", " : "") + std::to_string(ids[i]);
+    out += "], \"pieces\": [";
+    for (size_t i = 0; i < ids.size(); ++i) {
+        // Bytes of a character split over tokens are not UTF-8 on their own: shown as U+FFFD.
+        out += (i ? ", " : "") +
+               nlohmann::json(tok.token_bytes(ids[i])).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    return out + "]}";
+}
+
+int run_tokenize(const std::vector<std::string>& args) {
+    po::options_description opts(usage_head);
+    opts.add_options()("help,h", "show this help and exit")(
+        "model", po::value<std::string>(),
+        "checkpoint: a gridlm .h5 (from `gridlm convert`, --vocab-only is enough) "
+        "or a .gguf (vocabulary read only); required")(
+        "json", po::bool_switch(),
+        "print one JSON line {\"ids\": [...], \"pieces\": [...]} (default: one line per token)")(
+        "file", po::value<std::string>(), "tokenize the bytes of this file instead of TEXT")(
+        "chat", po::value<std::string>(), "render this JSON chat with the checkpoint's chat template, then tokenize")(
+        "no-bos", po::bool_switch(),
+        "do not prepend BOS (default: prepended when the checkpoint asks for it; "
+        "with --chat never doubled when the template writes it)")(
+        "no-special", po::bool_switch(),
+        "read control tokens written in the text (<|im_start|>, ...) as plain "
+        "text (default: matched as the special tokens they name)");
+    po::options_description hidden;
+    hidden.add_options()("text", po::value<std::vector<std::string>>(), "text");
+    po::options_description all;
+    all.add(opts).add(hidden);
+    po::positional_options_description positional;
+    positional.add("text", -1);
+
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        throw UsageError(e.what());
+    }
+    if (vm.count("help")) {
+        std::cout << opts << "\n";
+        return exit_ok;
+    }
+    if (!vm.count("model")) throw UsageError("--model is required");
+    const int n_inputs = static_cast<int>(vm.count("text") > 0) + static_cast<int>(vm.count("file") > 0) +
+                         static_cast<int>(vm.count("chat") > 0);
+    if (n_inputs != 1) throw UsageError("give exactly one of TEXT, --file PATH or --chat MESSAGES.json");
+    const bool no_bos = vm["no-bos"].as<bool>();
+    const bool no_special = vm["no-special"].as<bool>();
+    if (no_special && vm.count("chat")) throw UsageError("--no-special cannot be combined with --chat");
+
+    // Read the inputs before the (slower) model, so that a bad input file fails fast.
+    std::string text;
+    std::vector<ChatMessage> messages;
+    if (vm.count("chat")) {
+        messages = parse_messages(vm["chat"].as<std::string>());
+    } else if (vm.count("file")) {
+        text = read_input_file(vm["file"].as<std::string>(), "input file");
+    } else {
+        const auto& words = vm["text"].as<std::vector<std::string>>();
+        for (size_t i = 0; i < words.size(); ++i) text += (i ? " " : "") + words[i];
+    }
+
+    const TokenizerData data = load_tokenizer_data(vm["model"].as<std::string>());
+    const Tokenizer tok(data);
+    std::vector<int32_t> ids;
+    if (vm.count("chat")) {
+        const ChatTemplate tmpl = ChatTemplate::from_tokenizer_data(data);
+        ids = encode_chat_prompt(tok, tmpl.apply(messages, /*add_generation_prompt=*/true), !no_bos);
+    } else {
+        ids = tok.encode(text, {.add_bos = !no_bos, .parse_special = !no_special});
+    }
+
+    if (vm["json"].as<bool>()) {
+        std::cout << json_line(tok, ids) << "\n";
+    } else {
+        std::string out;
+        for (int32_t id : ids) out += std::to_string(id) + "\t" + escape_piece(tok.token_bytes(id)) + "\n";
+        std::cout << out;
+    }
+    std::cout.flush();
+    if (!std::cout) throw Error("cannot write the output");
+    return exit_ok;
+}
+
+}  // namespace
+}  // namespace gridlm
+
+GRIDLM_COMMAND(tokenize, "tokenize", "show the token ids of a text or a chat (tokenizer and chat template check)",
+               gridlm::run_tokenize);

@@ -1,0 +1,60 @@
+// Job progress on stderr: a redrawn bar (records, tokens/s, ETA) on a terminal, plain periodic
+// lines otherwise (batch logs), and the end-of-job summary.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+namespace gridlm {
+
+struct ProgressOptions {
+    std::optional<int64_t> total;  // records in the input, when known
+    bool tty = false;              // redraw one line in place
+    double interval_s = 10.0;      // seconds between plain lines (non-tty)
+    bool quiet = false;            // only the final summary
+    std::FILE* out = stderr;
+};
+
+struct ProgressTotals {
+    int64_t records_ok = 0;
+    int64_t records_failed = 0;
+    int64_t prompt_tokens = 0;  // of finished records
+    int64_t completion_tokens = 0;
+    int64_t prefill_tokens = 0;  // tokens run through the model, and the time it took
+    double prefill_s = 0.0;
+    int64_t decode_tokens = 0;
+    double decode_s = 0.0;
+};
+
+class Progress {
+public:
+    explicit Progress(ProgressOptions options);
+
+    void record_done(bool ok, int64_t prompt_tokens = 0, int64_t completion_tokens = 0);
+    void add_prefill(int64_t tokens, double seconds);
+    void add_decode(int64_t tokens, double seconds);
+    // Redraws / prints a line when one is due; cheap to call every step.
+    void tick();
+    // Clears the bar and prints the summary.
+    void finish();
+
+    const ProgressTotals& totals() const { return t_; }
+    double elapsed_s() const;
+    // The line tick() would print now (without the bar's carriage return); for tests.
+    std::string status_line() const;
+    std::string summary_line() const;
+
+private:
+    ProgressOptions options_;
+    ProgressTotals t_;
+    double start_;
+    double last_print_;
+    bool drawn_ = false;  // a bar is on screen and must be cleared before other output
+};
+
+// "1h02m", "3m12s", "41s".
+std::string format_duration(double seconds);
+
+}  // namespace gridlm

@@ -1,0 +1,271 @@
+// The CPU decoder against HF transformers dumps (tests/reference/make_logits_golden.py): logits at
+// stored prompt positions, 64-token greedy continuations (batched and alone), batched prefill of
+// sequences of different lengths against one at a time, f32 and bf16 weights.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "engine/model/model.h"
+#include "io/gguf.h"
+#include "io/gguf_model.h"
+#include "io/hf_checkpoint.h"
+#include "test_support.h"
+
+using namespace gridlm;
+using json = nlohmann::json;
+
+namespace {
+
+// Bounds, as fractions of the reference logit range (max - min over the vocabulary) at a position.
+constexpr double f32_logit_bound = 1e-3;   // achieved: see the printed "max |dlogit|/range"
+constexpr double bf16_logit_bound = 5e-2;  // bf16 weights: 8-bit mantissas, errors add up over layers
+constexpr double bf16_top1_min = 0.85;     // fraction of stored positions whose argmax matches
+
+struct Loaded {
+    json golden;
+    std::unique_ptr<Model> model;
+};
+
+// Models are loaded once per (file, dtype) and shared by the tests of this executable.
+Loaded& load(const std::string& key, DType dt) {
+    static std::map<std::string, std::unique_ptr<Loaded>> cache;
+    const std::string id = key + "/" + std::string(dtype_name(dt));
+    auto& slot = cache[id];
+    if (slot) return *slot;
+    auto l = std::make_unique<Loaded>();
+    if (key == "tiny") {
+        l->golden = json::parse(test::read_file(test::golden_path("logits_tiny_qwen2.json")));
+        HfCheckpoint ck(test::golden_path("tiny-qwen2-hf"));
+        l->model = std::make_unique<Model>(ck.config(), ck, dt);
+    } else {
+        const std::string gold = key == "smollm2" ? "logits_smollm2.json" : "logits_qwen2.json";
+        l->golden = json::parse(test::read_file(test::golden_path(gold)));
+        auto file = std::make_shared<const GgufFile>(test::model_path(l->golden["model_file"].get<std::string>()));
+        GgufTensorSource src(file);
+        l->model = std::make_unique<Model>(gguf_model_config(*file), src, dt);
+    }
+    slot = std::move(l);
+    return *slot;
+}
+
+bool have_golden(const std::string& key) {
+    if (key == "tiny")
+        return std::filesystem::exists(test::golden_path("logits_tiny_qwen2.json")) &&
+               std::filesystem::exists(test::golden_path("tiny-qwen2-hf/model.safetensors"));
+    return std::filesystem::exists(test::golden_path(key == "smollm2" ? "logits_smollm2.json" : "logits_qwen2.json"));
+}
+
+std::vector<int32_t> ids_of(const json& j) { return j.get<std::vector<int32_t>>(); }
+
+// Compares one row of logits with a stored record; returns max |d| over the top-20 ids and the
+// max/min, divided by the reference range, and whether the argmax agrees.
+std::pair<double, bool> compare_row(const float* row, int64_t n_vocab, const json& rec) {
+    const double range = rec["max"].get<double>() - rec["min"].get<double>();
+    double worst = 0;
+    const auto ids = ids_of(rec["top_ids"]);
+    const auto vals = rec["top_values"].get<std::vector<double>>();
+    for (size_t i = 0; i < ids.size(); ++i) worst = std::max(worst, std::fabs(row[ids[i]] - vals[i]));
+    const float mx = *std::max_element(row, row + n_vocab), mn = *std::min_element(row, row + n_vocab);
+    worst = std::max({worst, std::fabs(mx - rec["max"].get<double>()), std::fabs(mn - rec["min"].get<double>())});
+    const int64_t top1 = std::max_element(row, row + n_vocab) - row;
+    return {worst / range, top1 == ids[0]};
+}
+
+// Prompt logits at the stored positions, each prompt alone, all positions in one prefill.
+void check_prompt_logits(const std::string& key, DType dt, double bound, double top1_min) {
+    Loaded& L = load(key, dt);
+    Model& m = *L.model;
+    const int64_t V = m.config().n_vocab;
+    auto kv = m.make_kv_cache(1, 512);
+    double worst = 0;
+    int agree = 0, total = 0;
+    for (const json& c : L.golden["cases"]) {
+        const auto ids = ids_of(c["prompt_ids"]);
+        ForwardBatch b;
+        b.all_logits = true;
+        b.add(0, ids);
+        std::vector<float> logits(b.n_logit_rows() * V);
+        kv->clear(0);
+        m.forward(b, *kv, logits.data());
+        for (const json& rec : c["positions"]) {
+            const auto [rel, same] = compare_row(&logits[rec["pos"].get<int64_t>() * V], V, rec);
+            worst = std::max(worst, rel);
+            agree += same;
+            ++total;
+            EXPECT_LE(rel, bound) << c["name"] << " pos " << rec["pos"];
+        }
+    }
+    std::printf("[ %s %s ] prompt logits: max |dlogit|/range = %.2e over %d positions, top-1 agrees on %d\n",
+                key.c_str(), std::string(dtype_name(dt)).c_str(), worst, total, agree);
+    EXPECT_GE(agree, top1_min * total);
+}
+
+// Greedy continuation of the given cases in one batch (prefill of different lengths together,
+// then batched decode). A divergence is tolerated only where the reference's top-2 margin is
+// a near-tie (below margin_tol); the rest of that case is then not compared.
+void check_greedy(const std::string& key, DType dt, const std::vector<int>& which, double margin_tol) {
+    Loaded& L = load(key, dt);
+    Model& m = *L.model;
+    const int64_t V = m.config().n_vocab;
+    const json& cases = L.golden["cases"];
+    const int n_greedy = L.golden["n_greedy"].get<int>();
+    const int B = (int)which.size();
+    auto kv = m.make_kv_cache(B, 512);
+    ForwardBatch b;
+    for (int s = 0; s < B; ++s) b.add(s, ids_of(cases[which[s]]["prompt_ids"]));
+    std::vector<float> logits(B * V);
+    std::vector<std::vector<int32_t>> got(B);
+    double worst_last = 0;
+    for (int step = 0; step < n_greedy; ++step) {
+        m.forward(b, *kv, logits.data());
+        b.clear();
+        for (int s = 0; s < B; ++s) {
+            const int32_t t = (int32_t)(std::max_element(&logits[s * V], &logits[(s + 1) * V]) - &logits[s * V]);
+            got[s].push_back(t);
+            b.add(s, std::vector<int32_t>{t});
+        }
+        if (step == n_greedy - 1) {  // the logits that chose the last greedy token: stored as last_step
+            for (int s = 0; s < B; ++s) {
+                const auto [rel, same] = compare_row(&logits[s * V], V, cases[which[s]]["last_step"]);
+                (void)same;
+                worst_last = std::max(worst_last, rel);
+                EXPECT_LE(rel, dt == DType::dtype_f32 ? f32_logit_bound : bf16_logit_bound) << cases[which[s]]["name"];
+            }
+        }
+    }
+    int identical = 0;
+    for (int s = 0; s < B; ++s) {
+        const json& c = cases[which[s]];
+        const auto ref = ids_of(c["greedy_ids"]);
+        const auto margins = c["greedy_margins"].get<std::vector<double>>();
+        size_t i = 0;
+        while (i < ref.size() && got[s][i] == ref[i]) ++i;
+        if (i == ref.size()) {
+            ++identical;
+        } else {
+            EXPECT_LT(margins[i], margin_tol) << c["name"] << ": greedy token " << i << " is " << got[s][i]
+                                              << ", reference " << ref[i] << " (margin " << margins[i] << ")";
+            std::printf("[ %s ] %s diverges at greedy token %zu where the reference margin is %.2e\n", key.c_str(),
+                        c["name"].get<std::string>().c_str(), i, margins[i]);
+        }
+    }
+    std::printf("[ %s %s ] greedy: %d of %d continuations token-identical over %d tokens (batch %d); "
+                "last-step max |dlogit|/range = %.2e\n",
+                key.c_str(), std::string(dtype_name(dt)).c_str(), identical, B, n_greedy, B, worst_last);
+}
+
+// Several prompts of different lengths in one prefill, plus one sequence decoding in the same
+// step, give the logits each gets alone.
+void check_batched_equals_single(const std::string& key) {
+    Loaded& L = load(key, DType::dtype_f32);
+    Model& m = *L.model;
+    const int64_t V = m.config().n_vocab;
+    const json& cases = L.golden["cases"];
+    std::vector<std::vector<int32_t>> prompts;
+    for (int i : {0, 1, 2, 4}) prompts.push_back(ids_of(cases[i]["prompt_ids"]));
+    // Alone: seq 3 first gets its prompt minus the last token, then the last token as a decode step.
+    std::vector<std::vector<float>> alone;
+    for (size_t s = 0; s < prompts.size(); ++s) {
+        auto kv = m.make_kv_cache(1, 256);
+        ForwardBatch b;
+        b.all_logits = true;
+        b.add(0, prompts[s]);
+        std::vector<float> lg(b.n_logit_rows() * V);
+        m.forward(b, *kv, lg.data());
+        alone.push_back(lg);
+    }
+    auto kv = m.make_kv_cache(4, 256);
+    {  // seq 3's prefix first, so that in the mixed step it decodes one token
+        ForwardBatch b;
+        b.add(3, std::span(prompts[3]).first(prompts[3].size() - 1));
+        std::vector<float> lg(V);
+        m.forward(b, *kv, lg.data());
+    }
+    ForwardBatch b;
+    b.all_logits = true;
+    for (int s = 0; s < 3; ++s) b.add(s, prompts[s]);
+    b.add(3, std::span(prompts[3]).last(1));
+    std::vector<float> lg(b.n_logit_rows() * V);
+    m.forward(b, *kv, lg.data());
+    double worst = 0;
+    int64_t row = 0;
+    for (size_t s = 0; s < 4; ++s) {
+        const int64_t n = s < 3 ? (int64_t)prompts[s].size() : 1;
+        const int64_t first_alone = s < 3 ? 0 : (int64_t)prompts[s].size() - 1;
+        for (int64_t t = 0; t < n; ++t, ++row) {
+            const float* a = &alone[s][(first_alone + t) * V];
+            const float* g = &lg[row * V];
+            const float range = *std::max_element(a, a + V) - *std::min_element(a, a + V);
+            double d = 0;
+            for (int64_t i = 0; i < V; ++i) d = std::max(d, (double)std::fabs(a[i] - g[i]));
+            worst = std::max(worst, d / range);
+        }
+    }
+    std::printf("[ %s ] batched vs alone: max |dlogit|/range = %.2e\n", key.c_str(), worst);
+    EXPECT_LE(worst, 1e-5);
+}
+
+#define SKIP_WITHOUT(key)                                                                  \
+    if (!have_golden(key)) GTEST_SKIP() << "golden for " << key << " missing: run tests/reference/make_logits_golden.py"
+
+TEST(ModelGoldenSmolLM2, PromptLogitsF32) {
+    SKIP_WITHOUT("smollm2");
+    check_prompt_logits("smollm2", DType::dtype_f32, f32_logit_bound, 1.0);
+}
+TEST(ModelGoldenSmolLM2, GreedyBatchedF32) {
+    SKIP_WITHOUT("smollm2");
+    std::vector<int> all(load("smollm2", DType::dtype_f32).golden["cases"].size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = (int)i;
+    check_greedy("smollm2", DType::dtype_f32, all, 1e-2);
+}
+TEST(ModelGoldenSmolLM2, GreedyAloneF32) {
+    SKIP_WITHOUT("smollm2");
+    check_greedy("smollm2", DType::dtype_f32, {9}, 1e-2);
+}
+TEST(ModelGoldenSmolLM2, BatchedPrefillEqualsAlone) {
+    SKIP_WITHOUT("smollm2");
+    check_batched_equals_single("smollm2");
+}
+TEST(ModelGoldenSmolLM2, PromptLogitsBf16) {
+    SKIP_WITHOUT("smollm2");
+    check_prompt_logits("smollm2", DType::dtype_bf16, bf16_logit_bound, bf16_top1_min);
+}
+
+TEST(ModelGoldenQwen2, PromptLogitsF32) {
+    SKIP_WITHOUT("qwen2");
+    check_prompt_logits("qwen2", DType::dtype_f32, f32_logit_bound, 1.0);
+}
+TEST(ModelGoldenQwen2, GreedyBatchedF32) {
+    SKIP_WITHOUT("qwen2");
+    std::vector<int> all(load("qwen2", DType::dtype_f32).golden["cases"].size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = (int)i;
+    check_greedy("qwen2", DType::dtype_f32, all, 1e-2);
+}
+TEST(ModelGoldenQwen2, GreedyAloneF32) {
+    SKIP_WITHOUT("qwen2");
+    check_greedy("qwen2", DType::dtype_f32, {1}, 1e-2);
+}
+TEST(ModelGoldenQwen2, BatchedPrefillEqualsAlone) {
+    SKIP_WITHOUT("qwen2");
+    check_batched_equals_single("qwen2");
+}
+TEST(ModelGoldenQwen2, PromptLogitsBf16) {
+    SKIP_WITHOUT("qwen2");
+    check_prompt_logits("qwen2", DType::dtype_bf16, bf16_logit_bound, bf16_top1_min);
+}
+
+TEST(ModelGoldenTinyQwen2, PromptLogitsAndGreedyF32) {
+    SKIP_WITHOUT("tiny");
+    check_prompt_logits("tiny", DType::dtype_f32, f32_logit_bound, 1.0);
+    std::vector<int> all(load("tiny", DType::dtype_f32).golden["cases"].size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = (int)i;
+    check_greedy("tiny", DType::dtype_f32, all, 1e-2);
+}
+
+}  // namespace

@@ -1,0 +1,282 @@
+// Unit tests of the prompt reader: the three formats, detection, validation errors with their
+// line numbers, and streaming a large file.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "engine/core/error.h"
+#include "io/prompt_reader.h"
+#include "test_support.h"
+
+using namespace gridlm;
+
+namespace {
+
+std::vector<ReadRecord> read_all(const std::string& text, const std::string& name, PromptReaderOptions opts = {}) {
+    PromptReader r(std::make_unique<std::istringstream>(text), name, opts);
+    std::vector<ReadRecord> out;
+    while (auto rec = r.next()) out.push_back(std::move(*rec));
+    return out;
+}
+
+const Request& req(const ReadRecord& r) {
+    if (auto* e = std::get_if<RecordError>(&r)) ADD_FAILURE() << "line " << e->ref.line << ": " << e->message;
+    return std::get<Request>(r);
+}
+
+const RecordError& err(const ReadRecord& r) {
+    EXPECT_TRUE(std::holds_alternative<RecordError>(r)) << "expected an error record";
+    return std::get<RecordError>(r);
+}
+
+// An input stream that makes its lines on demand and counts how many the reader has pulled.
+class GeneratedLines : public std::streambuf {
+public:
+    explicit GeneratedLines(int64_t n_lines) : n_lines_(n_lines) {}
+    int64_t lines_made() const { return made_; }
+
+protected:
+    int_type underflow() override {
+        if (made_ == n_lines_) return traits_type::eof();
+        line_ = "{\"id\": \"g" + std::to_string(made_) + "\", \"prompt\": \"generated\"}\n";
+        ++made_;
+        setg(line_.data(), line_.data(), line_.data() + line_.size());
+        return traits_type::to_int_type(line_[0]);
+    }
+
+private:
+    int64_t n_lines_;
+    int64_t made_ = 0;
+    std::string line_;
+};
+
+}  // namespace
+
+TEST(PromptReader, TxtOnePromptPerLineBlankLinesSkipped) {
+    PromptReaderOptions opts;
+    opts.defaults.max_tokens = 7;
+    auto recs = read_all("first prompt\n\n   \nsecond\r\nthird", "p.txt", opts);
+    ASSERT_EQ(recs.size(), 3u);
+    EXPECT_EQ(req(recs[0]).prompt, "first prompt");
+    EXPECT_EQ(req(recs[0]).ref.id, "1");
+    EXPECT_EQ(req(recs[1]).prompt, "second");
+    EXPECT_EQ(req(recs[1]).ref.line, 4);
+    EXPECT_EQ(req(recs[1]).ref.id, "4");
+    EXPECT_EQ(req(recs[1]).ref.index, 1u);
+    EXPECT_EQ(req(recs[2]).ref.line, 5);
+    EXPECT_EQ(req(recs[2]).params.max_tokens, 7);
+    EXPECT_FALSE(req(recs[2]).ref.chat);
+}
+
+TEST(PromptReader, TxtInvalidUtf8IsAnError) {
+    auto recs = read_all("ok\nbad \xC3\x28 here\nok\n", "p.txt");
+    ASSERT_EQ(recs.size(), 3u);
+    EXPECT_EQ(err(recs[1]).ref.line, 2);
+    EXPECT_EQ(err(recs[1]).code, "invalid_utf8");
+    req(recs[2]);
+}
+
+TEST(PromptReader, JsonlPromptMessagesAndFields) {
+    const std::string text =
+        R"({"id": "a", "prompt": "Hello", "max_tokens": 5, "temperature": 0, "stop": "x", "seed": 3})"
+        "\n"
+        R"({"id": 17, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}], "n": 2, "logprobs": true, "top_logprobs": 3})"
+        "\n"
+        R"({"prompt": [1, 2, 3], "stop": ["a", "b"], "top_k": -1, "min_p": 0.1, "repetition_penalty": 1.2, "frequency_penalty": 0.5, "presence_penalty": -0.5, "stop_token_ids": [7], "ignore_eos": true, "min_tokens": 2, "top_p": 0.9, "temperature": null})"
+        "\n";
+    PromptReaderOptions opts;
+    opts.defaults.temperature = 0.8f;
+    auto recs = read_all(text, "in.jsonl", opts);
+    ASSERT_EQ(recs.size(), 3u);
+    const auto& a = req(recs[0]);
+    EXPECT_EQ(a.ref.id, "a");
+    EXPECT_EQ(a.prompt, "Hello");
+    EXPECT_EQ(a.params.max_tokens, 5);
+    EXPECT_EQ(a.params.temperature, 0.0f);
+    EXPECT_EQ(a.params.stop, std::vector<std::string>{"x"});
+    EXPECT_EQ(a.params.seed, std::optional<uint64_t>(3));
+    const auto& b = req(recs[1]);
+    EXPECT_EQ(b.ref.id, "17");
+    EXPECT_TRUE(b.ref.chat);
+    ASSERT_EQ(b.messages.size(), 2u);
+    EXPECT_EQ(b.messages[1].role, "user");
+    EXPECT_EQ(b.messages[1].content, "Hi");
+    EXPECT_EQ(b.params.n, 2);
+    EXPECT_TRUE(b.params.logprobs);
+    EXPECT_EQ(b.params.top_logprobs, 3);
+    EXPECT_EQ(b.params.temperature, 0.8f);
+    const auto& c = req(recs[2]);
+    EXPECT_EQ(c.ref.id, "3");  // no id: line number
+    EXPECT_EQ(c.prompt_token_ids, (std::vector<int32_t>{1, 2, 3}));
+    EXPECT_EQ(c.params.stop, (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(c.params.top_k, 0);
+    EXPECT_FLOAT_EQ(c.params.min_p, 0.1f);
+    EXPECT_FLOAT_EQ(c.params.repetition_penalty, 1.2f);
+    EXPECT_FLOAT_EQ(c.params.frequency_penalty, 0.5f);
+    EXPECT_FLOAT_EQ(c.params.presence_penalty, -0.5f);
+    EXPECT_EQ(c.params.stop_token_ids, std::vector<int32_t>{7});
+    EXPECT_TRUE(c.params.ignore_eos);
+    EXPECT_EQ(c.params.min_tokens, 2);
+    EXPECT_FLOAT_EQ(c.params.top_p, 0.9f);
+    EXPECT_EQ(c.params.temperature, 0.8f);  // null = unset
+}
+
+TEST(PromptReader, OpenAiBatchFormat) {
+    const std::string text =
+        R"({"custom_id": "req-1", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "x", "messages": [{"role": "user", "content": "Hello"}], "max_completion_tokens": 9, "max_tokens": 4}})"
+        "\n"
+        R"({"custom_id": "req-2", "method": "POST", "url": "/v1/completions", "body": {"prompt": "Once", "logprobs": 2}})"
+        "\n"
+        R"({"custom_id": "req-3", "method": "GET", "url": "/v1/chat/completions", "body": {"messages": []}})"
+        "\n"
+        R"({"custom_id": "req-4", "method": "POST", "url": "/v1/embeddings", "body": {"input": "x"}})"
+        "\n"
+        R"({"method": "POST", "url": "/v1/completions", "body": {"prompt": "x"}})"
+        "\n"
+        R"({"custom_id": "req-6", "url": "/v1/chat/completions", "body": {"prompt": "x"}})"
+        "\n";
+    PromptReader r(std::make_unique<std::istringstream>(text), "batch.jsonl", {});
+    std::vector<ReadRecord> recs;
+    while (auto rec = r.next()) recs.push_back(std::move(*rec));
+    EXPECT_EQ(r.format(), InputFormat::input_format_openai);
+    ASSERT_EQ(recs.size(), 6u);
+    const auto& a = req(recs[0]);
+    EXPECT_EQ(a.ref.id, "req-1");
+    EXPECT_TRUE(a.ref.chat);
+    EXPECT_EQ(a.params.max_tokens, 9);  // max_completion_tokens wins
+    const auto& b = req(recs[1]);
+    EXPECT_FALSE(b.ref.chat);
+    EXPECT_TRUE(b.params.logprobs);
+    EXPECT_EQ(b.params.top_logprobs, 2);
+    EXPECT_EQ(err(recs[2]).ref.line, 3);
+    EXPECT_EQ(err(recs[2]).ref.id, "req-3");
+    EXPECT_NE(err(recs[3]).message.find("unsupported url"), std::string::npos);
+    EXPECT_EQ(err(recs[4]).code, "missing_field");
+    EXPECT_EQ(err(recs[5]).ref.line, 6);
+}
+
+TEST(PromptReader, BadRecordsBecomeErrorsWithTheirLine) {
+    const std::vector<std::pair<std::string, std::string>> bad = {
+        {R"({"id": "a", "prompt": "x")", "malformed JSON"},
+        {R"(["not", "an", "object"])", "expected a JSON object"},
+        {R"({"id": "b"})", "missing 'prompt' or 'messages'"},
+        {R"({"id": "c", "prompt": 5})", "field 'prompt'"},
+        {R"({"id": ["d"], "prompt": "x"})", "field 'id'"},
+        {R"({"id": "e", "prompt": "x", "max_tokens": "many"})", "must be an integer"},
+        {R"({"id": "f", "prompt": "x", "max_tokens": 1.5})", "must be an integer"},
+        {R"({"id": "g", "prompt": "x", "temperature": -0.5})", "temperature must be >= 0"},
+        {R"({"id": "h", "prompt": "x", "top_p": 0})", "top_p must be in (0, 1]"},
+        {R"({"id": "i", "prompt": "x", "top_p": 1.5})", "top_p must be in (0, 1]"},
+        {R"({"id": "j", "prompt": "x", "n": 0})", "n must be in [1, 64]"},
+        {R"({"id": "k", "prompt": "x", "n": 1000})", "n must be in [1, 64]"},
+        {R"({"id": "l", "prompt": "x", "max_tokens": 100000})", "max_tokens must be in [1, 4096]"},
+        {R"({"id": "m", "prompt": "x", "max_tokens": 0})", "max_tokens must be in"},
+        {R"({"id": "n", "prompt": "x", "stop": 3})", "field 'stop'"},
+        {R"({"id": "o", "prompt": "x", "stop": [""]})", "must not be empty"},
+        {R"({"id": "p", "prompt": "x", "logprobs": "yes"})", "field 'logprobs'"},
+        {R"({"id": "q", "prompt": "x", "top_logprobs": 50})", "top_logprobs must be in [0, 20]"},
+        {R"({"id": "r", "prompt": "x", "min_p": 2})", "min_p must be in [0, 1]"},
+        {R"({"id": "s", "prompt": "x", "repetition_penalty": 0})", "repetition_penalty must be > 0"},
+        {R"({"id": "t", "prompt": "x", "frequency_penalty": 3})", "frequency_penalty must be in [-2, 2]"},
+        {R"({"id": "u", "prompt": "x", "min_tokens": 10, "max_tokens": 5})", "min_tokens must be in"},
+        {R"({"id": "v", "prompt": "x", "ignore_eos": 1})", "must be true or false"},
+        {R"({"id": "w", "prompt": "x", "messages": [{"role": "user", "content": "y"}]})", "not both"},
+        {R"({"id": "x", "messages": [{"role": "user"}]})", "needs a 'content'"},
+        {R"({"id": "y", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", "text"},
+        {R"({"id": "z", "prompt": ""})", "is empty"},
+        {"{\"id\": \"bad-utf8\", \"prompt\": \"\xff\"}", "invalid UTF-8"},
+        {R"({"id": "dup", "prompt": "x"})", ""},
+        {R"({"id": "dup", "prompt": "y"})", "already used"},
+        {R"({"id": "neg", "prompt": [1, -2]})", "negative token id"},
+    };
+    std::string text = R"({"id": "first", "prompt": "ok"})"
+                       "\n\n";  // line 1, then a blank line
+    for (const auto& [line, _] : bad) text += line + "\n";
+    PromptReaderOptions opts;
+    opts.limits.max_tokens = 4096;
+    auto recs = read_all(text, "x.jsonl", opts);
+    ASSERT_EQ(recs.size(), bad.size() + 1);
+    req(recs[0]);
+    for (size_t i = 0; i < bad.size(); ++i) {
+        const auto& [line, expect] = bad[i];
+        if (expect.empty()) {
+            req(recs[i + 1]);
+            continue;
+        }
+        const auto& e = err(recs[i + 1]);
+        EXPECT_EQ(e.ref.line, (int64_t)i + 3) << line;
+        EXPECT_EQ(e.ref.index, i + 1) << line;
+        EXPECT_NE(e.message.find(expect), std::string::npos) << line << " -> " << e.message;
+    }
+}
+
+TEST(PromptReader, FormatDetection) {
+    PromptReader a(std::make_unique<std::istringstream>("\n{\"prompt\": \"x\"}\n"), "in.data", {});
+    ASSERT_TRUE(a.next());
+    EXPECT_EQ(a.format(), InputFormat::input_format_jsonl);
+    // A .txt file is text even when a line looks like JSON.
+    PromptReader b(std::make_unique<std::istringstream>("{\"prompt\": \"x\"}\n"), "in.txt", {});
+    auto rec = b.next();
+    ASSERT_TRUE(rec);
+    EXPECT_EQ(std::get<Request>(*rec).prompt, "{\"prompt\": \"x\"}");
+    PromptReaderOptions as_txt;
+    as_txt.format = InputFormat::input_format_txt;
+    PromptReader c(std::make_unique<std::istringstream>("plain words\n"), "in.jsonl", as_txt);
+    ASSERT_TRUE(c.next());
+    EXPECT_EQ(c.format(), InputFormat::input_format_txt);
+    PromptReader d(std::make_unique<std::istringstream>("plain words\n"), "prompts", {});
+    ASSERT_TRUE(d.next());
+    EXPECT_EQ(d.format(), InputFormat::input_format_txt);
+    EXPECT_EQ(input_format_from_name("openai"), InputFormat::input_format_openai);
+    EXPECT_THROW(input_format_from_name("csv"), Error);
+}
+
+TEST(PromptReader, MissingFileThrows) { EXPECT_THROW(PromptReader("/nonexistent/prompts.txt", {}), Error); }
+
+TEST(PromptReader, StreamsALargeFile) {
+    const std::string path = test::temp_dir() + "/big.jsonl";
+    {
+        std::ofstream f(path);
+        for (int i = 0; i < 100000; ++i) f << R"({"id": "r)" << i << R"(", "prompt": "prompt number )" << i << "\"}\n";
+    }
+    EXPECT_EQ(count_records(path), std::optional<int64_t>(100000));
+    PromptReaderOptions opts;
+    opts.reject_duplicate_ids = false;
+    PromptReader r(path, opts);
+    int64_t n = 0;
+    std::string last;
+    // Records come one at a time: each is handed over and dropped before the next is read.
+    while (auto rec = r.next()) {
+        last = std::get<Request>(*rec).prompt;
+        ++n;
+    }
+    EXPECT_EQ(n, 100000);
+    EXPECT_EQ(last, "prompt number 99999");
+    EXPECT_EQ(r.lines_read(), 100000);
+}
+
+TEST(PromptReader, PullsOneLineAtATime) {
+    auto buf = std::make_unique<GeneratedLines>(100000);
+    GeneratedLines* lines = buf.get();
+    PromptReader r(std::make_unique<std::istream>(lines), "gen.jsonl", {});
+    for (int64_t i = 0; i < 100000; ++i) {
+        auto rec = r.next();
+        ASSERT_TRUE(rec);
+        // The reader has not looked further ahead than the record it returned (+1 for the
+        // format-detection peek): memory does not grow with the file.
+        ASSERT_LE(lines->lines_made(), i + 2);
+    }
+    EXPECT_FALSE(r.next());
+}
+
+TEST(PromptReader, Utf8Validator) {
+    EXPECT_TRUE(is_valid_utf8("plain ascii"));
+    EXPECT_TRUE(is_valid_utf8("h\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));
+    size_t off = 0;
+    EXPECT_FALSE(is_valid_utf8("ab\xC0\xAF", &off));  // overlong
+    EXPECT_EQ(off, 2u);
+    EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));      // surrogate
+    EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // > U+10FFFF
+    EXPECT_FALSE(is_valid_utf8("\xE2\x82"));          // truncated
+}

@@ -1,0 +1,184 @@
+// Unit tests of the result writer: both output shapes exactly, input order with out-of-order
+// completion, and invalid UTF-8 always giving valid JSON.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "engine/core/error.h"
+#include "io/result_writer.h"
+#include "test_support.h"
+
+using namespace gridlm;
+using json = nlohmann::json;
+
+namespace {
+
+Completion make_completion(const std::string& id, uint64_t index, const std::string& text, int n = 1) {
+    Completion c;
+    c.ref = RecordRef{id, (int64_t)index + 1, index, false};
+    for (int i = 0; i < n; ++i) {
+        Choice ch;
+        ch.index = i;
+        ch.text = i == 0 ? text : text + std::to_string(i);
+        ch.token_ids = {1, 2};
+        ch.finish_reason = i == 0 ? FinishReason::finish_reason_stop : FinishReason::finish_reason_length;
+        c.choices.push_back(ch);
+    }
+    c.usage = {5, 2 * n};
+    return c;
+}
+
+std::vector<json> read_lines(const std::string& path) {
+    std::istringstream in(test::read_file(path));
+    std::vector<json> out;
+    std::string line;
+    while (std::getline(in, line)) out.push_back(json::parse(line));  // throws on invalid JSON
+    return out;
+}
+
+}  // namespace
+
+TEST(ResultWriter, GridlmShape) {
+    ResultWriterOptions o;
+    json j = json::parse(format_completion(make_completion("a", 0, "hello"), o));
+    EXPECT_EQ(j, json::parse(R"({"id": "a", "text": "hello", "finish_reason": "stop",
+                                 "usage": {"prompt_tokens": 5, "completion_tokens": 2}})"));
+    // Key order is part of the contract for people reading the file.
+    EXPECT_EQ(format_completion(make_completion("a", 0, "hello"), o),
+              R"({"id":"a","text":"hello","finish_reason":"stop","usage":{"prompt_tokens":5,"completion_tokens":2}})");
+}
+
+TEST(ResultWriter, GridlmChoicesAndLogprobs) {
+    ResultWriterOptions o;
+    Completion c = make_completion("b", 0, "x", 2);
+    c.logprobs = true;
+    c.choices[0].logprobs = {{1, "x", -0.5f, {{1, "x", -0.5f}, {9, "y", -1.5f}}}, {2, "", -0.25f, {}}};
+    c.choices[1].logprobs = {{3, "x1", -1.0f, {}}};
+    json j = json::parse(format_completion(c, o));
+    EXPECT_EQ(j["text"], "x");
+    EXPECT_EQ(j["finish_reason"], "stop");
+    ASSERT_EQ(j["choices"].size(), 2u);
+    EXPECT_EQ(j["choices"][1], json::parse(R"({"index": 1, "text": "x1", "finish_reason": "length",
+        "logprobs": [{"token_id": 3, "token": "x1", "logprob": -1.0}]})"));
+    EXPECT_EQ(j["logprobs"][0], json::parse(R"({"token_id": 1, "token": "x", "logprob": -0.5,
+        "top_logprobs": [{"token_id": 1, "token": "x", "logprob": -0.5}, {"token_id": 9, "token": "y", "logprob": -1.5}]})"));
+    EXPECT_EQ(j["usage"]["completion_tokens"], 4);
+}
+
+TEST(ResultWriter, GridlmError) {
+    ResultWriterOptions o;
+    EXPECT_EQ(format_error(RecordError{{"r7", 12, 3, false}, "invalid_field", "top_p must be in (0, 1], got 0"}, o),
+              R"({"id":"r7","line":12,"error":"top_p must be in (0, 1], got 0"})");
+    EXPECT_EQ(format_error(RecordError{{"", 4, 0, false}, "invalid_json", "malformed JSON"}, o),
+              R"({"line":4,"error":"malformed JSON"})");
+}
+
+TEST(ResultWriter, OpenAiChatShape) {
+    ResultWriterOptions o;
+    o.shape = OutputShape::output_shape_openai;
+    o.model_name = "SmolLM2";
+    o.created = 1700000000;
+    Completion c = make_completion("request-1", 0, "Hi there");
+    c.ref.chat = true;
+    json j = json::parse(format_completion(c, o));
+    ASSERT_TRUE(j["id"].is_string());
+    EXPECT_EQ(j["id"].get<std::string>().rfind("batch_req_", 0), 0u);
+    EXPECT_EQ(j["custom_id"], "request-1");
+    EXPECT_TRUE(j["error"].is_null());
+    const json& resp = j["response"];
+    EXPECT_EQ(resp["status_code"], 200);
+    EXPECT_TRUE(resp["request_id"].is_string());
+    const json& body = resp["body"];
+    EXPECT_EQ(body["object"], "chat.completion");
+    EXPECT_EQ(body["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
+    EXPECT_EQ(body["created"], 1700000000);
+    EXPECT_EQ(body["model"], "SmolLM2");
+    EXPECT_EQ(body["choices"], json::parse(R"([{"index": 0, "message": {"role": "assistant", "content": "Hi there",
+        "refusal": null}, "logprobs": null, "finish_reason": "stop"}])"));
+    EXPECT_EQ(body["usage"], json::parse(R"({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7})"));
+    // Ids are stable across runs.
+    EXPECT_EQ(json::parse(format_completion(c, o))["id"], j["id"]);
+}
+
+TEST(ResultWriter, OpenAiLogprobsAndCompletions) {
+    ResultWriterOptions o;
+    o.shape = OutputShape::output_shape_openai;
+    Completion c = make_completion("r", 0, "ab");
+    c.ref.chat = true;
+    c.logprobs = true;
+    c.choices[0].logprobs = {{1, "a", -0.1f, {{1, "a", -0.1f}}}, {2, "b", -0.2f, {}}};
+    json lp = json::parse(format_completion(c, o))["response"]["body"]["choices"][0]["logprobs"];
+    EXPECT_EQ(lp["content"][0], json::parse(R"({"token": "a", "logprob": -0.10000000149011612, "bytes": [97],
+        "top_logprobs": [{"token": "a", "logprob": -0.10000000149011612, "bytes": [97]}]})"));
+    EXPECT_EQ(lp["content"][1]["top_logprobs"], json::array());
+    c.ref.chat = false;
+    json body = json::parse(format_completion(c, o))["response"]["body"];
+    EXPECT_EQ(body["object"], "text_completion");
+    EXPECT_EQ(body["choices"][0]["text"], "ab");
+    EXPECT_EQ(body["choices"][0]["logprobs"]["tokens"], json::parse(R"(["a", "b"])"));
+    EXPECT_EQ(body["choices"][0]["logprobs"]["text_offset"], json::parse("[0, 1]"));
+}
+
+TEST(ResultWriter, OpenAiError) {
+    ResultWriterOptions o;
+    o.shape = OutputShape::output_shape_openai;
+    json j = json::parse(format_error(RecordError{{"req-9", 9, 8, true}, "invalid_field", "n must be in [1, 64]"}, o));
+    EXPECT_EQ(j["custom_id"], "req-9");
+    EXPECT_TRUE(j["response"].is_null());
+    EXPECT_EQ(j["error"], json::parse(R"({"code": "invalid_field", "message": "line 9: n must be in [1, 64]"})"));
+    EXPECT_EQ(j.size(), 4u);
+}
+
+TEST(ResultWriter, InvalidUtf8GivesValidJson) {
+    ResultWriterOptions o;
+    Completion c = make_completion("u", 0, std::string("ok \xF0\x9F\x98") + " \xFF end");
+    c.logprobs = true;
+    c.choices[0].logprobs = {{1, "\xE2\x82", -1.0f, {}}};
+    const std::string line = format_completion(c, o);
+    json j = json::parse(line);
+    EXPECT_EQ(j["text"], "ok \xEF\xBF\xBD \xEF\xBF\xBD end");
+    EXPECT_EQ(j["logprobs"][0]["token"], "\xEF\xBF\xBD");
+    o.shape = OutputShape::output_shape_openai;
+    EXPECT_NO_THROW(json::parse(format_completion(c, o)));
+    EXPECT_NO_THROW(json::parse(format_error(RecordError{{"\xC3", 1, 0, false}, "x", "bad \xC3"}, o)));
+}
+
+TEST(ResultWriter, InputOrderWithOutOfOrderCompletion) {
+    const std::string path = test::temp_dir() + "/out.jsonl";
+    ResultWriterOptions o;
+    o.order = OutputOrder::output_order_input;
+    ResultWriter w(path, o);
+    w.write(make_completion("r2", 2, "two"));
+    w.write(make_completion("r1", 1, "one"));
+    EXPECT_EQ(w.written(), 0u);
+    EXPECT_EQ(w.buffered(), 2u);
+    w.write(RecordError{{"r0", 1, 0, false}, "invalid_field", "bad"});
+    EXPECT_EQ(w.written(), 3u);              // 0 unblocks 1 and 2
+    EXPECT_EQ(read_lines(path).size(), 3u);  // flushed as written, before close
+    w.write(make_completion("r4", 4, "four"));
+    w.write(make_completion("r3", 3, "three"));
+    w.close();
+    auto lines = read_lines(path);
+    ASSERT_EQ(lines.size(), 5u);
+    EXPECT_EQ(lines[0]["error"], "bad");
+    for (int i = 1; i < 5; ++i) EXPECT_EQ(lines[i]["id"], "r" + std::to_string(i));
+}
+
+TEST(ResultWriter, FinishedOrderWritesAtOnce) {
+    const std::string path = test::temp_dir() + "/out.jsonl";
+    ResultWriter w(path, {});
+    w.write(make_completion("r2", 2, "two"));
+    w.write(make_completion("r0", 0, "zero"));
+    w.close();
+    auto lines = read_lines(path);
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(lines[0]["id"], "r2");
+    EXPECT_EQ(lines[1]["id"], "r0");
+}
+
+TEST(ResultWriter, UnwritableOutputThrows) {
+    EXPECT_THROW(ResultWriter("/nonexistent-dir/out.jsonl", {}), Error);
+    EXPECT_EQ(output_order_from_name("input"), OutputOrder::output_order_input);
+    EXPECT_THROW(output_order_from_name("random"), Error);
+}
