@@ -15,9 +15,6 @@ using h5::Handle;
 
 namespace {
 
-// Conversions shorter than this run on one thread: starting a team costs more than they do.
-constexpr int64_t min_parallel = 1 << 16;
-
 std::string shape_str(const std::vector<int64_t>& shape) {
     std::string s = "[";
     for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -74,7 +71,13 @@ void H5Checkpoint::Impl::open_file() {
         H5Eclear2(H5E_DEFAULT);
         throw Error(str("cannot open checkpoint ", path, ": not an HDF5 file (make one with gridlm convert)"));
     }
-    file = Handle(H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT)));
+    Handle fapl(H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)));
+#if H5_VERSION_GE(1, 10, 7)
+    // Read-only opens need no lock, and many ranks locking one file on a parallel or network file
+    // system (where flock may be unsupported) only produces spurious "unable to lock file" errors.
+    H5_CHECK(H5Pset_file_locking(fapl, false, true));
+#endif
+    file = Handle(H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl)));
     if (!h5::has_attr(file, "gridlm_format")) {
         throw Error(str("cannot open checkpoint ", path, ": an HDF5 file but not a gridlm checkpoint (no root ",
                         "attribute 'gridlm_format')"));
@@ -274,10 +277,8 @@ std::vector<float> H5Checkpoint::Impl::read_block_f32(const Entry& e, int64_t ro
     std::vector<float> out(bits.size());
     const int64_t n = (int64_t)bits.size();
     if (e.dtype == DType::dtype_bf16) {
-#pragma omp parallel for schedule(static) if (n >= min_parallel)
         for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(bits[i]);
     } else {
-#pragma omp parallel for schedule(static) if (n >= min_parallel)
         for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(bits[i]);
     }
     return out;

@@ -72,9 +72,6 @@ std::vector<TensorInfo> expected_tensors(const ModelConfig& c) {
 
 namespace {
 
-// Conversions shorter than this run on one thread: starting a team costs more than they do.
-constexpr int64_t min_parallel = 1 << 16;
-
 void validate_tokenizer(const TokenizerData& t, const ModelConfig& c, const std::string& where) {
     if (t.tokens.empty()) throw Error(str(where, ": the tokenizer has no tokens"));
     if (t.tokens.size() != t.token_types.size()) {
@@ -147,10 +144,8 @@ std::vector<uint16_t> narrow(const std::vector<float>& src, DType dtype, const s
     const int64_t n = (int64_t)src.size();
     int64_t n_overflow = 0;
     if (dtype == DType::dtype_bf16) {
-#pragma omp parallel for schedule(static) if (n >= min_parallel)
         for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(src[i]);
     } else {
-#pragma omp parallel for schedule(static) reduction(+ : n_overflow) if (n >= min_parallel)
         for (int64_t i = 0; i < n; ++i) {
             out[i] = f32_to_f16(src[i]);
             n_overflow += ((out[i] & 0x7fff) == 0x7c00) && std::isfinite(src[i]);

@@ -28,9 +28,6 @@ using json = nlohmann::json;
 
 namespace {
 
-// Conversions shorter than this run on one thread: starting a team costs more than they do.
-constexpr int64_t min_parallel = 1 << 16;
-
 std::string shape_str(const std::vector<int64_t>& shape) {
     std::string s = "[";
     for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -186,7 +183,6 @@ std::vector<float> SafetensorsFile::read_f32(const SafetensorsTensor& t) const {
         return out;
     }
     const bool bf16 = t.dtype == DType::dtype_bf16;
-#pragma omp parallel for schedule(static) if (n >= min_parallel)
     for (int64_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, src + 2 * i, 2);

@@ -53,7 +53,7 @@ def run_case(model, ids, name, chat, text):
     out = model(inp, use_cache=True)
     logits = out.logits[0].float()  # [n, vocab]
     n = len(ids)
-    positions = sorted(set([0, 1, n // 2, n - 1]))
+    positions = sorted(set(p for p in [0, 1, n // 2, n - 1] if p < n))
     rec = {
         "name": name,
         "chat": chat,
