@@ -56,7 +56,7 @@ public:
 
     size_t buffered() const { return pending_.size(); }  // held back for input order
     size_t max_buffered() const { return options_.max_buffered; }
-    uint64_t written() const { return n_written_; }      // lines in the file
+    uint64_t written() const { return n_written_; }  // lines in the file
 
 private:
     void put(uint64_t index, std::string line);

@@ -10,10 +10,10 @@ namespace gridlm {
 
 // Exit statuses shared by all subcommands (documented in --help).
 enum ExitCode : int {
-    exit_ok = 0,        // everything done
-    exit_fatal = 1,     // fatal error: bad checkpoint, unreadable input, I/O failure
-    exit_usage = 2,     // bad command line or config option
-    exit_partial = 3,   // job finished but some records failed
+    exit_ok = 0,       // everything done
+    exit_fatal = 1,    // fatal error: bad checkpoint, unreadable input, I/O failure
+    exit_usage = 2,    // bad command line or config option
+    exit_partial = 3,  // job finished but some records failed
 };
 
 // A usage problem (bad option, missing argument): reported with a hint to --help, exit 2.
@@ -23,15 +23,14 @@ struct UsageError : std::runtime_error {
 
 struct Command {
     std::string name;
-    std::string summary;  // one line for `gridlm --help`
+    std::string summary;                                           // one line for `gridlm --help`
     std::function<int(const std::vector<std::string>& args)> run;  // args after the command name
 };
 
 std::vector<Command>& command_registry();
 
 struct CommandRegistrar {
-    CommandRegistrar(std::string name, std::string summary,
-                     std::function<int(const std::vector<std::string>&)> run) {
+    CommandRegistrar(std::string name, std::string summary, std::function<int(const std::vector<std::string>&)> run) {
         command_registry().push_back({std::move(name), std::move(summary), std::move(run)});
     }
 };

@@ -10,7 +10,10 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 jobs=${GRIDLM_JOBS:-$(nproc)}
 start=$(date +%s)
 
-bash "$repo/launch/setup.sh" --build-type RelWithDebInfo
+bash "$repo/launch/setup.sh"
+
+echo "[test] clang-format check" >&2
+(cd "$repo" && git ls-files -co --exclude-standard -- '*.cpp' '*.h' '*.cu' '*.cuh' | xargs clang-format --dry-run --Werror)
 
 echo "[test] ctest (build/)" >&2
 (cd "$repo/build" && ctest --output-on-failure -j "$jobs" --timeout 900)

@@ -9,7 +9,7 @@ namespace gridlm {
 class MpiEnv {
 public:
     MpiEnv(int* argc, char*** argv);  // MPI_Init_thread(FUNNELED)
-    ~MpiEnv();                         // MPI_Finalize unless already aborted
+    ~MpiEnv();                        // MPI_Finalize unless already aborted
     MpiEnv(const MpiEnv&) = delete;
     MpiEnv& operator=(const MpiEnv&) = delete;
 

@@ -10,15 +10,12 @@ Topology::Topology(GridShape shape, int world_size) : shape_(shape) {
         throw Error(str("grid dimensions must be >= 1, got dp=", shape.dp, " pp=", shape.pp, " tp=", shape.tp));
     }
     if (shape.world_size() != world_size) {
-        throw Error(str("the grid dp=", shape.dp, " x pp=", shape.pp, " x tp=", shape.tp, " needs ",
-                        shape.world_size(), " ranks, but the job has ", world_size,
-                        " (start it with mpirun -n ", shape.world_size(), ")"));
+        throw Error(str("the grid dp=", shape.dp, " x pp=", shape.pp, " x tp=", shape.tp, " needs ", shape.world_size(),
+                        " ranks, but the job has ", world_size, " (start it with mpirun -n ", shape.world_size(), ")"));
     }
 }
 
-void Topology::check_rank(int rank) const {
-    GRIDLM_ASSERT(rank >= 0 && rank < world_size());
-}
+void Topology::check_rank(int rank) const { GRIDLM_ASSERT(rank >= 0 && rank < world_size()); }
 
 GridCoord Topology::coord_of(int rank) const {
     check_rank(rank);

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -19,6 +20,13 @@ struct Weight {
     int64_t rows = 0;
     int64_t cols = 0;
     const void* data = nullptr;  // [rows, cols] of dtype
+};
+
+// One output of a multi-matmul: y = x w^T (+ bias).  bias: [w.rows] or nullptr; y: [n, w.rows]
+struct MatmulOut {
+    Weight w;
+    const float* bias = nullptr;
+    float* y = nullptr;
 };
 
 // One sequence's keys and values for one layer, stored in fixed-size blocks so that a paged
@@ -49,7 +57,7 @@ struct AttentionShape {
     int64_t n_head = 0;
     int64_t n_head_kv = 0;  // divides n_head (GQA: n_head / n_head_kv query heads per KV head)
     int64_t head_dim = 0;
-    float scale = 0.f;      // 1 / sqrt(head_dim)
+    float scale = 0.f;  // 1 / sqrt(head_dim)
 };
 
 class Backend {
@@ -70,10 +78,12 @@ public:
     // out[t, :] = table[ids[t], :] widened to f32.  table: [n_vocab, n_embd]; out: [n, n_embd]
     virtual void embedding(const Weight& table, const int32_t* ids, int64_t n, float* out) = 0;
     // out = x * rsqrt(mean(x^2) + eps) * w per row, fp32.  x, out: [n_rows, n_cols]; w: [n_cols]
-    virtual void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,
-                         float* out) = 0;
+    virtual void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps, float* out) = 0;
     // y = x W^T (+ bias).  x: [n, w.cols]; bias: [w.rows] or nullptr; y: [n, w.rows]
     virtual void matmul(const float* x, const Weight& w, const float* bias, int64_t n, float* y) = 0;
+    // Several matmuls of the same input (q/k/v, gate/up) in one call, so a backend can run them
+    // as one launch / one thread fork.  x: [n, cols of every weight]
+    virtual void matmul_multi(const float* x, int64_t n, std::initializer_list<MatmulOut> outs) = 0;
     // cos/sin table for rotate-half RoPE: cs[t, i] = cos(pos[t] * theta^(-2i/d)) for i < d/2, then
     // the d/2 sines.  pos: [n]; cs: [n, head_dim]
     virtual void rope_table(const int32_t* pos, int64_t n, int64_t head_dim, double theta, float* cs) = 0;

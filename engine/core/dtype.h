@@ -15,18 +15,24 @@ enum class DType : uint8_t { dtype_f32, dtype_f16, dtype_bf16 };
 
 inline size_t dtype_size(DType t) {
     switch (t) {
-        case DType::dtype_f32: return 4;
-        case DType::dtype_f16: return 2;
-        case DType::dtype_bf16: return 2;
+        case DType::dtype_f32:
+            return 4;
+        case DType::dtype_f16:
+            return 2;
+        case DType::dtype_bf16:
+            return 2;
     }
     return 0;
 }
 
 inline std::string_view dtype_name(DType t) {
     switch (t) {
-        case DType::dtype_f32: return "f32";
-        case DType::dtype_f16: return "f16";
-        case DType::dtype_bf16: return "bf16";
+        case DType::dtype_f32:
+            return "f32";
+        case DType::dtype_f16:
+            return "f16";
+        case DType::dtype_bf16:
+            return "bf16";
     }
     return "?";
 }
@@ -68,7 +74,7 @@ inline uint16_t f32_to_f16(float f) {
         return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 : 0));
     }
     if (absx >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);  // rounds to inf
-    if (absx < 0x38800000u) {  // result is subnormal or zero
+    if (absx < 0x38800000u) {                                   // result is subnormal or zero
         const float a = std::bit_cast<float>(absx);
         // a * 2^24 rounded to nearest even gives the subnormal mantissa.
         const float scaled = a * 0x1p24f;

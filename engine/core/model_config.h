@@ -7,10 +7,10 @@
 namespace gridlm {
 
 struct ModelConfig {
-    std::string arch;         // "llama" | "qwen2"
-    std::string name;         // human-readable model name, may be empty
-    int64_t n_vocab = 0;      // rows of the embedding / LM head
-    int64_t n_embd = 0;       // hidden size
+    std::string arch;     // "llama" | "qwen2"
+    std::string name;     // human-readable model name, may be empty
+    int64_t n_vocab = 0;  // rows of the embedding / LM head
+    int64_t n_embd = 0;   // hidden size
     int64_t n_layer = 0;
     int64_t n_head = 0;
     int64_t n_head_kv = 0;

@@ -19,16 +19,16 @@ enum class TokenType : int32_t {
 };
 
 struct TokenizerData {
-    std::string model = "gpt2";          // only byte-level BPE ("gpt2") is supported
-    std::string pre;                     // pre-tokenizer kind: smollm, qwen2, deepseek-r1-qwen, llama3, gpt2
-    std::vector<std::string> tokens;     // id -> token text in GPT-2 byte-to-unicode form
-    std::vector<int32_t> token_types;    // id -> TokenType value; same length as tokens
-    std::vector<std::string> merges;     // rank order, "left right"
+    std::string model = "gpt2";        // only byte-level BPE ("gpt2") is supported
+    std::string pre;                   // pre-tokenizer kind: smollm, qwen2, deepseek-r1-qwen, llama3, gpt2
+    std::vector<std::string> tokens;   // id -> token text in GPT-2 byte-to-unicode form
+    std::vector<int32_t> token_types;  // id -> TokenType value; same length as tokens
+    std::vector<std::string> merges;   // rank order, "left right"
     int32_t bos_id = -1;
     int32_t eos_id = -1;
     int32_t pad_id = -1;
-    bool add_bos = false;                // prepend BOS when encoding a prompt
-    std::string chat_template;           // the checkpoint's Jinja source, kept verbatim
+    bool add_bos = false;       // prepend BOS when encoding a prompt
+    std::string chat_template;  // the checkpoint's Jinja source, kept verbatim
 };
 
 }  // namespace gridlm

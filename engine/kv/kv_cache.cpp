@@ -15,8 +15,8 @@ BlockKvCache::BlockKvCache(Backend& backend, const ModelConfig& config, int n_sl
       block_floats_(config.n_layer * 2 * block_size * config.n_head_kv * config.head_dim),
       slots_(n_slots) {
     if (n_slots <= 0 || max_length <= 0 || block_size <= 0)
-        throw Error(str("KV cache needs positive slots, length and block size (got ", n_slots, ", ", max_length,
-                        ", ", block_size, ")"));
+        throw Error(str("KV cache needs positive slots, length and block size (got ", n_slots, ", ", max_length, ", ",
+                        block_size, ")"));
 }
 
 BlockKvCache::~BlockKvCache() {
@@ -34,8 +34,7 @@ void BlockKvCache::reserve(int slot, int64_t n_new) {
     Slot& s = const_cast<Slot&>(slot_at(slot));
     const int64_t need = s.length + n_new;
     if (need > max_length_)
-        throw Error(str("sequence in KV slot ", slot, " would hold ", need, " tokens; the cache allows ",
-                        max_length_));
+        throw Error(str("sequence in KV slot ", slot, " would hold ", need, " tokens; the cache allows ", max_length_));
     while ((int64_t)s.blocks.size() * block_size_ < need) {
         float* b;
         if (!free_blocks_.empty()) {

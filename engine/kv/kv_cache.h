@@ -37,8 +37,7 @@ public:
 // f32 keys/values in blocks of block_size positions, each block holding every layer's K and V.
 class BlockKvCache final : public KvCache {
 public:
-    BlockKvCache(Backend& backend, const ModelConfig& config, int n_slots, int64_t max_length,
-                 int64_t block_size = 64);
+    BlockKvCache(Backend& backend, const ModelConfig& config, int n_slots, int64_t max_length, int64_t block_size = 64);
     ~BlockKvCache() override;
     BlockKvCache(const BlockKvCache&) = delete;
     BlockKvCache& operator=(const BlockKvCache&) = delete;

@@ -19,17 +19,17 @@ struct StepContext {
     std::vector<int> slots;          // [n_seqs] KV slot of each sequence
     std::vector<AttentionSeq> seqs;  // [n_seqs] rows, positions and (per layer) KV views
     AttentionShape shape;
-    int64_t n = 0;                   // tokens in the step
-    float* x = nullptr;              // [n, n_embd]            residual stream
-    float* xn = nullptr;             // [n, n_embd]            normed input of a block
-    float* q = nullptr;              // [n, n_head, head_dim]
-    float* k = nullptr;              // [n, n_head_kv, head_dim]
-    float* v = nullptr;              // [n, n_head_kv, head_dim]
-    float* attn = nullptr;           // [n, n_head, head_dim]  attention output
-    float* gate = nullptr;           // [n, n_ff]
-    float* up = nullptr;             // [n, n_ff]
-    float* tmp = nullptr;            // [n, n_embd]            block output before the residual add
-    float* cs = nullptr;             // [n, head_dim]          RoPE cos | sin per token
+    int64_t n = 0;          // tokens in the step
+    float* x = nullptr;     // [n, n_embd]            residual stream
+    float* xn = nullptr;    // [n, n_embd]            normed input of a block
+    float* q = nullptr;     // [n, n_head, head_dim]
+    float* k = nullptr;     // [n, n_head_kv, head_dim]
+    float* v = nullptr;     // [n, n_head_kv, head_dim]
+    float* attn = nullptr;  // [n, n_head, head_dim]  attention output
+    float* gate = nullptr;  // [n, n_ff]
+    float* up = nullptr;    // [n, n_ff]
+    float* tmp = nullptr;   // [n, n_embd]            block output before the residual add
+    float* cs = nullptr;    // [n, head_dim]          RoPE cos | sin per token
 
     // Points every sequence's KV view at layer il.
     void use_layer(int64_t il) {

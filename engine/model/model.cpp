@@ -51,11 +51,11 @@ void Model::ensure_workspace(int64_t n, int64_t n_out) {
     ws_tokens_ = std::max(n, ws_tokens_);
     ws_out_ = std::max(n_out, ws_out_);
     const ModelConfig& c = config_;
-    const int64_t per_token = 3 * c.n_embd + (c.n_head + 2 * c.n_head_kv) * c.head_dim + c.n_head * c.head_dim +
-                              2 * c.n_ff + c.head_dim;
+    const int64_t per_token =
+        3 * c.n_embd + (c.n_head + 2 * c.n_head_kv) * c.head_dim + c.n_head * c.head_dim + 2 * c.n_ff + c.head_dim;
     // Rows for the logits stage: normed hidden states of the rows that get logits.
     workspace_ = BackendBuffer(*backend_, sizeof(float) * (ws_tokens_ * per_token + ws_out_ * c.n_embd +
-                                                          (backend_->host_memory() ? 0 : ws_out_ * c.n_vocab)));
+                                                           (backend_->host_memory() ? 0 : ws_out_ * c.n_vocab)));
 }
 
 void Model::forward(const ForwardBatch& batch, KvCache& kv, float* logits_out) {

@@ -59,7 +59,7 @@ private:
     std::shared_ptr<Backend> backend_;
     ModelWeights weights_;
     void (*layers_)(StepContext&) = nullptr;
-    BackendBuffer workspace_;         // activations for the largest step so far
+    BackendBuffer workspace_;  // activations for the largest step so far
     int64_t ws_tokens_ = 0, ws_out_ = 0;
 };
 

@@ -12,23 +12,25 @@ void qwen2_layers(StepContext& c) {
         c.use_layer(il);
 
         // attention: x += o(attn(rope(q(norm(x)) + bq), rope(k(norm(x)) + bk), v(norm(x)) + bv))
-        be.rmsnorm(c.x, L.attn_norm, n, d, eps, c.xn);       // [n, n_embd]
-        be.matmul(c.xn, L.q, L.q_bias, n, c.q);                // [n, n_head * hd]
-        be.matmul(c.xn, L.k, L.k_bias, n, c.k);                // [n, n_head_kv * hd]
-        be.matmul(c.xn, L.v, L.v_bias, n, c.v);                // [n, n_head_kv * hd]
+        be.rmsnorm(c.x, L.attn_norm, n, d, eps, c.xn);  // [n, n_embd]
+        be.matmul_multi(c.xn, n,
+                        {{L.q, L.q_bias, c.q},    // [n, n_head * hd]
+                         {L.k, L.k_bias, c.k},    // [n, n_head_kv * hd]
+                         {L.v, L.v_bias, c.v}});  // [n, n_head_kv * hd]
         be.rope(c.q, c.cs, n, c.cfg.n_head, hd);
         be.rope(c.k, c.cs, n, c.cfg.n_head_kv, hd);
         be.kv_store(c.k, c.v, c.seqs.data(), (int64_t)c.seqs.size());
         be.attention(c.q, c.seqs.data(), (int64_t)c.seqs.size(), c.shape, c.attn);  // [n, n_head * hd]
-        be.matmul(c.attn, L.o, nullptr, n, c.tmp);             // [n, n_embd]
+        be.matmul(c.attn, L.o, nullptr, n, c.tmp);                                  // [n, n_embd]
         be.add(c.x, c.tmp, n * d);
 
         // mlp: x += down(silu(gate(norm(x))) * up(norm(x)))
         be.rmsnorm(c.x, L.mlp_norm, n, d, eps, c.xn);
-        be.matmul(c.xn, L.gate, nullptr, n, c.gate);           // [n, n_ff]
-        be.matmul(c.xn, L.up, nullptr, n, c.up);               // [n, n_ff]
+        be.matmul_multi(c.xn, n,
+                        {{L.gate, nullptr, c.gate},  // [n, n_ff]
+                         {L.up, nullptr, c.up}});    // [n, n_ff]
         be.silu_mul(c.gate, c.up, n * ff, c.gate);
-        be.matmul(c.gate, L.down, nullptr, n, c.tmp);          // [n, n_embd]
+        be.matmul(c.gate, L.down, nullptr, n, c.tmp);  // [n, n_embd]
         be.add(c.x, c.tmp, n * d);
     }
 }

@@ -41,7 +41,9 @@ public:
         w.rows = rows;
         w.cols = cols;
         switch (dtype) {
-            case DType::dtype_f32: w.data = upload(v.data(), v.size() * sizeof(float)); break;
+            case DType::dtype_f32:
+                w.data = upload(v.data(), v.size() * sizeof(float));
+                break;
             case DType::dtype_bf16:
             case DType::dtype_f16: {
                 std::vector<uint16_t> h(v.size());

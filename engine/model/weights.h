@@ -29,7 +29,7 @@ struct ModelWeights {
     const float* final_norm = nullptr;  // [n_embd]           model.norm
     Weight lm_head;                     // [n_vocab, n_embd]  lm_head (== embed when tied)
     std::vector<BackendBuffer> storage;
-    int64_t bytes = 0;                  // weight bytes held in backend memory
+    int64_t bytes = 0;  // weight bytes held in backend memory
 };
 
 // Throws gridlm::Error naming the tensor when one is missing or has an unexpected shape.

@@ -155,9 +155,10 @@ void check_greedy(const std::string& key, DType dt, const std::vector<int>& whic
                         c["name"].get<std::string>().c_str(), i, margins[i]);
         }
     }
-    std::printf("[ %s %s ] greedy: %d of %d continuations token-identical over %d tokens (batch %d); "
-                "last-step max |dlogit|/range = %.2e\n",
-                key.c_str(), std::string(dtype_name(dt)).c_str(), identical, B, n_greedy, B, worst_last);
+    std::printf(
+        "[ %s %s ] greedy: %d of %d continuations token-identical over %d tokens (batch %d); "
+        "last-step max |dlogit|/range = %.2e\n",
+        key.c_str(), std::string(dtype_name(dt)).c_str(), identical, B, n_greedy, B, worst_last);
 }
 
 // Several prompts of different lengths in one prefill, plus one sequence decoding in the same
@@ -211,7 +212,7 @@ void check_batched_equals_single(const std::string& key) {
     EXPECT_LE(worst, 1e-5);
 }
 
-#define SKIP_WITHOUT(key)                                                                  \
+#define SKIP_WITHOUT(key) \
     if (!have_golden(key)) GTEST_SKIP() << "golden for " << key << " missing: run tests/reference/make_logits_golden.py"
 
 TEST(ModelGoldenSmolLM2, PromptLogitsF32) {

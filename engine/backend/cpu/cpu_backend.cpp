@@ -54,6 +54,9 @@ public:
     void matmul(const float* x, const Weight& w, const float* bias, int64_t n, float* y) override {
         cpu::matmul(ctx_, x, w, bias, n, y);
     }
+    void matmul_multi(const float* x, int64_t n, std::initializer_list<MatmulOut> outs) override {
+        cpu::matmul_multi(ctx_, x, n, outs.begin(), (int64_t)outs.size());
+    }
     void rope_table(const int32_t* pos, int64_t n, int64_t head_dim, double theta, float* cs) override {
         cpu::rope_table(ctx_, pos, n, head_dim, theta, cs);
     }

@@ -38,6 +38,7 @@ void rmsnorm(const CpuContext& ctx, const float* x, const float* w, int64_t n_ro
 // per call, bandwidth-bound); larger ones go through blocked GEMM (OpenBLAS sgemm).
 inline constexpr int64_t gemv_max_tokens = 4;
 void matmul(const CpuContext& ctx, const float* x, const Weight& w, const float* bias, int64_t n, float* y);
+void matmul_multi(const CpuContext& ctx, const float* x, int64_t n, const MatmulOut* outs, int64_t n_outs);
 
 void rope_table(const CpuContext& ctx, const int32_t* pos, int64_t n, int64_t head_dim, double theta, float* cs);
 void rope(const CpuContext& ctx, float* x, const float* cs, int64_t n, int64_t n_heads, int64_t head_dim);

@@ -8,13 +8,13 @@
 namespace gridlm::cuda {
 
 struct CudaInfo {
-    int device_count = 0;        // 0 when no GPU (or no driver) is present
-    int runtime_version = 0;     // e.g. 13000
-    int driver_version = 0;      // 0 without a driver
-    int cublas_version = 0;      // 0 when no device could be opened
-    int nccl_version = 0;        // from ncclGetVersion; works without a GPU
-    std::string device_name;     // device 0, empty without a GPU
-    std::string error;           // why device_count is 0, when it is
+    int device_count = 0;     // 0 when no GPU (or no driver) is present
+    int runtime_version = 0;  // e.g. 13000
+    int driver_version = 0;   // 0 without a driver
+    int cublas_version = 0;   // 0 when no device could be opened
+    int nccl_version = 0;     // from ncclGetVersion; works without a GPU
+    std::string device_name;  // device 0, empty without a GPU
+    std::string error;        // why device_count is 0, when it is
 };
 
 // Queries runtime, driver, NCCL and (when a device is present) cuBLAS versions. Never throws.

@@ -20,20 +20,18 @@ inline std::string host_name() {
 
 }  // namespace gridlm::cuda
 
-#define CUDA_CHECK(expr)                                                                              \
-    do {                                                                                              \
-        cudaError_t err_ = (expr);                                                                    \
-        if (err_ != cudaSuccess)                                                                      \
-            throw ::gridlm::Error(::gridlm::str("CUDA error ", cudaGetErrorString(err_), " in `", #expr, \
-                                                "` at ", __FILE__, ":", __LINE__, " on ",             \
-                                                ::gridlm::cuda::host_name()));                        \
+#define CUDA_CHECK(expr)                                                                                          \
+    do {                                                                                                          \
+        cudaError_t err_ = (expr);                                                                                \
+        if (err_ != cudaSuccess)                                                                                  \
+            throw ::gridlm::Error(::gridlm::str("CUDA error ", cudaGetErrorString(err_), " in `", #expr, "` at ", \
+                                                __FILE__, ":", __LINE__, " on ", ::gridlm::cuda::host_name()));   \
     } while (0)
 
-#define CUBLAS_CHECK(expr)                                                                          \
-    do {                                                                                            \
-        cublasStatus_t st_ = (expr);                                                                \
-        if (st_ != CUBLAS_STATUS_SUCCESS)                                                           \
-            throw ::gridlm::Error(::gridlm::str("cuBLAS error ", (int)st_, " in `", #expr, "` at ", \
-                                                __FILE__, ":", __LINE__, " on ",                    \
-                                                ::gridlm::cuda::host_name()));                      \
+#define CUBLAS_CHECK(expr)                                                                                         \
+    do {                                                                                                           \
+        cublasStatus_t st_ = (expr);                                                                               \
+        if (st_ != CUBLAS_STATUS_SUCCESS)                                                                          \
+            throw ::gridlm::Error(::gridlm::str("cuBLAS error ", (int)st_, " in `", #expr, "` at ", __FILE__, ":", \
+                                                __LINE__, " on ", ::gridlm::cuda::host_name()));                   \
     } while (0)

@@ -12,8 +12,8 @@ namespace gridlm::cpu {
 namespace {
 
 // One query row of one head. q, out: [head_dim]; scores: scratch of n_ctx floats.
-void attend_one(const float* q, const KvSeqView& kv, int64_t kv_col, int64_t n_ctx, int64_t head_dim,
-                float scale, float* scores, float* out) {
+void attend_one(const float* q, const KvSeqView& kv, int64_t kv_col, int64_t n_ctx, int64_t head_dim, float scale,
+                float* scores, float* out) {
     float max_s = -INFINITY;
     for (int64_t j = 0; j < n_ctx; ++j) {
         const float s = dot_f32(q, kv.k(j) + kv_col, head_dim) * scale;

@@ -78,21 +78,48 @@ void gemv_rows(const WT* w, int64_t cols, const float* x, int64_t r0, int64_t r1
     for (; r < r1; ++r) gemv_tile<1, T, WT>(w + r * cols, cols, x, cols, y + r, ld_y);
 }
 
-// x: [n, cols]; w: [rows, cols]; y: [n, rows]; n <= gemv_max_tokens
+// Rows [r0, r1) of y = x W^T (+ bias) for n <= gemv_max_tokens tokens.
+// x: [n, cols]; w: [rows, cols]; y: [n, rows]
 template <typename WT>
-void gemv(const CpuContext& ctx, const float* x, const WT* w, int64_t rows, int64_t cols, int64_t n, float* y) {
+void gemv_block(const float* x, const WT* w, const float* bias, int64_t rows, int64_t cols, int64_t n, float* y,
+                int64_t r0, int64_t r1) {
+    switch (n) {
+        case 1:
+            gemv_rows<1>(w, cols, x, r0, r1, y, rows);
+            break;
+        case 2:
+            gemv_rows<2>(w, cols, x, r0, r1, y, rows);
+            break;
+        case 3:
+            gemv_rows<3>(w, cols, x, r0, r1, y, rows);
+            break;
+        default:
+            gemv_rows<4>(w, cols, x, r0, r1, y, rows);
+            break;
+    }
+    if (bias)
+        for (int64_t t = 0; t < n; ++t)
+            for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += bias[r];
+}
+
+// Several GEMVs on the same input in one parallel region: the 16-row blocks of all outputs form
+// one index space (one fork/join per call instead of one per weight).
+void gemv_multi(const CpuContext& ctx, const float* x, int64_t n, const MatmulOut* outs, int64_t n_outs) {
     constexpr int64_t block = 16;
-    const int64_t n_blocks = (rows + block - 1) / block;
-    // Static contiguous chunks: each thread streams one long stretch of W (prefetch-friendly).
+    std::vector<int64_t> first(n_outs + 1, 0);
+    for (int64_t o = 0; o < n_outs; ++o) first[o + 1] = first[o] + (outs[o].w.rows + block - 1) / block;
+    const int64_t total = first[n_outs];
+    // Static contiguous chunks: each thread streams one long stretch of the weights.
 #pragma omp parallel for num_threads(ctx.n_threads) schedule(static)
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        const int64_t r0 = b * block, r1 = std::min(rows, r0 + block);
-        switch (n) {
-            case 1: gemv_rows<1>(w, cols, x, r0, r1, y, rows); break;
-            case 2: gemv_rows<2>(w, cols, x, r0, r1, y, rows); break;
-            case 3: gemv_rows<3>(w, cols, x, r0, r1, y, rows); break;
-            default: gemv_rows<4>(w, cols, x, r0, r1, y, rows); break;
-        }
+    for (int64_t b = 0; b < total; ++b) {
+        int64_t o = 0;
+        while (b >= first[o + 1]) ++o;
+        const MatmulOut& m = outs[o];
+        const int64_t r0 = (b - first[o]) * block, r1 = std::min(m.w.rows, r0 + block);
+        if (m.w.dtype == DType::dtype_f32)
+            gemv_block(x, static_cast<const float*>(m.w.data), m.bias, m.w.rows, m.w.cols, n, m.y, r0, r1);
+        else
+            gemv_block(x, static_cast<const uint16_t*>(m.w.data), m.bias, m.w.rows, m.w.cols, n, m.y, r0, r1);
     }
 }
 
@@ -110,16 +137,15 @@ void thread_rows(int64_t rows, int tid, int nt, int64_t& r0, int64_t& r1) {
 }
 
 // x: [n, cols]; w: [rows, cols] f32; y: [n, rows]
-void gemm_f32(const CpuContext& ctx, const float* x, const float* w, int64_t rows, int64_t cols, int64_t n,
-              float* y) {
+void gemm_f32(const CpuContext& ctx, const float* x, const float* w, int64_t rows, int64_t cols, int64_t n, float* y) {
     blas_single_threaded();
 #pragma omp parallel num_threads(ctx.n_threads)
     {
         int64_t r0, r1;
         thread_rows(rows, omp_get_thread_num(), omp_get_num_threads(), r0, r1);
         if (r1 > r0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(r1 - r0), (int)cols, 1.0f, x,
-                        (int)cols, w + r0 * cols, (int)cols, 0.0f, y + r0, (int)rows);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(r1 - r0), (int)cols, 1.0f, x, (int)cols,
+                        w + r0 * cols, (int)cols, 0.0f, y + r0, (int)rows);
     }
 }
 
@@ -147,34 +173,32 @@ void gemm_bf16(const CpuContext& ctx, const float* x, const uint16_t* w, int64_t
 
 // x: [n, w.cols]; bias: [w.rows] or nullptr; y: [n, w.rows]
 void matmul(const CpuContext& ctx, const float* x, const Weight& w, const float* bias, int64_t n, float* y) {
-    const int64_t rows = w.rows, cols = w.cols;
-    if (n <= 0) return;
-    switch (w.dtype) {
-        case DType::dtype_f32: {
-            const float* wf = static_cast<const float*>(w.data);
-            if (n <= gemv_max_tokens) {
-                gemv(ctx, x, wf, rows, cols, n, y);
-            } else {
-                gemm_f32(ctx, x, wf, rows, cols, n, y);
-            }
-            break;
-        }
-        case DType::dtype_bf16: {
-            const uint16_t* wb = static_cast<const uint16_t*>(w.data);
-            if (n <= gemv_max_tokens) {
-                gemv(ctx, x, wb, rows, cols, n, y);
-            } else {
-                gemm_bf16(ctx, x, wb, rows, cols, n, y);
-            }
-            break;
-        }
-        case DType::dtype_f16:
+    const MatmulOut out{w, bias, y};
+    matmul_multi(ctx, x, n, &out, 1);
+}
+
+// Each outs[o].y = x outs[o].w^T (+ bias); all weights have x's width.
+void matmul_multi(const CpuContext& ctx, const float* x, int64_t n, const MatmulOut* outs, int64_t n_outs) {
+    if (n <= 0 || n_outs <= 0) return;
+    for (int64_t o = 0; o < n_outs; ++o) {
+        GRIDLM_ASSERT(outs[o].w.cols == outs[0].w.cols);
+        if (outs[o].w.dtype == DType::dtype_f16)
             throw Error("matmul: f16 weights are not supported by the CPU backend yet (use f32 or bf16)");
     }
-    if (bias) {
-#pragma omp parallel for num_threads(ctx.n_threads) schedule(static) if (n > 1)
-        for (int64_t t = 0; t < n; ++t)
-            for (int64_t r = 0; r < rows; ++r) y[t * rows + r] += bias[r];
+    if (n <= gemv_max_tokens) return gemv_multi(ctx, x, n, outs, n_outs);
+    for (int64_t o = 0; o < n_outs; ++o) {
+        const Weight& w = outs[o].w;
+        float* y = outs[o].y;
+        if (w.dtype == DType::dtype_f32) {
+            gemm_f32(ctx, x, static_cast<const float*>(w.data), w.rows, w.cols, n, y);
+        } else {
+            gemm_bf16(ctx, x, static_cast<const uint16_t*>(w.data), w.rows, w.cols, n, y);
+        }
+        if (const float* bias = outs[o].bias) {
+#pragma omp parallel for num_threads(ctx.n_threads) schedule(static)
+            for (int64_t t = 0; t < n; ++t)
+                for (int64_t r = 0; r < w.rows; ++r) y[t * w.rows + r] += bias[r];
+        }
     }
 }
 

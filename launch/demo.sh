@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main example job: sets up the machine (packages, build, models), converts SmolLM2-135M
+# to the native checkpoint, runs `gridlm generate` under mpirun on the example prompts and
+# prints the completions.
+#   bash launch/demo.sh [extra gridlm generate options, e.g. --max-tokens 32]
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+models=${GRIDLM_MODELS:-$repo/models}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+bash "$repo/launch/setup.sh"
+gridlm=$repo/build/bin/gridlm
+
+ckpt=$models/SmolLM2-135M-Instruct.f32.h5
+if [ ! -f "$ckpt" ]; then
+  echo "[demo] converting SmolLM2-135M-Instruct (GGUF Q4_1 -> HDF5 f32)" >&2
+  "$gridlm" convert --from "$models/SmolLM2-135M-Instruct.Q4_1.gguf" --to "$ckpt" --dtype f32
+fi
+"$gridlm" inspect "$ckpt" | head -20
+
+out_dir=$repo/build/demo
+mkdir -p "$out_dir"
+out=$out_dir/completions.jsonl
+rm -f "$out"
+echo "[demo] mpirun -n 1 gridlm generate on configs/examples/prompts.jsonl" >&2
+mpirun -n 1 --oversubscribe "$gridlm" generate --model "$ckpt" \
+  --prompts "$repo/configs/examples/prompts.jsonl" --output "$out" \
+  --config "$repo/configs/examples/demo.cfg" "$@"
+
+echo
+echo "== completions ($out) =="
+python3 - "$out" <<'PY' 2>/dev/null || cat "$out"
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    r = json.loads(line)
+    if "error" in r:
+        print(f"[{r.get('id')}] ERROR line {r.get('line')}: {r['error']}\n")
+    else:
+        print(f"[{r['id']}] ({r['finish_reason']}, {r['usage']['completion_tokens']} tokens)\n{r['text'].strip()}\n")
+PY
