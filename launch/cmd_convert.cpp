@@ -18,6 +18,7 @@
 #include "io/gguf_model.h"
 #include "io/h5_checkpoint.h"
 #include "io/hf_checkpoint.h"
+#include "launch/cli_options.h"
 #include "launch/commands.h"
 
 namespace gridlm {
@@ -139,19 +140,12 @@ int run_convert(const std::vector<std::string>& args) {
         ("force", po::bool_switch(), "overwrite OUT if it exists (default: refuse)")
         ("quiet,q", po::bool_switch(), "no progress on stderr (default: progress)");
     // clang-format on
-    po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(args).options(opts).run(), vm);
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw UsageError(e.what());
-    }
+    const po::variables_map vm = parse_options(args, opts);
     if (vm.count("help")) {
         std::cout << opts << "\n";
         return exit_ok;
     }
-    if (!vm.count("from")) throw UsageError("--from is required");
-    if (!vm.count("to")) throw UsageError("--to is required");
+    require_options(vm, {"from", "to"});
     const std::string from = vm["from"].as<std::string>();
     const std::string to = vm["to"].as<std::string>();
     const std::string dtype_opt = vm["dtype"].as<std::string>();

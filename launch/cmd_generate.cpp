@@ -20,6 +20,7 @@
 #include "io/prompt_reader.h"
 #include "io/result_writer.h"
 #include "launch/chat_prompt.h"
+#include "launch/cli_options.h"
 #include "launch/commands.h"
 #include "launch/generate_job.h"
 #include "launch/progress.h"
@@ -147,28 +148,12 @@ int run_generate(const std::vector<std::string>& args) {
         ("quiet,q", po::bool_switch(), "no progress, only the final summary");
     // clang-format on
 
-    po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(args).options(opts).run(), vm);
-        if (vm.count("config")) {
-            const std::string cfg = vm["config"].as<std::string>();
-            std::ifstream in(cfg);
-            if (!in) throw UsageError(str("cannot open config file '", cfg, "'"));
-            // Stored after the command line: po::store keeps values already set, so the
-            // command line wins.
-            po::store(po::parse_config_file(in, opts), vm);
-        }
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw UsageError(e.what());
-    }
+    const po::variables_map vm = parse_options(args, opts, nullptr, "config");
     if (vm.count("help")) {
         std::cout << opts << "\n";
         return exit_ok;
     }
-    for (const char* required : {"model", "prompts", "output"}) {
-        if (!vm.count(required)) throw UsageError(str("--", required, " is required"));
-    }
+    require_options(vm, {"model", "prompts", "output"});
 
     SamplingParams p;
     p.max_tokens = vm["max-tokens"].as<int32_t>();

@@ -11,6 +11,7 @@
 
 #include "engine/core/error.h"
 #include "io/h5_checkpoint.h"
+#include "launch/cli_options.h"
 #include "launch/commands.h"
 
 namespace gridlm {
@@ -175,13 +176,7 @@ int run_inspect(const std::vector<std::string>& args) {
     all.add(opts).add(hidden);
     po::positional_options_description positional;
     positional.add("model", -1);
-    po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw UsageError(e.what());
-    }
+    const po::variables_map vm = parse_options(args, all, &positional);
     if (vm.count("help")) {
         std::cout << opts << "\n";
         return exit_ok;

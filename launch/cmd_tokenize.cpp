@@ -17,6 +17,7 @@
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/h5_checkpoint.h"
+#include "launch/cli_options.h"
 #include "launch/commands.h"
 
 namespace gridlm {
@@ -156,18 +157,12 @@ int run_tokenize(const std::vector<std::string>& args) {
     po::positional_options_description positional;
     positional.add("text", -1);
 
-    po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw UsageError(e.what());
-    }
+    const po::variables_map vm = parse_options(args, all, &positional);
     if (vm.count("help")) {
         std::cout << opts << "\n";
         return exit_ok;
     }
-    if (!vm.count("model")) throw UsageError("--model is required");
+    require_options(vm, {"model"});
     const int n_inputs = static_cast<int>(vm.count("text") > 0) + static_cast<int>(vm.count("file") > 0) +
                          static_cast<int>(vm.count("chat") > 0);
     if (n_inputs != 1) throw UsageError("give exactly one of TEXT, --file PATH or --chat MESSAGES.json");

@@ -1,5 +1,5 @@
 // GGUF metadata, tensor tables, model config and tokenizer data of the three real model files
-// (facts from shared/NOTES.md and the reference script's own header parse) and of the
+// (published model facts and the reference script's own header parse) and of the
 // synthetic file that holds every metadata value type.
 #include <gtest/gtest.h>
 
