@@ -16,10 +16,11 @@ if [ ! -f "$ckpt" ]; then
   echo "[demo] converting SmolLM2-135M-Instruct (GGUF Q4_1 -> HDF5 f32)" >&2
   "$gridlm" convert --from "$models/SmolLM2-135M-Instruct.Q4_1.gguf" --to "$ckpt" --dtype f32
 fi
-"$gridlm" inspect "$ckpt" | head -20
-
 out_dir=$repo/build/demo
 mkdir -p "$out_dir"
+"$gridlm" inspect "$ckpt" > "$out_dir/inspect.txt"
+sed -n '1,20p' "$out_dir/inspect.txt"
+echo "  ... (whole listing in $out_dir/inspect.txt)"
 out=$out_dir/completions.jsonl
 rm -f "$out"
 echo "[demo] mpirun -n 1 gridlm generate on configs/examples/prompts.jsonl" >&2
