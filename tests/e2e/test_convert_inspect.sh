@@ -8,29 +8,8 @@ golden=$(cd "$(dirname "$0")/../reference/golden" && pwd)
 smol=$models/SmolLM2-135M-Instruct.Q4_1.gguf
 qwen=$models/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf
 r1=$models/DeepSeek-R1-Distill-Qwen-7B.head.gguf
-for f in "$smol" "$qwen" "$r1"; do
-    if [ ! -f "$f" ]; then
-        echo "SKIP: $f is missing (run launch/fetch_models.sh)"
-        exit 0
-    fi
-done
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect_rc() {  # expect_rc WANT DESCRIPTION CMD...
-    local want=$1 what=$2
-    shift 2
-    "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-    local rc=$?
-    if [ "$rc" != "$want" ]; then
-        fail "$what: exit $rc, expected $want"
-        sed 's/^/    /' "$tmp/stderr" | tail -5
-    fi
-}
-expect_stderr() {  # expect_stderr DESCRIPTION TEXT: the last command's stderr mentions TEXT
-    grep -qF -- "$2" "$tmp/stderr" || fail "$1: stderr does not mention '$2': $(head -c 400 "$tmp/stderr")"
-}
+. "$(dirname "$0")/lib.sh"
+require_files "$smol" "$qwen" "$r1"
 expect_out() {  # expect_out DESCRIPTION FILE PATTERN (extended regex)
     grep -qE -- "$3" "$2" || fail "$1: no line matching /$3/ in $2"
 }
@@ -171,8 +150,4 @@ expect_rc 0 "inspect --help" "$gridlm" inspect --help
 
 echo "conversions (name, seconds, .h5 bytes, arguments):"
 printf '%s' "$report"
-if [ "$failures" -ne 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
-echo "PASS"
+finish test_convert_inspect

@@ -4,24 +4,8 @@ set -u
 gridlm=$1
 models=$2
 model=$models/SmolLM2-135M-Instruct.Q4_1.gguf
-if [ ! -f "$model" ]; then
-    echo "SKIP: $model is missing (run launch/fetch_models.sh)"
-    exit 0
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect_rc() {  # expect_rc WANT DESCRIPTION CMD...
-    local want=$1 what=$2
-    shift 2
-    "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-    local rc=$?
-    if [ "$rc" != "$want" ]; then
-        fail "$what: exit $rc, expected $want"
-        sed 's/^/    /' "$tmp/stderr" | tail -5
-    fi
-}
+. "$(dirname "$0")/lib.sh"
+require_files "$model"
 gen() { "$gridlm" generate --model "$model" --threads 2 -q "$@"; }
 
 # --- usage and fatal errors stop at once, before the model is loaded ---------------------------
@@ -90,8 +74,4 @@ jq -e -s '.[] | select(.custom_id == "r1") | .error == null and .response.status
 jq -e -s '.[] | select(.custom_id == "r2") | .response == null and (.error.message | test("messages"))' \
     "$tmp/batch.out" >/dev/null || fail "openai: error line has the wrong shape"
 
-if [ "$failures" != 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
-echo "all generate checks passed"
+finish test_generate

@@ -4,20 +4,7 @@
 set -u
 gridlm=$1
 models=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect_rc() {  # expect_rc WANT DESCRIPTION CMD...
-    local want=$1 what=$2
-    shift 2
-    "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-    local rc=$?
-    if [ "$rc" != "$want" ]; then
-        fail "$what: exit $rc, expected $want"
-        sed 's/^/    /' "$tmp/stderr" | tail -5
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 # expect_ids DESCRIPTION "ID ID ..." CMD...: the --json line's ids must be exactly these.
 expect_ids() {
     local what=$1 ids=$2
@@ -100,8 +87,4 @@ expect_ids "qwen chat system" "151644 8948 198 2610 525 264 50537 17847 13 15164
 expect_ids "r1 chat system (BOS not doubled)" "151646 2610 525 264 50537 17847 13 151644 3838 374 279 6722 315 9625 30 151645" tok r1 --json --chat "$tmp/system.json"
 expect_rc 2 "--chat with --no-special" tok qwen --chat "$tmp/single.json" --no-special
 
-if [ "$failures" != 0 ]; then
-    echo "$failures failed"
-    exit 1
-fi
-echo "test_tokenize: all checks passed"
+finish test_tokenize

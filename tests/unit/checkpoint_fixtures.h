@@ -91,16 +91,6 @@ inline MemorySource tiny_weights(const ModelConfig& c, float scale = 1.0f) {
     return src;
 }
 
-template <typename F>
-std::string error_of(F&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
-
 inline void expect_config_eq(const ModelConfig& a, const ModelConfig& b) {
     EXPECT_EQ(a.arch, b.arch);
     EXPECT_EQ(a.name, b.name);
@@ -134,10 +124,6 @@ inline void expect_tokenizer_eq(const TokenizerData& a, const TokenizerData& b) 
 
 inline bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-inline void expect_has(const std::string& msg, std::initializer_list<std::string> parts) {
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
 }
 
 }  // namespace gridlm::test

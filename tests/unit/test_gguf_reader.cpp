@@ -12,6 +12,7 @@
 #include "test_support.h"
 
 using namespace gridlm;
+using gridlm::test::error_of;
 using nlohmann::json;
 
 namespace {
@@ -55,18 +56,6 @@ void expect_tokenizer_facts(const TokenizerData& t, const std::string& name) {
     ASSERT_GT(t.tokens.size(), 1000u);
     EXPECT_EQ(t.tokens[1000], facts.at("token_1000").get<std::string>());
     EXPECT_EQ(t.merges[0], facts.at("merge_0").get<std::string>());
-}
-
-// Runs f and returns the gridlm::Error message; fails the test if nothing (or another type) is thrown.
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    ADD_FAILURE() << "expected gridlm::Error";
-    return "";
 }
 
 }  // namespace

@@ -15,23 +15,11 @@ namespace gridlm {
 namespace {
 
 namespace fs = std::filesystem;
+using test::error_of;
+using test::expect_has;
 using json = nlohmann::json;
 
 const std::string tiny_dir = test::golden_path("tiny-qwen2-hf");
-
-template <typename F>
-std::string error_of(F&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
-
-void expect_has(const std::string& msg, std::initializer_list<std::string> parts) {
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-}
 
 TEST(HfTokenizer, TinyQwen2Tokenizer) {
     const TokenizerData t = hf_tokenizer_data(tiny_dir, 512);

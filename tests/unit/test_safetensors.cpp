@@ -17,23 +17,11 @@ namespace gridlm {
 namespace {
 
 namespace fs = std::filesystem;
+using test::error_of;
+using test::expect_has;
 
 const std::string tiny_dir = test::golden_path("tiny-qwen2-hf");
 const std::string sharded_dir = test::golden_path("tiny-qwen2-hf-sharded-bf16");
-
-template <typename F>
-std::string error_of(F&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
-
-void expect_has(const std::string& msg, std::initializer_list<std::string> parts) {
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-}
 
 // A safetensors file from a header text and data bytes; header_len overrides the length field.
 std::string write_st(const std::string& path, const std::string& header, const std::string& data,

@@ -1,7 +1,12 @@
 // Helpers shared by the unit tests: where the model cache and golden files are.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <initializer_list>
 #include <string>
+
+#include "engine/core/error.h"
 
 namespace gridlm::test {
 
@@ -16,6 +21,24 @@ std::string golden_path(const std::string& file);
 std::string read_file(const std::string& path);
 // A fresh temporary directory, removed by the OS's tmp cleaning; unique per call.
 std::string temp_dir();
+
+// Runs fn and returns the gridlm::Error message it throws; fails the calling test when nothing
+// is thrown (another exception type propagates and fails it too).
+template <typename F>
+std::string error_of(F&& fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    ADD_FAILURE() << "expected a gridlm::Error";
+    return "(no error)";
+}
+
+// Every part must occur in msg.
+inline void expect_has(const std::string& msg, std::initializer_list<std::string> parts) {
+    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+}
 
 inline const char* smollm2_gguf = "SmolLM2-135M-Instruct.Q4_1.gguf";
 inline const char* qwen_gguf = "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf";
