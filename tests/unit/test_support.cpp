@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 namespace gridlm::test {
 
@@ -33,9 +34,22 @@ std::string read_file(const std::string& path) {
     return ss.str();
 }
 
+// Directories made by temp_dir(), removed when the test process exits normally.
+static std::vector<std::string>& temp_dirs() {
+    static std::vector<std::string> dirs;
+    return dirs;
+}
+
+static void remove_temp_dirs() {
+    std::error_code ec;
+    for (const auto& d : temp_dirs()) std::filesystem::remove_all(d, ec);
+}
+
 std::string temp_dir() {
     std::string templ = (std::filesystem::temp_directory_path() / "gridlm-test-XXXXXX").string();
     if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+    if (temp_dirs().empty()) std::atexit(remove_temp_dirs);
+    temp_dirs().push_back(templ);
     return templ;
 }
 

@@ -19,7 +19,7 @@ std::string model_path(const std::string& file);
 std::string golden_path(const std::string& file);
 // Whole file as bytes.
 std::string read_file(const std::string& path);
-// A fresh temporary directory, removed by the OS's tmp cleaning; unique per call.
+// A fresh temporary directory, unique per call; removed with its contents when the test exits.
 std::string temp_dir();
 
 // Runs fn and returns the gridlm::Error message it throws; fails the calling test when nothing
