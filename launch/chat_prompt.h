@@ -1,12 +1,15 @@
 // Renders a request's chat messages with the checkpoint's chat template and tokenizes them.
-// Kept apart from the Request headers while engine/tokenizer/chat_template.h still declares its
-// own ChatMessage (the same struct as engine/core/chat_message.h); fold in once it includes that.
+// A checkpoint without a usable template still serves plain prompts: chat requests then fail one
+// by one with the reason instead of stopping the job.
 #pragma once
 
 #include <cstdint>
-#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "engine/core/chat_message.h"
+#include "engine/tokenizer/chat_template.h"
 
 namespace gridlm {
 
@@ -15,23 +18,18 @@ struct TokenizerData;
 
 class ChatPrompter {
 public:
-    // Recognises the checkpoint's template. When it has none or an unknown one, chat requests
-    // fail one by one with the reason (plain prompts still run).
     explicit ChatPrompter(const TokenizerData& data);
-    ~ChatPrompter();
 
-    bool available() const;
+    bool available() const { return tmpl_.has_value(); }
     const std::string& unavailable_reason() const { return reason_; }
-    std::string template_name() const;
+    std::string template_name() const { return tmpl_ ? tmpl_->name() : std::string("none"); }
 
-    // roles[i] / contents[i] are the turns; adds the generation prompt. Throws gridlm::Error for a
+    // Adds the generation prompt. Throws gridlm::Error when no template is available or for a
     // role the template does not render.
-    std::vector<int32_t> encode(const Tokenizer& tokenizer, const std::vector<std::string>& roles,
-                                const std::vector<std::string>& contents) const;
+    std::vector<int32_t> encode(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages) const;
 
 private:
-    struct Impl;
-    std::unique_ptr<Impl> impl_;
+    std::optional<ChatTemplate> tmpl_;
     std::string reason_;
 };
 

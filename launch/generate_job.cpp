@@ -108,12 +108,7 @@ private:
         try {
             if (r.prompt_token_ids.empty()) {
                 if (r.ref.chat) {
-                    std::vector<std::string> roles, contents;
-                    for (const auto& msg : r.messages) {
-                        roles.push_back(msg.role);
-                        contents.push_back(msg.content);
-                    }
-                    r.prompt_token_ids = m_.chat.encode(m_.tokenizer, roles, contents);
+                    r.prompt_token_ids = m_.chat.encode(m_.tokenizer, r.messages);
                 } else {
                     r.prompt_token_ids = m_.tokenizer.encode(r.prompt);
                 }
