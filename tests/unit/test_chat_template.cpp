@@ -25,16 +25,6 @@ const Model models[] = {
     {"deepseek-r1", test::r1_gguf, "deepseek-r1"},
 };
 
-const TokenizerData& tokenizer_data(const std::string& file) {
-    static std::map<std::string, TokenizerData> cache;
-    auto it = cache.find(file);
-    if (it == cache.end()) {
-        GgufFile gguf(test::model_path(file), /*need_tensor_data=*/false);
-        it = cache.emplace(file, gguf_tokenizer_data(gguf)).first;
-    }
-    return it->second;
-}
-
 struct GoldenChat {
     std::string name;
     std::vector<ChatMessage> messages;
@@ -73,7 +63,7 @@ class ChatGolden : public ::testing::TestWithParam<Model> {};
 
 TEST_P(ChatGolden, RendersLikeJinjaAndTokenizesLikeLlamaCpp) {
     const Model m = GetParam();
-    const TokenizerData& data = tokenizer_data(m.file);
+    const TokenizerData& data = test::gguf_tokenizer(m.file);
     const ChatTemplate tmpl = ChatTemplate::from_tokenizer_data(data);
     EXPECT_EQ(tmpl.name(), m.template_name);
     const Tokenizer tok(data);
@@ -103,10 +93,10 @@ INSTANTIATE_TEST_SUITE_P(Models, ChatGolden, ::testing::ValuesIn(models),
                          });
 
 TEST(ChatTemplate, DefaultSystemPromptsComeFromTheTemplates) {
-    const auto smol = ChatTemplate::from_tokenizer_data(tokenizer_data(test::smollm2_gguf));
+    const auto smol = ChatTemplate::from_tokenizer_data(test::gguf_tokenizer(test::smollm2_gguf));
     EXPECT_TRUE(smol.has_default_system());
     EXPECT_EQ(smol.default_system(), "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
-    const auto qwen = ChatTemplate::from_tokenizer_data(tokenizer_data(test::qwen_gguf));
+    const auto qwen = ChatTemplate::from_tokenizer_data(test::gguf_tokenizer(test::qwen_gguf));
     EXPECT_EQ(qwen.default_system(), "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
     EXPECT_EQ(qwen.apply({{"user", "hi"}}),
               "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
@@ -125,7 +115,7 @@ TEST(ChatTemplate, UnknownTemplateIsAnErrorNamingIt) {
     }
     EXPECT_THROW(ChatTemplate("", "<s>", "</s>"), Error);
     // A known template with one character changed is no longer recognised.
-    std::string source = tokenizer_data(test::smollm2_gguf).chat_template;
+    std::string source = test::gguf_tokenizer(test::smollm2_gguf).chat_template;
     source.replace(source.find("<|im_end|>"), 10, "<|im_stop|>");
     EXPECT_THROW(ChatTemplate(source, "", ""), Error);
 }
@@ -146,7 +136,7 @@ TEST(ChatTemplate, PlainChatMlWithEitherNewlineSpelling) {
 }
 
 TEST(ChatTemplate, DeepSeekR1LaterReleaseOpensThinking) {
-    std::string source = tokenizer_data(test::r1_gguf).chat_template;
+    std::string source = test::gguf_tokenizer(test::r1_gguf).chat_template;
     const std::string tail = "{{'<｜Assistant｜>'}}{% endif %}";
     ASSERT_EQ(source.substr(source.size() - tail.size()), tail);
     source.replace(source.size() - tail.size(), tail.size(), "{{'<｜Assistant｜><think>\\n'}}{% endif %}");
@@ -156,10 +146,10 @@ TEST(ChatTemplate, DeepSeekR1LaterReleaseOpensThinking) {
 }
 
 TEST(ChatTemplate, RolesOutsideTheTemplateAreErrors) {
-    const auto qwen = ChatTemplate::from_tokenizer_data(tokenizer_data(test::qwen_gguf));
+    const auto qwen = ChatTemplate::from_tokenizer_data(test::gguf_tokenizer(test::qwen_gguf));
     EXPECT_THROW(qwen.apply({{"narrator", "x"}}), Error);
     EXPECT_THROW(qwen.apply({}), Error);
-    const auto smol = ChatTemplate::from_tokenizer_data(tokenizer_data(test::smollm2_gguf));
+    const auto smol = ChatTemplate::from_tokenizer_data(test::gguf_tokenizer(test::smollm2_gguf));
     EXPECT_NO_THROW(smol.apply({{"narrator", "x"}}));  // SmolLM2's template writes any role
 }
 

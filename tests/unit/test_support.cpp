@@ -3,10 +3,14 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
+
+#include "io/gguf.h"
+#include "io/gguf_model.h"
 
 namespace gridlm::test {
 
@@ -22,6 +26,16 @@ std::string model_path(const std::string& file) {
                                  " is missing: run launch/fetch_models.sh (or launch/setup.sh) first");
     }
     return path;
+}
+
+const TokenizerData& gguf_tokenizer(const std::string& file) {
+    static std::map<std::string, TokenizerData> cache;
+    auto it = cache.find(file);
+    if (it == cache.end()) {
+        GgufFile gguf(model_path(file), /*need_tensor_data=*/false);
+        it = cache.emplace(file, gguf_tokenizer_data(gguf)).first;
+    }
+    return it->second;
 }
 
 std::string golden_path(const std::string& file) { return std::string(GRIDLM_GOLDEN_DIR) + "/" + file; }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/core/error.h"
+#include "engine/core/tokenizer_data.h"
 
 namespace gridlm::test {
 
@@ -15,6 +16,9 @@ std::string models_dir();
 // Full path of a model file in the cache; fails the calling test (via ADD_FAILURE-free throw)
 // with a message telling how to fetch it when it is missing.
 std::string model_path(const std::string& file);
+// Tokenizer data of a GGUF in the model cache, read once per process (vocabulary only: the
+// DeepSeek file is cut off after its header).
+const TokenizerData& gguf_tokenizer(const std::string& file);
 // Full path of a file under tests/reference/golden.
 std::string golden_path(const std::string& file);
 // Whole file as bytes.

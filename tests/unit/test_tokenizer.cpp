@@ -31,21 +31,10 @@ const Model models[] = {
     {"deepseek-r1", test::r1_gguf},
 };
 
-// Vocabulary-only read: the DeepSeek file is cut off after its header.
-const TokenizerData& tokenizer_data(const std::string& file) {
-    static std::map<std::string, TokenizerData> cache;
-    auto it = cache.find(file);
-    if (it == cache.end()) {
-        GgufFile gguf(test::model_path(file), /*need_tensor_data=*/false);
-        it = cache.emplace(file, gguf_tokenizer_data(gguf)).first;
-    }
-    return it->second;
-}
-
 const Tokenizer& tokenizer(const std::string& file) {
     static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
     auto& slot = cache[file];
-    if (!slot) slot = std::make_unique<Tokenizer>(tokenizer_data(file));
+    if (!slot) slot = std::make_unique<Tokenizer>(test::gguf_tokenizer(file));
     return *slot;
 }
 
@@ -221,7 +210,7 @@ TEST(Tokenizer, IllFormedInputReadAsReplacementCharacter) {
 }
 
 TEST(Tokenizer, UnknownPreKindIsAnError) {
-    TokenizerData data = tokenizer_data(test::smollm2_gguf);
+    TokenizerData data = test::gguf_tokenizer(test::smollm2_gguf);
     data.pre = "no-such-pre";
     try {
         Tokenizer tok(data);
