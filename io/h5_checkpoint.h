@@ -77,9 +77,9 @@ public:
     // Whole tensor widened to f32, row-major, HF orientation.
     std::vector<float> read_f32(const std::string& name) const override;
     // Rows [row0, row0 + n_rows) of a 1-D or 2-D tensor: [n_rows] or [n_rows, cols].
-    std::vector<float> read_rows_f32(const std::string& name, int64_t row0, int64_t n_rows) const;
+    std::vector<float> read_rows_f32(const std::string& name, int64_t row0, int64_t n_rows) const override;
     // Columns [col0, col0 + n_cols) of a 2-D tensor: [rows, n_cols], row-major.
-    std::vector<float> read_cols_f32(const std::string& name, int64_t col0, int64_t n_cols) const;
+    std::vector<float> read_cols_f32(const std::string& name, int64_t col0, int64_t n_cols) const override;
     // The stored 16-bit patterns of an f16 / bf16 tensor, rows [row0, row0 + n_rows) (n_rows < 0:
     // to the end), without widening: [n_rows, cols]. Throws for an f32 tensor.
     std::vector<uint16_t> read_raw16(const std::string& name, int64_t row0 = 0, int64_t n_rows = -1) const;

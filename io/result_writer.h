@@ -51,6 +51,8 @@ public:
     // Each input record (ref.index 0, 1, 2, ...) must be written exactly once.
     void write(const Completion& c);
     void write(const RecordError& e);
+    // A line formatted elsewhere (another rank's record, format_completion / format_error).
+    void write_line(uint64_t index, std::string line) { put(index, std::move(line)); }
     // Flushes, fsyncs and closes. Throws Error on an I/O failure (disk full).
     void close();
 

@@ -2,9 +2,12 @@
 // format behind it (GGUF, safetensors, native HDF5). Converters and model loaders read through it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "engine/core/error.h"
 
 namespace gridlm {
 
@@ -29,6 +32,35 @@ public:
     // The whole tensor dequantised / widened to f32, row-major in HF orientation.
     // Throws gridlm::Error naming the file and tensor when the name is unknown or data is bad.
     virtual std::vector<float> read_f32(const std::string& name) const = 0;
+
+    // Rows [row0, row0 + n_rows) of a 1-D or 2-D tensor: [n_rows] or [n_rows, cols]. A tensor-
+    // parallel rank reads its slices with these; a format that can read part of a tensor (HDF5
+    // hyperslabs) overrides them, the others read the whole tensor and cut.
+    virtual std::vector<float> read_rows_f32(const std::string& name, int64_t row0, int64_t n_rows) const {
+        std::vector<float> all = read_f32(name);
+        const int64_t rows = shape_of(name).at(0), cols = rows ? (int64_t)all.size() / rows : 0;
+        if (row0 < 0 || n_rows < 0 || row0 + n_rows > rows)
+            throw Error(str("tensor '", name, "': rows ", row0, "+", n_rows, " are outside its ", rows, " rows"));
+        return std::vector<float>(all.begin() + row0 * cols, all.begin() + (row0 + n_rows) * cols);
+    }
+    // Columns [col0, col0 + n_cols) of a 2-D tensor: [rows, n_cols], row-major.
+    virtual std::vector<float> read_cols_f32(const std::string& name, int64_t col0, int64_t n_cols) const {
+        std::vector<float> all = read_f32(name);
+        const std::vector<int64_t> shape = shape_of(name);
+        if (shape.size() != 2 || col0 < 0 || n_cols < 0 || col0 + n_cols > shape[1])
+            throw Error(str("tensor '", name, "': cannot read columns ", col0, "+", n_cols, " of it"));
+        std::vector<float> out((size_t)(shape[0] * n_cols));
+        for (int64_t r = 0; r < shape[0]; ++r)
+            std::copy_n(all.begin() + r * shape[1] + col0, n_cols, out.begin() + r * n_cols);
+        return out;
+    }
+
+private:
+    std::vector<int64_t> shape_of(const std::string& name) const {
+        for (const TensorInfo& t : tensors())
+            if (t.name == name) return t.shape;
+        throw Error(str("checkpoint has no tensor '", name, "'"));
+    }
 };
 
 }  // namespace gridlm

@@ -8,6 +8,9 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <cmath>
+#include <ctime>
+#include <limits>
 #include <vector>
 
 #include "engine/core/error.h"
@@ -24,7 +27,9 @@
 #include "launch/commands.h"
 #include "launch/generate_job.h"
 #include "launch/progress.h"
+#include "parallel/mpi_communicator.h"
 #include "parallel/mpi_env.h"
+#include "parallel/topology.h"
 
 namespace gridlm {
 namespace {
@@ -52,7 +57,12 @@ const char* usage_head =
     "from the record's own seeded generator: a record's output does not depend on the rest of the\n"
     "batch. Logprobs are those of the raw model distribution (before penalties and temperature).\n"
     "Options may also come from --config FILE (lines `name = value`, e.g. `temperature = 0.7`);\n"
-    "the command line overrides the file.\n\n"
+    "the command line overrides the file.\n"
+    "Grid: under `mpirun -n D*P*T gridlm generate ... --dp D --pp P --tp T` the ranks form D data-parallel\n"
+    "replicas (each takes every D-th record) of P pipeline stages (contiguous layers; the batch streams\n"
+    "through them in --micro-batches lanes) of T tensor-parallel ranks (heads, MLP and vocabulary\n"
+    "split; keep a TP group inside a node). One output file, written by one rank. docs/launching.md\n"
+    "shows mpirun and Slurm scripts.\n\n"
     "exit status: 0 every record done; 3 job finished but some records failed (see their error lines);\n"
     "             2 usage error (bad option); 1 fatal error (missing input, unwritable output, bad\n"
     "             checkpoint, I/O failure)\n\n"
@@ -100,6 +110,96 @@ void check_output_writable(const std::string& path) {
     if (!ok) throw Error(str("cannot write output file ", path, ": permission denied"));
 }
 
+// The rank that writes the output: replica 0's last stage, tp rank 0 (JobGrid::writer()).
+bool is_writer(const Topology& topo, const GridCoord& c) {
+    return c.dp == 0 && c.pp == topo.shape().pp - 1 && c.tp == 0;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    for (;;) {
+        const size_t comma = s.find(',', start);
+        out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+        if (comma == std::string::npos) return out;
+        start = comma + 1;
+    }
+}
+
+// Runs one start-up phase on every rank. When any rank fails, the failing ranks print their
+// error (naming the rank in a multi-rank job) and every rank stops with the worst exit status.
+template <typename F>
+void collective_phase(const MpiEnv& mpi, F&& phase) {
+    int code = exit_ok;
+    std::string msg;
+    try {
+        phase();
+    } catch (const UsageError& e) {
+        code = exit_usage;
+        msg = str(e.what(), "\n(see gridlm generate --help)");
+    } catch (const std::exception& e) {
+        code = exit_fatal;
+        msg = str("error: ", e.what());
+    }
+    const int worst = mpi.max_over_ranks(code);
+    if (worst == exit_ok) return;
+    if (code != exit_ok) {
+        if (mpi.size() > 1) {
+            std::fprintf(stderr, "gridlm generate: rank %d of %d (%s): %s\n", mpi.rank(), mpi.size(),
+                         mpi.host().c_str(), msg.c_str());
+        } else {
+            std::fprintf(stderr, "gridlm generate: %s\n", msg.c_str());
+        }
+    }
+    throw ExitStatus{worst};
+}
+
+std::string mib(double bytes) { return str((int64_t)std::llround(bytes / (1 << 20)), " MiB"); }
+
+// Writer: one line per rank with its layers, heads and weight bytes.
+void report_shards(Communicator& world, const Topology& topo, const Model& model, bool print) {
+    const ModelShard& s = model.shard();
+    const float mine[6] = {(float)s.layers.begin,     (float)s.layers.end(),       (float)s.tp.heads.size,
+                           (float)s.tp.kv_heads.size, (float)model.weight_bytes(), (float)s.head};
+    std::vector<float> all(6 * (size_t)world.size());
+    world.allgather(mine, 6, all.data());
+    if (!print || world.size() == 1) return;
+    for (int r = 0; r < world.size(); ++r) {
+        const float* v = &all[6 * (size_t)r];
+        std::fprintf(stderr, "gridlm: %s: layers %d..%d%s, %d heads, %d KV heads, %s weights\n",
+                     topo.describe(r).c_str(), (int)v[0], (int)v[1] - 1, v[5] != 0 ? " + head" : "", (int)v[2],
+                     (int)v[3], mib(v[4]).c_str());
+    }
+}
+
+// Writer: per-stage busy time, pipeline bubble and bytes sent, from every rank's counters.
+void report_grid(Communicator& world, const Topology& topo, const Model& model, const GenerateJobResult& r, bool print,
+                 int micro_batches) {
+    const float mine[6] = {(float)r.busy_s,         (float)r.wall_s,           (float)r.act_bytes_sent,
+                           (float)model.tp_bytes(), (float)r.tokens_processed, (float)r.steps};
+    std::vector<float> all(6 * (size_t)world.size());
+    world.allgather(mine, 6, all.data());
+    const GridShape& g = topo.shape();
+    if (!print || world.size() == 1) return;
+    std::fprintf(stderr, "gridlm: grid dp=%d pp=%d tp=%d, %d micro-batches per replica\n", g.dp, g.pp, g.tp,
+                 micro_batches);
+    double bubble = 0;
+    for (int stage = 0; stage < g.pp; ++stage) {
+        const float* v = &all[6 * (size_t)topo.rank_of({0, stage, 0})];  // replica 0, tp rank 0
+        const double busy = v[1] > 0 ? v[0] / v[1] : 0.0;
+        bubble += 1.0 - busy;
+        std::string line =
+            str("gridlm:   stage ", stage, ": busy ", format_duration(v[0]), " of ", format_duration(v[1]), " (",
+                (int)std::lround(100 * busy), "%), ", (int64_t)v[5], " steps");
+        if (stage + 1 < g.pp && v[4] > 0)
+            line += str(", sends ", mib(v[2]), " (", (int64_t)std::lround(v[2] / v[4]), " B per token)");
+        if (g.tp > 1 && v[4] > 0) line += str(", TP collectives ", (int64_t)std::lround(v[3] / v[4]), " B per token");
+        std::fprintf(stderr, "%s\n", line.c_str());
+    }
+    if (g.pp > 1)
+        std::fprintf(stderr, "gridlm:   pipeline bubble %.1f%% (idle share of stage time)\n", 100 * bubble / g.pp);
+}
+
 int run_generate(const std::vector<std::string>& args) {
     po::options_description opts(usage_head);
     SamplingParams d;  // defaults shown in --help come from the struct
@@ -140,7 +240,15 @@ int run_generate(const std::vector<std::string>& args) {
         ("max-model-len", po::value<int64_t>()->default_value(0),
          "tokens per sequence (prompt + output); 0 = the model's training context")
         ("prefill-chunk", po::value<int64_t>()->default_value(1024), "prompt tokens per model step at most")
-        ("threads", po::value<int>()->default_value(0), "CPU threads; 0 = the cores this process may use")
+        ("threads", po::value<int>()->default_value(0), "CPU threads per rank; 0 = the cores this rank may use")
+        ("dp", po::value<int>()->default_value(1), "data-parallel replicas (each runs every dp-th record)")
+        ("pp", po::value<int>()->default_value(1), "pipeline stages per replica (at most the model's layers)")
+        ("tp", po::value<int>()->default_value(1),
+         "tensor-parallel ranks per stage (must divide the attention heads; KV heads are split or replicated)")
+        ("pp-layers", po::value<std::string>(),
+         "layers per stage, e.g. 10,20 (default: balance weight bytes, the LM head counting on the last stage)")
+        ("micro-batches", po::value<int>()->default_value(0),
+         "lanes the batch is split into, each refilled on its own; 0 = 1 without a pipeline, else 2*pp")
         ("dtype", po::value<std::string>()->default_value("f32"), "weight element type in memory: f32 or bf16")
         ("model-name", po::value<std::string>(), "\"model\" in OpenAI-shaped output (default: the checkpoint's name)")
         ("progress-interval", po::value<double>()->default_value(10.0),
@@ -199,63 +307,132 @@ int run_generate(const std::vector<std::string>& args) {
     limits.max_n = std::min(limits.max_n, job.batch_size);
     if (auto problem = validate_sampling_params(p, limits)) throw UsageError(*problem);
 
-    MpiEnv mpi(nullptr, nullptr);  // a plain `gridlm generate` is an MPI singleton
-    if (mpi.size() > 1) throw Error(str("generate runs on one rank for now; this job has ", mpi.size()));
+    GridShape grid_shape{vm["dp"].as<int>(), vm["pp"].as<int>(), vm["tp"].as<int>()};
+    if (grid_shape.dp < 1 || grid_shape.pp < 1 || grid_shape.tp < 1)
+        throw UsageError("--dp, --pp and --tp must be >= 1");
+    std::vector<int64_t> pp_layers;
+    if (vm.count("pp-layers")) {
+        for (const std::string& part : split_list(vm["pp-layers"].as<std::string>())) {
+            try {
+                size_t used = 0;
+                pp_layers.push_back(std::stoll(part, &used));
+                if (used != part.size()) throw std::invalid_argument(part);
+            } catch (const std::exception&) {
+                throw UsageError(str("--pp-layers: '", part, "' is not a number (expected e.g. 10,20)"));
+            }
+        }
+    }
+    job.micro_batches = vm["micro-batches"].as<int>();
+    if (job.micro_batches < 0) throw UsageError("--micro-batches must be >= 0");
+    if (job.micro_batches == 0) job.micro_batches = grid_shape.pp == 1 ? 1 : 2 * grid_shape.pp;
+    job.micro_batches = std::min(job.micro_batches, job.batch_size);
 
+    MpiEnv mpi(nullptr, nullptr);  // a plain `gridlm generate` is an MPI singleton
     const std::string prompts_path = vm["prompts"].as<std::string>();
     const std::string output_path = vm["output"].as<std::string>();
-    if (prompts_path != "-") {
-        std::ifstream probe(prompts_path);
-        if (!probe || fs::is_directory(prompts_path)) throw Error(str("cannot open prompts file ", prompts_path));
-    }
-    check_output_writable(output_path);
 
-    Loaded ck = open_checkpoint(vm["model"].as<std::string>());
-    const int64_t context = max_model_len > 0 && (ck.config.n_ctx_train <= 0 || max_model_len < ck.config.n_ctx_train)
-                                ? max_model_len
-                                : ck.config.n_ctx_train;
-    if (context < 2) throw Error("the checkpoint does not state its context length; give --max-model-len");
+    // Start-up in phases that every rank passes or all stop: a rank's problem is printed by that
+    // rank, and every rank exits with the worst status, none waiting on a failed peer.
+    std::unique_ptr<Topology> topo;
+    GridCoord me;
+    Loaded ck;
+    int64_t context = 0;
+    std::vector<int64_t> stage_layers;
+    collective_phase(mpi, [&] {
+        topo = std::make_unique<Topology>(grid_shape, mpi.size());  // world size == dp*pp*tp
+        me = topo->coord_of(mpi.rank());
+        if (prompts_path != "-") {
+            std::ifstream probe(prompts_path);
+            if (!probe || fs::is_directory(prompts_path)) throw Error(str("cannot open prompts file ", prompts_path));
+        }
+        if (is_writer(*topo, me)) check_output_writable(output_path);
+        ck = open_checkpoint(vm["model"].as<std::string>());
+        check_tensor_parallel(ck.config, grid_shape.tp);
+        stage_layers = pipeline_layers(ck.config, grid_shape.pp, pp_layers);
+        context = max_model_len > 0 && (ck.config.n_ctx_train <= 0 || max_model_len < ck.config.n_ctx_train)
+                      ? max_model_len
+                      : ck.config.n_ctx_train;
+        if (context < 2) throw Error("the checkpoint does not state its context length; give --max-model-len");
+    });
     job.context = context;
     limits.max_tokens = (int32_t)std::min<int64_t>(context, INT32_MAX);
     if (p.max_tokens > limits.max_tokens) p.max_tokens = limits.max_tokens;  // the default fits any context
 
-    Tokenizer tokenizer(ck.tokenizer);
-    ChatPrompter chat(ck.tokenizer);
-    Model model(ck.config, *ck.weights, dtype_from_name(dtype_name), threads);
-    ck.weights.reset();  // the weights now live in the model; drop the file's copy
-    ck.gguf.reset();
-    auto kv = model.make_kv_cache(job.batch_size, context);
+    GridComms comms = make_grid_comms(*topo);
+    const bool writer_rank = is_writer(*topo, me);
+    const bool quiet = vm["quiet"].as<bool>();
+    std::unique_ptr<Tokenizer> tokenizer;
+    std::unique_ptr<ChatPrompter> chat;
+    std::unique_ptr<Model> model;
+    std::unique_ptr<KvCache> kv;
+    collective_phase(mpi, [&] {
+        tokenizer = std::make_unique<Tokenizer>(ck.tokenizer);
+        chat = std::make_unique<ChatPrompter>(ck.tokenizer);
+        const ModelShard shard = ModelShard::of(ck.config, stage_layers, me.pp, grid_shape.tp, me.tp);
+        model = std::make_unique<Model>(ck.config, *ck.weights, dtype_from_name(dtype_name),
+                                        std::shared_ptr<Backend>(make_cpu_backend(threads)), shard, comms.tp.get());
+        ck.weights.reset();  // the weights now live in the model; drop the file's copy
+        ck.gguf.reset();
+        kv = model->make_kv_cache(job.batch_size, context);
+    });
+    if (!quiet) report_shards(*comms.world, *topo, *model, writer_rank);
 
     PromptReaderOptions ropts;
     ropts.format = input_format;
     ropts.defaults = p;
     ropts.limits = limits;
-    PromptReader reader(prompts_path, ropts);
-
+    std::unique_ptr<PromptReader> reader;
     ResultWriterOptions wopts;
     wopts.order = order;
     wopts.model_name = vm.count("model-name") ? vm["model-name"].as<std::string>() : ck.name;
-    // The output shape follows the input: OpenAI batch in, OpenAI batch out.
-    if (reader.format() == InputFormat::input_format_openai) wopts.shape = OutputShape::output_shape_openai;
-    ResultWriter writer(output_path, wopts);
-
-    ProgressOptions popts;
-    popts.total = count_records(prompts_path);
-    popts.tty = ::isatty(STDERR_FILENO) != 0;
-    popts.interval_s = vm["progress-interval"].as<double>();
-    popts.quiet = vm["quiet"].as<bool>();
-    Progress progress(popts);
-    if (!popts.quiet) {
+    wopts.created = (int64_t)std::time(nullptr);
+    comms.world->broadcast(&wopts.created, sizeof(wopts.created), 0);  // the same "created" on every replica
+    // A replica that runs ahead holds its lines in the writer until the earlier ones arrive.
+    if (grid_shape.dp > 1) wopts.max_buffered = std::numeric_limits<size_t>::max();
+    std::unique_ptr<ResultWriter> writer;
+    std::unique_ptr<Progress> progress;
+    collective_phase(mpi, [&] {
+        reader = std::make_unique<PromptReader>(prompts_path, ropts);
+        // The output shape follows the input: OpenAI batch in, OpenAI batch out.
+        if (reader->format() == InputFormat::input_format_openai) wopts.shape = OutputShape::output_shape_openai;
+        if (!writer_rank) return;
+        writer = std::make_unique<ResultWriter>(output_path, wopts);
+        ProgressOptions popts;
+        popts.total = count_records(prompts_path);
+        popts.tty = ::isatty(STDERR_FILENO) != 0;
+        popts.interval_s = vm["progress-interval"].as<double>();
+        popts.quiet = quiet;
+        progress = std::make_unique<Progress>(popts);
+    });
+    if (writer_rank && !quiet) {
         std::fprintf(stderr, "gridlm: %s (%s, %s weights), context %lld, batch %d, chat template %s\n",
                      wopts.model_name.c_str(), ck.config.arch.c_str(), dtype_name.c_str(), (long long)context,
-                     job.batch_size, chat.template_name().c_str());
+                     job.batch_size, chat->template_name().c_str());
     }
 
-    const GenerateJobResult result =
-        run_generate_job(reader, writer, GenerateModel{model, *kv, tokenizer, chat}, progress, job);
-    writer.close();
-    progress.finish();
-    return result.records_failed > 0 ? exit_partial : exit_ok;
+    JobGrid grid;
+    grid.world = comms.world.get();
+    grid.pp = comms.pp.get();
+    grid.dp = comms.dp.get();
+    grid.replica = me.dp;
+    grid.replicas = grid_shape.dp;
+    grid.stage = me.pp;
+    grid.stages = grid_shape.pp;
+    grid.tp_rank = me.tp;
+    GenerateJobResult result;
+    try {
+        result = run_generate_job(*reader, writer.get(), wopts, GenerateModel{*model, *kv, *tokenizer, *chat},
+                                  progress.get(), job, grid);
+        if (writer) writer->close();
+    } catch (const std::exception& e) {
+        // Mid-job: the other ranks may wait on this one; end the whole job, lines written stay.
+        if (mpi.size() == 1) throw;
+        mpi.abort(exit_fatal, str("generate failed: ", e.what()));
+    }
+    if (progress) progress->finish();
+    report_grid(*comms.world, *topo, *model, result, writer_rank && !quiet, job.micro_batches);
+    const int code = result.records_failed > 0 ? exit_partial : exit_ok;
+    return (int)-comms.world->allreduce_min(-(int64_t)code);
 }
 
 }  // namespace

@@ -21,6 +21,12 @@ struct UsageError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// Ends the command with `code` and no further message (the command already reported why; used
+// when the ranks of a job agree to stop).
+struct ExitStatus {
+    int code;
+};
+
 struct Command {
     std::string name;
     std::string summary;                                           // one line for `gridlm --help`

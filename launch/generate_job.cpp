@@ -1,12 +1,28 @@
-// The generate job loop (see generate_job.h). Static batching: a batch is filled with up to
-// batch_size sequences, prefilled in chunks, decoded until every sequence has finished (each
-// record written as soon as all its choices are done), and then the next batch starts.
+// The generate job loop (see generate_job.h).
+//
+// The replica's batch is split into lanes (micro-batches), each owning a fixed range of KV slots
+// and refilled on its own as its sequences finish: a lane step runs any mix of prefill chunks
+// and decode tokens. Every rank visits the lanes round-robin; on a pipeline, while stage 1 runs
+// lane k, stage 0 already runs lane k + 1, and lane k's next step can start on stage 0 as soon as
+// the last stage has sent back lane k's tokens.
+//
+// Per lane step, on every rank of the replica, in the same order:
+//   1. apply the lane's previous step: its sampled tokens and finished flags (the last stage has
+//      them already, the other stages receive them), freeing slots and finishing records;
+//   2. schedule: admit records into free slots, then build the step (deterministic);
+//   3. run the stage: receive activations (not on the first stage), forward, send activations
+//      on, or on the last stage sample and send the tokens back.
+// Step 1 is deferred on the last stage too, so that scheduling sees the same state everywhere.
 #include "launch/generate_job.h"
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <deque>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <variant>
 
@@ -22,11 +38,16 @@
 #include "io/result_writer.h"
 #include "launch/chat_prompt.h"
 #include "launch/progress.h"
+#include "parallel/communicator.h"
 
 namespace gridlm {
 namespace {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// Message tags. Along a pipeline: activations forward, tokens back. Between replicas' reporters
+// and the writer: result lines, then one "done" per replica.
+enum Tag : int { tag_activations = 11, tag_tokens = 12, tag_result = 21, tag_done = 22 };
 
 // End-of-generation tokens besides EOS: chat models end a turn with their own control token
 // (<|im_end|>) which the GGUF/HF EOS id does not always name. Stopping on them, as llama.cpp's
@@ -43,12 +64,10 @@ std::vector<int32_t> end_of_generation_ids(const Tokenizer& tok) {
     return ids;
 }
 
-struct Sequence;
-
-// A request in the current batch and its n sequences.
+// A record in flight and its n sequences.
 struct Active {
     Request req;
-    std::vector<Choice> choices;
+    std::vector<Choice> choices;  // filled on the last stage
     int remaining = 0;
 };
 
@@ -56,49 +75,167 @@ struct Sequence {
     Active* owner = nullptr;
     int choice = 0;
     int slot = 0;
-    int64_t prompt_done = 0;  // prompt tokens already in the KV cache
+    int64_t prompt_done = 0;  // prompt tokens scheduled into the KV cache
+    int32_t next_token = -1;  // fed at the next decode step
+    // Last stage only: sampling and the text.
     std::unique_ptr<SequenceSampler> sampler;
     std::unique_ptr<StopChecker> stop;
     std::unique_ptr<StreamDecoder> detok;
-    int32_t next_token = -1;  // fed at the next decode step
-    bool done = false;
+
+    int64_t prompt_len() const { return (int64_t)owner->req.prompt_token_ids.size(); }
+};
+
+struct Lane {
+    std::vector<int> free_slots;
+    std::vector<std::unique_ptr<Sequence>> seqs;  // admission order
+    // The step in flight: sequences sampled by it, in row order, and per row (token, finished).
+    std::vector<Sequence*> sampled;
+    std::vector<int32_t> result;
+    bool pending = false;
+    // Send buffers, kept until the send completes.
+    std::vector<float> act_out;
+    std::unique_ptr<PendingSend> act_send;
+    std::vector<int32_t> result_out;
+    std::vector<std::unique_ptr<PendingSend>> result_sends;
 };
 
 class JobLoop {
 public:
-    JobLoop(PromptReader& reader, ResultWriter& writer, const GenerateModel& m, Progress& progress,
-            const GenerateJobOptions& o)
+    JobLoop(PromptReader& reader, ResultWriter* writer, const ResultWriterOptions& format, const GenerateModel& m,
+            Progress* progress, const GenerateJobOptions& o, const JobGrid& g)
         : reader_(reader),
           writer_(writer),
+          format_(format),
           m_(m),
           progress_(progress),
           o_(o),
+          g_(g),
           n_vocab_(m.model.config().n_vocab),
+          n_embd_(m.model.config().n_embd),
           eog_ids_(end_of_generation_ids(m.tokenizer)) {
         GRIDLM_ASSERT(o.batch_size >= 1 && o.context >= 2 && m.kv.n_slots() >= o.batch_size);
+        GRIDLM_ASSERT(o.micro_batches >= 1 && o.micro_batches <= o.batch_size);
+        GRIDLM_ASSERT(g.stages == 1 || g.pp != nullptr);
+        GRIDLM_ASSERT(g.replicas == 1 || g.dp != nullptr);
         max_prompt_ = o.max_prompt_tokens > 0 ? std::min(o.max_prompt_tokens, o.context - 1) : o.context - 1;
+        lanes_.resize(o.micro_batches);
+        int slot = 0;
+        for (int l = 0; l < o.micro_batches; ++l) {
+            const int n = o.batch_size / o.micro_batches + (l < o.batch_size % o.micro_batches ? 1 : 0);
+            for (int i = n - 1; i >= 0; --i) lanes_[l].free_slots.push_back(slot + i);
+            lane_capacity_ = l == 0 ? n : std::min(lane_capacity_, n);
+            slot += n;
+        }
     }
 
     GenerateJobResult run() {
+        const double t0 = now_s();
         for (;;) {
-            fill_batch();
-            if (seqs_.empty()) break;
-            prefill();
-            while (decode_step()) {
+            bool any = false;
+            for (Lane& lane : lanes_) {
+                if (lane.pending) apply(lane);
+                ForwardBatch batch;
+                std::vector<Sequence*> rows;  // batch.seqs order
+                std::vector<bool> samples;    // the row's logits are sampled
+                schedule(lane, batch, rows, samples);
+                if (batch.seqs.empty()) continue;
+                any = true;
+                run_step(lane, batch, rows, samples);
+                poll_results(false);
             }
-            actives_.clear();
-            seqs_.clear();
+            if (!any) break;
         }
+        for (Lane& lane : lanes_) {
+            if (lane.act_send) lane.act_send->wait();
+            for (auto& s : lane.result_sends) s->wait();
+        }
+        finish_replicas();
+        result_.wall_s = now_s() - t0;
         return result_;
     }
 
 private:
-    void fail(const RecordError& e) {
-        writer_.write(e);
-        progress_.record_done(false);
-        ++result_.records_failed;
-        progress_.tick();
+    bool my_record(uint64_t index) const { return (int64_t)(index % (uint64_t)g_.replicas) == g_.replica; }
+
+    // --- output -------------------------------------------------------------------------------
+
+    // A finished record's line: written here (writer), sent to the writer (other reporters),
+    // or nothing (other ranks).
+    void emit(uint64_t index, bool ok, int64_t prompt_tokens, int64_t completion_tokens, const std::string& line) {
+        if (ok) {
+            ++result_.records_ok;
+        } else {
+            ++result_.records_failed;
+        }
+        if (!g_.reporter()) return;
+        if (g_.writer()) {
+            writer_->write_line(index, line);
+            if (progress_) {
+                progress_->record_done(ok, prompt_tokens, completion_tokens);
+                progress_->tick();
+            }
+            return;
+        }
+        // [index u64][prompt_tokens i64][completion_tokens i64][ok i64][line]
+        std::vector<char> msg(32 + line.size());
+        const int64_t head[4] = {(int64_t)index, prompt_tokens, completion_tokens, ok ? 1 : 0};
+        std::memcpy(msg.data(), head, sizeof(head));
+        std::memcpy(msg.data() + 32, line.data(), line.size());
+        outbox_.push_back({std::move(msg), nullptr});
+        outbox_.back().second = g_.dp->isend(outbox_.back().first.data(), outbox_.back().first.size(), 0, tag_result);
+        while (!outbox_.empty() && outbox_.front().second->test()) outbox_.pop_front();
     }
+
+    void fail(const RecordError& e) {
+        emit(e.ref.index, false, 0, 0, g_.reporter() ? format_error(e, format_) : std::string());
+    }
+
+    // Writer: takes the other replicas' result lines that have arrived (or, with wait, blocks
+    // for the next message). Returns false when a wait got a "done".
+    bool poll_results(bool wait) {
+        if (!g_.writer() || g_.replicas == 1) return true;
+        for (;;) {
+            auto in = g_.dp->probe(wait);
+            if (!in) return true;
+            std::vector<char> msg(in->bytes);
+            g_.dp->recv(msg.data(), msg.size(), in->source, in->tag);
+            if (in->tag == tag_done) {
+                int64_t counts[2];
+                GRIDLM_ASSERT(msg.size() == sizeof(counts));
+                std::memcpy(counts, msg.data(), sizeof(counts));
+                remote_ok_ += counts[0];
+                remote_failed_ += counts[1];
+                ++replicas_done_;
+                return false;
+            }
+            GRIDLM_ASSERT(in->tag == tag_result && msg.size() >= 32);
+            int64_t head[4];
+            std::memcpy(head, msg.data(), sizeof(head));
+            writer_->write_line((uint64_t)head[0], std::string(msg.data() + 32, msg.size() - 32));
+            if (progress_) {
+                progress_->record_done(head[3] != 0, head[1], head[2]);
+                progress_->tick();
+            }
+            if (wait) return true;
+        }
+    }
+
+    // After the loop: reporters tell the writer they are done; the writer drains the others.
+    void finish_replicas() {
+        if (g_.replicas == 1 || !g_.reporter()) return;
+        if (g_.writer()) {
+            while (replicas_done_ < g_.replicas - 1) poll_results(true);
+            result_.records_ok += remote_ok_;
+            result_.records_failed += remote_failed_;
+            return;
+        }
+        for (auto& [msg, req] : outbox_) req->wait();
+        outbox_.clear();
+        const int64_t counts[2] = {result_.records_ok, result_.records_failed};
+        g_.dp->send(counts, sizeof(counts), 0, tag_done);
+    }
+
+    // --- admission ----------------------------------------------------------------------------
 
     // Tokenizes and checks a request against the model; nullopt when it can run.
     std::optional<RecordError> prepare(Request& r) {
@@ -119,7 +256,7 @@ private:
         const int64_t n = (int64_t)r.prompt_token_ids.size();
         if (n == 0) return error("invalid_prompt", "the prompt has no tokens");
         for (int32_t id : r.prompt_token_ids) {
-            if (id >= n_vocab_)
+            if (id < 0 || id >= n_vocab_)
                 return error("invalid_prompt",
                              str("prompt token id ", id, " is outside the vocabulary (", n_vocab_, ")"));
         }
@@ -131,8 +268,12 @@ private:
             return error("prompt_too_long", str("the prompt has ", n, " tokens; at most ", max_prompt_,
                                                 " fit (context ", o_.context, ", --max-prompt-tokens)"));
         }
-        if (r.params.n > o_.batch_size) {
-            return error("invalid_field", str("n=", r.params.n, " is larger than --batch-size=", o_.batch_size));
+        if (r.params.n > lane_capacity_) {
+            return error("invalid_field",
+                         o_.micro_batches == 1
+                             ? str("n=", r.params.n, " is larger than --batch-size=", o_.batch_size)
+                             : str("n=", r.params.n, " is larger than a micro-batch (--batch-size ", o_.batch_size,
+                                   " / --micro-batches ", o_.micro_batches, " = ", lane_capacity_, ")"));
         }
         if (!r.params.ignore_eos) {
             for (int32_t id : eog_ids_) {
@@ -144,116 +285,166 @@ private:
         return std::nullopt;
     }
 
-    void fill_batch() {
-        int n_seqs = 0;
-        while (n_seqs < o_.batch_size) {
-            // With --order input, results read past an unfinished record wait in the writer;
-            // run the batch before that buffer fills (a long run of bad records).
-            if (writer_.buffered() + 1 >= writer_.max_buffered()) break;
-            Request r;
-            if (carry_) {
-                r = std::move(*carry_);
-                carry_.reset();
-            } else {
-                auto rec = reader_.next();
-                if (!rec) break;
-                if (auto* e = std::get_if<RecordError>(&*rec)) {
-                    fail(*e);
-                    continue;
-                }
-                r = std::move(std::get<Request>(*rec));
-                if (auto e = prepare(r)) {
-                    fail(*e);
-                    continue;
-                }
+    // The next runnable request of this replica (errors of its records written on the way).
+    std::optional<Request> next_request() {
+        if (carry_) {
+            std::optional<Request> r = std::move(carry_);
+            carry_.reset();
+            return r;
+        }
+        for (;;) {
+            auto rec = reader_.next();
+            if (!rec) return std::nullopt;
+            if (auto* e = std::get_if<RecordError>(&*rec)) {
+                if (my_record(e->ref.index)) fail(*e);
+                continue;
             }
-            if (n_seqs + r.params.n > o_.batch_size) {  // the next batch takes it whole
-                carry_ = std::move(r);
-                break;
+            Request r = std::move(std::get<Request>(*rec));
+            if (!my_record(r.ref.index)) continue;
+            if (auto e = prepare(r)) {
+                fail(*e);
+                continue;
             }
-            start(std::move(r), n_seqs);
-            n_seqs += actives_.back()->req.params.n;
+            return r;
         }
     }
 
-    void start(Request r, int first_slot) {
+    void admit(Lane& lane) {
+        while (!lane.free_slots.empty()) {
+            std::optional<Request> r = next_request();
+            if (!r) return;
+            const bool too_far =
+                !in_flight_.empty() && (int64_t)(r->ref.index - *in_flight_.begin()) >= o_.order_window;
+            if (r->params.n > (int)lane.free_slots.size() || too_far) {  // waits for room
+                carry_ = std::move(r);
+                return;
+            }
+            start(std::move(*r), lane);
+        }
+    }
+
+    void start(Request r, Lane& lane) {
         auto a = std::make_unique<Active>();
         a->req = std::move(r);
         const SamplingParams& p = a->req.params;
         const int64_t prompt_len = (int64_t)a->req.prompt_token_ids.size();
         const int32_t max_tokens = (int32_t)std::min<int64_t>(p.max_tokens, o_.context - prompt_len);
         const uint64_t seed = request_seed(p.seed ? &*p.seed : nullptr, a->req.ref.id, o_.seed);
-        a->choices.resize(p.n);
         a->remaining = p.n;
         // The sampler's EOS is covered by stop_token_ids (prepare() added every end token).
         const int32_t eos = p.ignore_eos ? -1 : m_.tokenizer.eos_id();
+        if (g_.last_stage()) {
+            a->choices.resize(p.n);
+            for (int i = 0; i < p.n; ++i) a->choices[i].index = i;
+        }
         for (int i = 0; i < p.n; ++i) {
-            a->choices[i].index = i;
             auto s = std::make_unique<Sequence>();
             s->owner = a.get();
             s->choice = i;
-            s->slot = first_slot + i;
-            s->sampler = std::make_unique<SequenceSampler>(p, a->req.prompt_token_ids, eos, choice_seed(seed, i));
-            s->stop = std::make_unique<StopChecker>(p, eos, max_tokens);
-            s->detok = std::make_unique<StreamDecoder>(m_.tokenizer, DecodeOptions{.skip_special = true});
+            s->slot = lane.free_slots.back();
+            lane.free_slots.pop_back();
+            if (g_.last_stage()) {
+                s->sampler = std::make_unique<SequenceSampler>(p, a->req.prompt_token_ids, eos, choice_seed(seed, i));
+                s->stop = std::make_unique<StopChecker>(p, eos, max_tokens);
+                s->detok = std::make_unique<StreamDecoder>(m_.tokenizer, DecodeOptions{.skip_special = true});
+            }
             m_.kv.clear(s->slot);
-            seqs_.push_back(std::move(s));
+            lane.seqs.push_back(std::move(s));
         }
-        actives_.push_back(std::move(a));
+        in_flight_.insert(a->req.ref.index);
+        actives_.emplace(a.get(), std::move(a));
     }
 
-    // Runs every prompt through the model in steps of at most prefill_chunk tokens; a sequence's
-    // first token is sampled from the step that completes its prompt.
-    void prefill() {
-        size_t next = 0;  // first sequence whose prompt is not fully scheduled
-        while (next < seqs_.size()) {
-            ForwardBatch batch;
-            std::vector<Sequence*> rows;  // logits row -> sequence, only for completed prompts
-            std::vector<bool> completes;
-            int64_t budget = std::max<int64_t>(1, o_.prefill_chunk);
-            for (size_t i = next; i < seqs_.size() && budget > 0; ++i) {
-                Sequence& s = *seqs_[i];
-                const auto& prompt = s.owner->req.prompt_token_ids;
-                const int64_t take = std::min<int64_t>(budget, (int64_t)prompt.size() - s.prompt_done);
-                batch.add(s.slot, std::span<const int32_t>(prompt).subspan(s.prompt_done, take));
-                s.prompt_done += take;
-                budget -= take;
+    // --- one lane step ------------------------------------------------------------------------
+
+    // Admits records, then builds the step: every sequence past its prompt decodes one token;
+    // sequences in their prompt get chunks, prefill_chunk tokens in all at most (at least one
+    // token per step, so a prompt always advances).
+    void schedule(Lane& lane, ForwardBatch& batch, std::vector<Sequence*>& rows, std::vector<bool>& samples) {
+        admit(lane);
+        int64_t budget = std::max<int64_t>(1, o_.prefill_chunk);
+        for (auto& sp : lane.seqs) {
+            Sequence& s = *sp;
+            if (s.prompt_done >= s.prompt_len()) {
+                batch.add(s.slot, std::span<const int32_t>(&s.next_token, 1));
                 rows.push_back(&s);
-                completes.push_back(s.prompt_done == (int64_t)prompt.size());
-                if (completes.back()) next = i + 1;
+                samples.push_back(true);
+                continue;
             }
-            logits_.resize((size_t)batch.n_logit_rows() * n_vocab_);
-            const double t0 = now_s();
-            m_.model.forward(batch, m_.kv, logits_.data());
-            progress_.add_prefill(batch.n_tokens(), now_s() - t0);
-            for (size_t r = 0; r < rows.size(); ++r) {
-                if (completes[r]) on_logits(*rows[r], &logits_[r * n_vocab_]);
-            }
-            progress_.tick();
+            if (budget <= 0) continue;
+            const auto& prompt = s.owner->req.prompt_token_ids;
+            const int64_t take = std::min<int64_t>(budget, s.prompt_len() - s.prompt_done);
+            batch.add(s.slot, std::span<const int32_t>(prompt).subspan(s.prompt_done, take));
+            s.prompt_done += take;
+            budget -= take;
+            rows.push_back(&s);
+            samples.push_back(s.prompt_done == s.prompt_len());
         }
     }
 
-    // One decode step over the unfinished sequences; false when none is left.
-    bool decode_step() {
-        ForwardBatch batch;
-        std::vector<Sequence*> rows;
-        for (auto& s : seqs_) {
-            if (s->done) continue;
-            batch.add(s->slot, std::span<const int32_t>(&s->next_token, 1));
-            rows.push_back(s.get());
+    void run_step(Lane& lane, const ForwardBatch& batch, const std::vector<Sequence*>& rows,
+                  const std::vector<bool>& samples) {
+        const int64_t n = batch.n_tokens();
+        const double t_start = now_s();
+        double t_busy = 0.0;
+        const float* x_in = nullptr;
+        if (g_.stage > 0) {
+            act_in_.resize((size_t)(n * n_embd_));
+            g_.pp->recv(act_in_.data(), act_in_.size() * sizeof(float), g_.stage - 1, tag_activations);
+            x_in = act_in_.data();
         }
-        if (rows.empty()) return false;
-        logits_.resize(rows.size() * n_vocab_);
         const double t0 = now_s();
-        m_.model.forward(batch, m_.kv, logits_.data());
-        progress_.add_decode(batch.n_tokens(), now_s() - t0);
-        for (size_t r = 0; r < rows.size(); ++r) on_logits(*rows[r], &logits_[r * n_vocab_]);
-        progress_.tick();
-        return true;
+        lane.sampled.clear();
+        lane.result.clear();
+        if (!g_.last_stage()) {
+            if (lane.act_send) lane.act_send->wait();
+            lane.act_out.resize((size_t)(n * n_embd_));
+            m_.model.forward_stage(batch, m_.kv, x_in, lane.act_out.data());
+            t_busy = now_s() - t0;
+            lane.act_send =
+                g_.pp->isend(lane.act_out.data(), lane.act_out.size() * sizeof(float), g_.stage + 1, tag_activations);
+            result_.act_bytes_sent += (int64_t)(lane.act_out.size() * sizeof(float));
+            for (size_t r = 0; r < rows.size(); ++r)
+                if (samples[r]) lane.sampled.push_back(rows[r]);
+        } else {
+            logits_.resize((size_t)batch.n_logit_rows() * n_vocab_);
+            m_.model.forward_stage(batch, m_.kv, x_in, logits_.data());
+            for (size_t r = 0; r < rows.size(); ++r) {
+                if (!samples[r]) continue;
+                lane.sampled.push_back(rows[r]);
+                const auto [token, finished] = sample(*rows[r], &logits_[r * n_vocab_]);
+                lane.result.push_back(token);
+                lane.result.push_back(finished ? 1 : 0);
+            }
+            t_busy = now_s() - t0;
+            if (g_.stages > 1) {
+                for (auto& s : lane.result_sends) s->wait();
+                lane.result_sends.clear();
+                lane.result_out = lane.result;
+                for (int st = 0; st < g_.stages - 1; ++st)
+                    lane.result_sends.push_back(
+                        g_.pp->isend(lane.result_out.data(), lane.result_out.size() * sizeof(int32_t), st, tag_tokens));
+            }
+        }
+        lane.pending = true;
+        result_.busy_s += t_busy;
+        ++result_.steps;
+        result_.tokens_processed += n;
+        if (progress_) {
+            int64_t prefill = 0;
+            for (const ForwardSeq& s : batch.seqs) prefill += s.n_tokens > 1 ? s.n_tokens : 0;
+            const double dt = now_s() - t_start;
+            if (prefill > 0) {
+                progress_->add_prefill(n, dt);
+            } else {
+                progress_->add_decode(n, dt);
+            }
+            progress_->tick();
+        }
     }
 
-    // Sampler -> detokenizer -> stop checks for one sequence's next token.
-    void on_logits(Sequence& s, float* logits) {
+    // Last stage: sampler -> detokenizer -> stop checks for one sequence's next token.
+    std::pair<int32_t, bool> sample(Sequence& s, float* logits) {
         Active& a = *s.owner;
         Choice& ch = a.choices[s.choice];
         const SampledToken st = s.sampler->sample(std::span<float>(logits, (size_t)n_vocab_));
@@ -266,49 +457,83 @@ private:
         }
         const std::string piece = s.detok->push(token);
         const auto finished = s.stop->on_token(token, piece);
-        if (!finished) {
-            s.next_token = token;
-            return;
-        }
-        s.done = true;
+        if (!finished) return {token, false};
         ch.finish_reason = *finished;
         ch.text = s.stop->finish(s.detok->flush());
-        m_.kv.clear(s.slot);
-        if (--a.remaining == 0) finish(a);
+        return {token, true};
     }
 
-    void finish(const Active& a) {
+    // Step 1 of a lane: the previous step's tokens (received on the earlier stages).
+    void apply(Lane& lane) {
+        lane.pending = false;
+        if (!g_.last_stage()) {
+            lane.result.resize(lane.sampled.size() * 2);
+            g_.pp->recv(lane.result.data(), lane.result.size() * sizeof(int32_t), g_.stages - 1, tag_tokens);
+        }
+        GRIDLM_ASSERT(lane.result.size() == lane.sampled.size() * 2);
+        for (size_t r = 0; r < lane.sampled.size(); ++r) {
+            Sequence& s = *lane.sampled[r];
+            s.next_token = lane.result[2 * r];
+            ++result_.tokens_generated;
+            if (lane.result[2 * r + 1] == 0) continue;
+            Active* a = s.owner;
+            m_.kv.clear(s.slot);
+            lane.free_slots.push_back(s.slot);
+            auto it = std::find_if(lane.seqs.begin(), lane.seqs.end(), [&](const auto& p) { return p.get() == &s; });
+            GRIDLM_ASSERT(it != lane.seqs.end());
+            lane.seqs.erase(it);
+            if (--a->remaining == 0) finish(a);
+        }
+        lane.sampled.clear();
+    }
+
+    void finish(Active* a) {
+        auto it = actives_.find(a);
+        GRIDLM_ASSERT(it != actives_.end());
+        in_flight_.erase(a->req.ref.index);
         Completion c;
-        c.ref = a.req.ref;
-        c.choices = a.choices;
-        c.logprobs = a.req.params.logprobs;
-        c.usage.prompt_tokens = (int64_t)a.req.prompt_token_ids.size();
-        for (const auto& ch : c.choices) c.usage.completion_tokens += (int64_t)ch.token_ids.size();
-        writer_.write(c);
-        progress_.record_done(true, c.usage.prompt_tokens, c.usage.completion_tokens);
-        ++result_.records_ok;
+        c.ref = a->req.ref;
+        c.usage.prompt_tokens = (int64_t)a->req.prompt_token_ids.size();
+        std::string line;
+        if (g_.reporter()) {
+            c.choices = std::move(a->choices);
+            c.logprobs = a->req.params.logprobs;
+            for (const auto& ch : c.choices) c.usage.completion_tokens += (int64_t)ch.token_ids.size();
+            line = format_completion(c, format_);
+        }
+        emit(c.ref.index, true, c.usage.prompt_tokens, c.usage.completion_tokens, line);
+        actives_.erase(it);
     }
 
     PromptReader& reader_;
-    ResultWriter& writer_;
+    ResultWriter* writer_;
+    const ResultWriterOptions& format_;
     const GenerateModel& m_;
-    Progress& progress_;
+    Progress* progress_;
     GenerateJobOptions o_;
-    int64_t n_vocab_;
+    JobGrid g_;
+    int64_t n_vocab_, n_embd_;
     int64_t max_prompt_ = 0;
+    int lane_capacity_ = 0;
     std::vector<int32_t> eog_ids_;
-    std::optional<Request> carry_;  // prepared, did not fit the last batch
-    std::vector<std::unique_ptr<Active>> actives_;
-    std::vector<std::unique_ptr<Sequence>> seqs_;
-    std::vector<float> logits_;  // [rows, n_vocab] of the last step
+    std::optional<Request> carry_;  // prepared, waits for room
+    std::vector<Lane> lanes_;
+    std::map<Active*, std::unique_ptr<Active>> actives_;
+    std::set<uint64_t> in_flight_;  // indices of admitted, unfinished records
+    std::vector<float> logits_;     // [rows, n_vocab] of the last step (last stage)
+    std::vector<float> act_in_;     // activations from the previous stage
+    std::deque<std::pair<std::vector<char>, std::unique_ptr<PendingSend>>> outbox_;  // lines to the writer
+    int replicas_done_ = 0;
+    int64_t remote_ok_ = 0, remote_failed_ = 0;
     GenerateJobResult result_;
 };
 
 }  // namespace
 
-GenerateJobResult run_generate_job(PromptReader& reader, ResultWriter& writer, const GenerateModel& m,
-                                   Progress& progress, const GenerateJobOptions& options) {
-    return JobLoop(reader, writer, m, progress, options).run();
+GenerateJobResult run_generate_job(PromptReader& reader, ResultWriter* writer, const ResultWriterOptions& format,
+                                   const GenerateModel& m, Progress* progress, const GenerateJobOptions& options,
+                                   const JobGrid& grid) {
+    return JobLoop(reader, writer, format, m, progress, options, grid).run();
 }
 
 }  // namespace gridlm

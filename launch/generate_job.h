@@ -1,5 +1,11 @@
-// The generate job loop on one rank: reader -> tokenization -> static batches of sequences
-// (chunked prefill, then batched decode until all finish) -> sampler -> detokenizer -> writer.
+// The generate job loop on one rank of the grid: reader -> tokenization -> micro-batches of
+// sequences streamed through the pipeline stages -> sampler (last stage) -> detokenizer -> writer.
+//
+// Every rank of a replica (its pipeline stages and their tensor-parallel ranks) runs the same
+// scheduler on the same input, so all of them agree on every step's batch without sending it:
+// the schedule is a deterministic function of the records read and of the tokens sampled, and
+// the last stage sends each step's sampled tokens (with finished flags) back to the earlier
+// stages. Only activations and those tokens travel along a pipeline. See docs/architecture.md.
 #pragma once
 
 #include <cstdint>
@@ -8,26 +14,54 @@ namespace gridlm {
 
 class PromptReader;
 class ResultWriter;
+struct ResultWriterOptions;
 class Progress;
 class Model;
 class KvCache;
 class Tokenizer;
 class ChatPrompter;
+class Communicator;
 
 struct GenerateJobOptions {
-    int batch_size = 16;            // sequences (n choices count n times) decoded together
+    int batch_size = 16;            // sequences (n choices count n times) in flight per replica
+    int micro_batches = 1;          // the batch is split into this many independently refilled lanes
     int64_t context = 0;            // tokens per sequence, prompt + output
     int64_t max_prompt_tokens = 0;  // longer prompts are record errors; 0 => context - 1
-    int64_t prefill_chunk = 1024;   // prompt tokens per model step at most
+    int64_t prefill_chunk = 1024;   // prompt tokens per lane step at most
     uint64_t seed = 0;              // job seed; records without "seed" derive theirs from it
+    // Records admitted at most this far (in input index) past the oldest unfinished one of the
+    // replica: bounds what --order input holds back.
+    int64_t order_window = 1 << 16;
+};
+
+// This rank's place in the grid. The defaults are a single rank.
+struct JobGrid {
+    Communicator* world = nullptr;  // all ranks (statistics at the end)
+    Communicator* pp = nullptr;     // this rank's pipeline (same replica and tp rank), by stage
+    Communicator* dp = nullptr;     // ranks with the same stage and tp rank, by replica
+    int replica = 0, replicas = 1;
+    int stage = 0, stages = 1;
+    int tp_rank = 0;
+    bool last_stage() const { return stage == stages - 1; }
+    // The rank that writes the output file: replica 0's last stage, tp rank 0. Each replica's
+    // last stage, tp rank 0, reports its records to it.
+    bool reporter() const { return last_stage() && tp_rank == 0; }
+    bool writer() const { return reporter() && replica == 0; }
 };
 
 struct GenerateJobResult {
-    int64_t records_ok = 0;
+    int64_t records_ok = 0;  // the job's totals (all replicas) on the writer; this replica's elsewhere
     int64_t records_failed = 0;
+    double busy_s = 0.0;           // this rank's time in model steps and sampling
+    double wall_s = 0.0;           // this rank's time in the job loop
+    int64_t steps = 0;             // lane steps this rank ran
+    int64_t tokens_processed = 0;  // tokens run through this rank's stage
+    int64_t act_bytes_sent = 0;    // activations sent to the next stage
+    int64_t tokens_generated = 0;  // by this replica
 };
 
-// The model's parts the loop uses: the model itself and a KV cache with >= batch_size slots.
+// The model's parts the loop uses: the model (this rank's shard) and a KV cache with
+// >= batch_size slots.
 struct GenerateModel {
     Model& model;
     KvCache& kv;
@@ -35,9 +69,12 @@ struct GenerateModel {
     const ChatPrompter& chat;
 };
 
-// Runs every record of `reader`, writing one result per record to `writer`. Record problems
-// become error lines; model or I/O failures throw.
-GenerateJobResult run_generate_job(PromptReader& reader, ResultWriter& writer, const GenerateModel& m,
-                                   Progress& progress, const GenerateJobOptions& options);
+// Runs this replica's share of `reader`'s records (record index % replicas == replica). The
+// writer rank writes every record's result to `writer` (nullptr on other ranks) and shows
+// `progress` (nullptr elsewhere); reporters format lines with `format`. Record problems become
+// error lines; model or I/O failures throw.
+GenerateJobResult run_generate_job(PromptReader& reader, ResultWriter* writer, const ResultWriterOptions& format,
+                                   const GenerateModel& m, Progress* progress, const GenerateJobOptions& options,
+                                   const JobGrid& grid = {});
 
 }  // namespace gridlm

@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 2, argv + argc);
     try {
         return it->run(args);
+    } catch (const ExitStatus& e) {
+        return e.code;
     } catch (const UsageError& e) {
         std::cerr << "gridlm " << name << ": " << e.what() << "\n(see gridlm " << name << " --help)\n";
         return exit_usage;

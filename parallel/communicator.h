@@ -5,9 +5,25 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace gridlm {
+
+// A non-blocking send in flight; its buffer must stay untouched until wait() / test() says done.
+class PendingSend {
+public:
+    virtual ~PendingSend() = default;
+    virtual void wait() = 0;
+    virtual bool test() = 0;  // true once complete (then wait() returns at once)
+};
+
+// A message waiting to be received: recv(buffer of `bytes`, bytes, source, tag) takes it.
+struct Incoming {
+    int source = 0;
+    int tag = 0;
+    size_t bytes = 0;
+};
 
 class Communicator {
 public:
@@ -24,6 +40,10 @@ public:
     // Point-to-point within the group (blocking).
     virtual void send(const void* data, size_t bytes, int dest, int tag) = 0;
     virtual void recv(void* data, size_t bytes, int src, int tag) = 0;
+    // Starts a send and returns at once (bytes < 2 GiB).
+    virtual std::unique_ptr<PendingSend> isend(const void* data, size_t bytes, int dest, int tag) = 0;
+    // A message from any rank with any tag: waits for one when `wait`, else nullopt when none is there.
+    virtual std::optional<Incoming> probe(bool wait) = 0;
     virtual void barrier() = 0;
     // Integer min over the group: used to agree on an error status before leaving a collective phase.
     virtual int64_t allreduce_min(int64_t v) = 0;
@@ -40,6 +60,8 @@ public:
     void broadcast(void*, size_t, int) override {}
     void send(const void*, size_t, int, int) override;
     void recv(void*, size_t, int, int) override;
+    std::unique_ptr<PendingSend> isend(const void*, size_t, int, int) override;
+    std::optional<Incoming> probe(bool) override { return std::nullopt; }
     void barrier() override {}
     int64_t allreduce_min(int64_t v) override { return v; }
 };

@@ -23,7 +23,29 @@ void SelfCommunicator::recv(void*, size_t, int src, int) {
     GRIDLM_ASSERT(src == 0 && "a single-rank group has no peer to receive from");
 }
 
+std::unique_ptr<PendingSend> SelfCommunicator::isend(const void*, size_t, int dest, int) {
+    GRIDLM_ASSERT(dest == 0 && "a single-rank group has no peer to send to");
+    return nullptr;
+}
+
 namespace {
+
+class MpiPendingSend final : public PendingSend {
+public:
+    explicit MpiPendingSend(MPI_Request r) : req_(r) {}
+    ~MpiPendingSend() override {
+        if (req_ != MPI_REQUEST_NULL) MPI_Wait(&req_, MPI_STATUS_IGNORE);
+    }
+    void wait() override { MPI_CHECK(MPI_Wait(&req_, MPI_STATUS_IGNORE)); }
+    bool test() override {
+        int done = 0;
+        MPI_CHECK(MPI_Test(&req_, &done, MPI_STATUS_IGNORE));
+        return done != 0;
+    }
+
+private:
+    MPI_Request req_;
+};
 
 // MPI counts are int; large messages go in chunks.
 constexpr size_t max_chunk = (size_t)std::numeric_limits<int>::max() / 8;
@@ -73,6 +95,25 @@ public:
             MPI_CHECK(MPI_Recv((char*)data + off, count, MPI_BYTE, src, tag, comm_, MPI_STATUS_IGNORE));
             off += count;
         } while (off < bytes);
+    }
+    std::unique_ptr<PendingSend> isend(const void* data, size_t bytes, int dest, int tag) override {
+        GRIDLM_ASSERT(bytes <= (size_t)std::numeric_limits<int>::max());
+        MPI_Request r;
+        MPI_CHECK(MPI_Isend(data, (int)bytes, MPI_BYTE, dest, tag, comm_, &r));
+        return std::make_unique<MpiPendingSend>(r);
+    }
+    std::optional<Incoming> probe(bool wait) override {
+        MPI_Status st;
+        int found = 1;
+        if (wait) {
+            MPI_CHECK(MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &st));
+        } else {
+            MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &found, &st));
+        }
+        if (!found) return std::nullopt;
+        int count = 0;
+        MPI_CHECK(MPI_Get_count(&st, MPI_BYTE, &count));
+        return Incoming{st.MPI_SOURCE, st.MPI_TAG, (size_t)count};
     }
     void barrier() override { MPI_CHECK(MPI_Barrier(comm_)); }
     int64_t allreduce_min(int64_t v) override {

@@ -46,4 +46,10 @@ bool MpiEnv::all_ok(bool ok) const {
     return all == 1;
 }
 
+int MpiEnv::max_over_ranks(int v) const {
+    int out = 0;
+    MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    return out;
+}
+
 }  // namespace gridlm

@@ -22,6 +22,8 @@ public:
 
     // True when every rank passes ok == true; a collective (all ranks must call it).
     bool all_ok(bool ok) const;
+    // The largest v over all ranks; a collective.
+    int max_over_ranks(int v) const;
 
 private:
     int rank_ = 0;

@@ -75,8 +75,10 @@ public:
     virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
     virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // within backend memory
 
-    // out[t, :] = table[ids[t], :] widened to f32.  table: [n_vocab, n_embd]; out: [n, n_embd]
-    virtual void embedding(const Weight& table, const int32_t* ids, int64_t n, float* out) = 0;
+    // out[t, :] = table[ids[t] - id0, :] widened to f32. The table holds the rows of ids
+    // [id0, id0 + table.rows) (all of them, or one rank's vocabulary shard); other ids give zero
+    // rows, negative ids are an error.  table: [rows, n_embd]; out: [n, n_embd]
+    virtual void embedding(const Weight& table, int64_t id0, const int32_t* ids, int64_t n, float* out) = 0;
     // out = x * rsqrt(mean(x^2) + eps) * w per row, fp32.  x, out: [n_rows, n_cols]; w: [n_cols]
     virtual void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps, float* out) = 0;
     // y = x W^T (+ bias).  x: [n, w.cols]; bias: [w.rows] or nullptr; y: [n, w.rows]

@@ -11,6 +11,8 @@
 
 namespace gridlm {
 
+class Communicator;
+
 struct StepContext {
     Backend& be;
     const ModelConfig& cfg;
@@ -30,6 +32,12 @@ struct StepContext {
     float* up = nullptr;    // [n, n_ff]
     float* tmp = nullptr;   // [n, n_embd]            block output before the residual add
     float* cs = nullptr;    // [n, head_dim]          RoPE cos | sin per token
+
+    Communicator* tp = nullptr;   // tensor-parallel group, nullptr / size 1 without TP
+    int64_t* tp_bytes = nullptr;  // counts bytes put into TP collectives
+
+    // Sums a row-parallel partial result over the TP group in place (no-op without TP).
+    void reduce(float* data, int64_t count);
 
     // Points every sequence's KV view at layer il.
     void use_layer(int64_t il) {

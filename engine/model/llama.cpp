@@ -22,6 +22,7 @@ void llama_layers(StepContext& c) {
         be.kv_store(c.k, c.v, c.seqs.data(), (int64_t)c.seqs.size());
         be.attention(c.q, c.seqs.data(), (int64_t)c.seqs.size(), c.shape, c.attn);  // [n, n_head * hd]
         be.matmul(c.attn, L.o, nullptr, n, c.tmp);                                  // [n, n_embd]
+        c.reduce(c.tmp, n * d);  // row-parallel o_proj: sum the heads' shares over TP
         be.add(c.x, c.tmp, n * d);
 
         // mlp: x += down(silu(gate(norm(x))) * up(norm(x)))
@@ -31,6 +32,7 @@ void llama_layers(StepContext& c) {
                          {L.up, nullptr, c.up}});    // [n, n_ff]
         be.silu_mul(c.gate, c.up, n * ff, c.gate);
         be.matmul(c.gate, L.down, nullptr, n, c.tmp);  // [n, n_embd]
+        c.reduce(c.tmp, n * d);                        // row-parallel down_proj
         be.add(c.x, c.tmp, n * d);
     }
 }

@@ -7,6 +7,7 @@
 
 #include "engine/core/error.h"
 #include "engine/model/decoder.h"
+#include "parallel/communicator.h"
 
 namespace gridlm {
 
@@ -32,25 +33,56 @@ Model::Model(const ModelConfig& config, const TensorSource& source, DType weight
 
 Model::Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype,
              std::shared_ptr<Backend> backend)
-    : config_(config), weight_dtype_(weight_dtype), backend_(std::move(backend)) {
+    : Model(config, source, weight_dtype, std::move(backend), ModelShard::whole(config), nullptr) {}
+
+Model::Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype,
+             std::shared_ptr<Backend> backend, const ModelShard& shard, Communicator* tp)
+    : config_(config),
+      shard_(shard),
+      local_(config),
+      tp_(tp),
+      weight_dtype_(weight_dtype),
+      backend_(std::move(backend)) {
     check_config(config_);
     if (weight_dtype != DType::dtype_f32 && weight_dtype != DType::dtype_bf16)
         throw Error(str("weight dtype ", dtype_name(weight_dtype), " is not supported (use f32 or bf16)"));
+    const int tp_size = tp_ ? tp_->size() : 1;
+    if (tp_size != shard_.tp.size)
+        throw Error(str("model shard is for tp=", shard_.tp.size, " but the TP group has ", tp_size, " ranks"));
+    GRIDLM_ASSERT(shard_.layers.begin >= 0 && shard_.layers.size >= 1 && shard_.layers.end() <= config_.n_layer);
+    local_.n_layer = shard_.layers.size;
+    local_.n_head = shard_.tp.heads.size;
+    local_.n_head_kv = shard_.tp.kv_heads.size;
+    local_.n_ff = shard_.tp.ff.size;
+    local_.n_vocab = shard_.tp.vocab.size;
     layers_ = config_.arch == "qwen2" ? &qwen2_layers : &llama_layers;
-    weights_ = load_weights(*backend_, config_, source, weight_dtype);
+    weights_ = load_weights(*backend_, config_, source, weight_dtype, shard_);
 }
 
 Model::~Model() = default;
 
 std::unique_ptr<KvCache> Model::make_kv_cache(int n_slots, int64_t max_length) const {
-    return std::make_unique<BlockKvCache>(*backend_, config_, n_slots, max_length);
+    return std::make_unique<BlockKvCache>(*backend_, local_, n_slots, max_length);
+}
+
+void StepContext::reduce(float* data, int64_t count) {
+    if (!tp || tp->size() == 1) return;
+    if (be.host_memory()) {
+        tp->allreduce_sum(data, (size_t)count);
+    } else {
+        std::vector<float> host((size_t)count);
+        be.copy_to_host(host.data(), data, sizeof(float) * count);
+        tp->allreduce_sum(host.data(), host.size());
+        be.copy_from_host(data, host.data(), sizeof(float) * count);
+    }
+    *tp_bytes += (int64_t)sizeof(float) * count;
 }
 
 void Model::ensure_workspace(int64_t n, int64_t n_out) {
     if (n <= ws_tokens_ && n_out <= ws_out_) return;
     ws_tokens_ = std::max(n, ws_tokens_);
     ws_out_ = std::max(n_out, ws_out_);
-    const ModelConfig& c = config_;
+    const ModelConfig& c = local_;
     const int64_t per_token =
         3 * c.n_embd + (c.n_head + 2 * c.n_head_kv) * c.head_dim + c.n_head * c.head_dim + 2 * c.n_ff + c.head_dim;
     // Rows for the logits stage: normed hidden states of the rows that get logits.
@@ -59,13 +91,21 @@ void Model::ensure_workspace(int64_t n, int64_t n_out) {
 }
 
 void Model::forward(const ForwardBatch& batch, KvCache& kv, float* logits_out) {
-    const ModelConfig& c = config_;
+    if (!shard_.embedding || !shard_.head)
+        throw Error("Model::forward runs a whole model; a pipeline stage uses forward_stage");
+    forward_stage(batch, kv, nullptr, logits_out);
+}
+
+void Model::forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x_in, float* out) {
+    const ModelConfig& c = local_;
     Backend& be = *backend_;
     const int64_t n = batch.n_tokens(), n_seqs = (int64_t)batch.seqs.size();
     if (n == 0) return;
     const int64_t n_out = batch.n_logit_rows();
 
     StepContext ctx{be, c, weights_, kv, {}, {}, {}, n};
+    ctx.tp = tp_;
+    ctx.tp_bytes = &tp_bytes_;
     ctx.shape = {c.n_head, c.n_head_kv, c.head_dim, (float)(1.0 / std::sqrt((double)c.head_dim))};
 
     // Positions and cache room per sequence; every new token sits at its sequence's length.
@@ -95,10 +135,10 @@ void Model::forward(const ForwardBatch& batch, KvCache& kv, float* logits_out) {
         p += count;
         return r;
     };
-    const int64_t hd = c.head_dim;
-    ctx.x = take(n * c.n_embd);
-    ctx.xn = take(n * c.n_embd);
-    ctx.tmp = take(n * c.n_embd);
+    const int64_t hd = c.head_dim, d = c.n_embd;
+    ctx.x = take(n * d);
+    ctx.xn = take(n * d);
+    ctx.tmp = take(n * d);
     ctx.q = take(n * c.n_head * hd);
     ctx.k = take(n * c.n_head_kv * hd);
     ctx.v = take(n * c.n_head_kv * hd);
@@ -106,30 +146,68 @@ void Model::forward(const ForwardBatch& batch, KvCache& kv, float* logits_out) {
     ctx.gate = take(n * c.n_ff);
     ctx.up = take(n * c.n_ff);
     ctx.cs = take(n * hd);
-    float* out_rows = take(n_out * c.n_embd);
+    float* out_rows = take(n_out * d);
 
-    be.embedding(weights_.embed, batch.tokens.data(), n, ctx.x);  // [n, n_embd]
-    be.rope_table(pos.data(), n, hd, c.rope_theta, ctx.cs);       // [n, head_dim]
+    if (shard_.embedding) {
+        for (int32_t id : batch.tokens)
+            if (id < 0 || id >= config_.n_vocab)
+                throw Error(str("token id ", id, " is outside the vocabulary (", config_.n_vocab, " tokens)"));
+        // Vocabulary-parallel: each rank fills the rows of its ids, the sum over the group is the lookup.
+        be.embedding(weights_.embed, shard_.tp.vocab.begin, batch.tokens.data(), n, ctx.x);  // [n, n_embd]
+        ctx.reduce(ctx.x, n * d);
+    } else {
+        be.copy_from_host(ctx.x, x_in, sizeof(float) * n * d);
+    }
+    be.rope_table(pos.data(), n, hd, c.rope_theta, ctx.cs);  // [n, head_dim]
     layers_(ctx);
+    for (const ForwardSeq& s : batch.seqs) kv.commit(s.slot, s.n_tokens);
 
+    if (!shard_.head) {
+        be.copy_to_host(out, ctx.x, sizeof(float) * n * d);
+        return;
+    }
     // Final norm and LM head on the rows that get logits only.
     if (batch.all_logits) {
-        be.rmsnorm(ctx.x, weights_.final_norm, n, c.n_embd, (float)c.rms_eps, out_rows);
+        be.rmsnorm(ctx.x, weights_.final_norm, n, d, (float)c.rms_eps, out_rows);
     } else {
         for (int64_t s = 0; s < n_seqs; ++s) {
             const int64_t last = ctx.seqs[s].token_offset + ctx.seqs[s].n_new - 1;
-            be.copy(out_rows + s * c.n_embd, ctx.x + last * c.n_embd, sizeof(float) * c.n_embd);
+            be.copy(out_rows + s * d, ctx.x + last * d, sizeof(float) * d);
         }
-        be.rmsnorm(out_rows, weights_.final_norm, n_out, c.n_embd, (float)c.rms_eps, out_rows);
+        be.rmsnorm(out_rows, weights_.final_norm, n_out, d, (float)c.rms_eps, out_rows);
     }
+    const TpShard& tp = shard_.tp;
+    if (tp.size == 1) {
+        if (be.host_memory()) {
+            be.matmul(out_rows, weights_.lm_head, nullptr, n_out, out);  // [n_out, n_vocab]
+        } else {
+            float* dev_logits = take(n_out * c.n_vocab);
+            be.matmul(out_rows, weights_.lm_head, nullptr, n_out, dev_logits);
+            be.copy_to_host(out, dev_logits, sizeof(float) * n_out * c.n_vocab);
+        }
+        return;
+    }
+    // Vocabulary-parallel head: each rank's [n_out, its vocabulary] logits, padded to the largest
+    // share, gathered over the group and laid out as [n_out, n_vocab].
+    const int64_t vmax = tp.vocab_max, part = n_out * vmax;
+    gather_.assign((size_t)(part * (tp.size + 1)), 0.0f);
+    float* mine = gather_.data() + part * tp.size;
+    std::vector<float> local((size_t)(n_out * c.n_vocab));
     if (be.host_memory()) {
-        be.matmul(out_rows, weights_.lm_head, nullptr, n_out, logits_out);  // [n_out, n_vocab]
+        be.matmul(out_rows, weights_.lm_head, nullptr, n_out, local.data());
     } else {
         float* dev_logits = take(n_out * c.n_vocab);
         be.matmul(out_rows, weights_.lm_head, nullptr, n_out, dev_logits);
-        be.copy_to_host(logits_out, dev_logits, sizeof(float) * n_out * c.n_vocab);
+        be.copy_to_host(local.data(), dev_logits, sizeof(float) * local.size());
     }
-    for (const ForwardSeq& s : batch.seqs) kv.commit(s.slot, s.n_tokens);
+    for (int64_t r = 0; r < n_out; ++r) std::copy_n(local.data() + r * c.n_vocab, c.n_vocab, mine + r * vmax);
+    tp_->allgather(mine, (size_t)part, gather_.data());
+    tp_bytes_ += (int64_t)sizeof(float) * part;
+    for (int t = 0; t < tp.size; ++t) {
+        const Range v = split_range(config_.n_vocab, tp.size, t);
+        for (int64_t r = 0; r < n_out; ++r)
+            std::copy_n(gather_.data() + t * part + r * vmax, v.size, out + r * config_.n_vocab + v.begin);
+    }
 }
 
 }  // namespace gridlm

@@ -9,6 +9,11 @@
 //   model.forward(b, *kv, logits.data());                          // [2, n_vocab]
 //   b.clear();  b.add(0, {next0});  b.add(1, {next1});              // then decode steps
 //   ...; kv->clear(0);                                              // sequence 0 finished
+//
+// In a grid each rank builds its shard (shard.h) with its tensor-parallel communicator and runs
+// forward_stage(): activations in from the previous stage (or token ids on the first), activations
+// out to the next stage (or logits on the last). Every rank of a TP group calls it with the same
+// batch; the two allreduces per layer and the logits gather happen inside.
 #pragma once
 
 #include <memory>
@@ -19,11 +24,13 @@
 #include "engine/core/model_config.h"
 #include "engine/kv/kv_cache.h"
 #include "engine/model/forward_batch.h"
+#include "engine/model/shard.h"
 #include "engine/model/weights.h"
 #include "io/tensor_source.h"
 
 namespace gridlm {
 
+class Communicator;
 struct StepContext;
 
 class Model {
@@ -34,27 +41,50 @@ public:
     Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype, int n_threads = 0);
     // The same on a backend the caller made (e.g. a CPU backend shared by several models).
     Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype, std::shared_ptr<Backend> backend);
+    // One rank's shard of the model. tp: the tensor-parallel group (size shard.tp.size; may be
+    // nullptr when that is 1). Reads only the shard's slices of the checkpoint.
+    Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype, std::shared_ptr<Backend> backend,
+          const ModelShard& shard, Communicator* tp);
     ~Model();
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
 
     const ModelConfig& config() const { return config_; }
+    const ModelShard& shard() const { return shard_; }
+    // The shard's own dimensions: its layers, heads, KV heads and MLP columns.
+    const ModelConfig& local_config() const { return local_; }
     DType weight_dtype() const { return weight_dtype_; }
     Backend& backend() const { return *backend_; }
     int64_t weight_bytes() const { return weights_.bytes; }
 
-    // A KV cache on this model's backend: n_slots sequences of up to max_length tokens each.
+    // A KV cache on this model's backend for the shard's layers and KV heads: n_slots sequences
+    // of up to max_length tokens each.
     std::unique_ptr<KvCache> make_kv_cache(int n_slots, int64_t max_length) const;
 
     // One step: appends each sequence's new tokens at its current length in kv (slots must be
     // distinct within a batch) and writes logits to logits_out (host memory):
     // [batch.n_logit_rows(), n_vocab]. Commits the new tokens to kv.
+    // The whole model only (one stage, tp = 1 or all ranks of the TP group calling together).
     void forward(const ForwardBatch& batch, KvCache& kv, float* logits_out);
+
+    // This rank's stage of one step. x_in: [n_tokens, n_embd] host activations from the previous
+    // stage (ignored on the first stage, which embeds batch.tokens). out: logits
+    // [batch.n_logit_rows(), n_vocab] on the last stage, else [n_tokens, n_embd] activations for
+    // the next stage. Commits the new tokens to kv.
+    void forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x_in, float* out);
+
+    // Bytes this rank has put into tensor-parallel collectives (allreduce + logits gather) so far.
+    int64_t tp_bytes() const { return tp_bytes_; }
 
 private:
     void ensure_workspace(int64_t n_tokens, int64_t n_out);
 
     ModelConfig config_;
+    ModelShard shard_;
+    ModelConfig local_;
+    Communicator* tp_ = nullptr;
+    int64_t tp_bytes_ = 0;
+    std::vector<float> gather_;  // logits gather staging: [tp, rows, vocab_max]
     DType weight_dtype_;
     std::shared_ptr<Backend> backend_;
     ModelWeights weights_;

@@ -7,6 +7,7 @@
 
 #include "engine/backend/backend.h"
 #include "engine/core/model_config.h"
+#include "engine/model/shard.h"
 #include "io/tensor_source.h"
 
 namespace gridlm {
@@ -23,16 +24,20 @@ struct LayerWeights {
     Weight down;                       // [n_embd, n_ff]     mlp.down_proj
 };
 
+// Shapes are those of the rank's shard (shard.h): q/k/v/gate/up keep their heads' / columns'
+// rows, o/down the matching columns, embed/lm_head their vocabulary rows.
 struct ModelWeights {
-    Weight embed;                       // [n_vocab, n_embd]  model.embed_tokens
-    std::vector<LayerWeights> layers;   // [n_layer]
-    const float* final_norm = nullptr;  // [n_embd]           model.norm
-    Weight lm_head;                     // [n_vocab, n_embd]  lm_head (== embed when tied)
+    Weight embed;                       // [n_vocab, n_embd]  model.embed_tokens (first stage only)
+    std::vector<LayerWeights> layers;   // [the shard's layers]
+    const float* final_norm = nullptr;  // [n_embd]           model.norm (last stage only)
+    Weight lm_head;                     // [n_vocab, n_embd]  lm_head (== embed when tied; last stage)
     std::vector<BackendBuffer> storage;
     int64_t bytes = 0;  // weight bytes held in backend memory
 };
 
-// Throws gridlm::Error naming the tensor when one is missing or has an unexpected shape.
-ModelWeights load_weights(Backend& backend, const ModelConfig& config, const TensorSource& source, DType dtype);
+// Loads the shard's weights, reading only its slices. Throws gridlm::Error naming the tensor when
+// one is missing or has an unexpected shape.
+ModelWeights load_weights(Backend& backend, const ModelConfig& config, const TensorSource& source, DType dtype,
+                          const ModelShard& shard);
 
 }  // namespace gridlm

@@ -45,15 +45,24 @@ TEST_P(OpsTest, Embedding) {
     const auto table_bf = to_bf16(table);
     const std::vector<int32_t> ids = {3, 0, 10, 3};
     std::vector<float> out(ids.size() * d), out_bf(ids.size() * d);
-    cpu::embedding(ctx, Weight{DType::dtype_f32, vocab, d, table.data()}, ids.data(), 4, out.data());
-    cpu::embedding(ctx, Weight{DType::dtype_bf16, vocab, d, table_bf.data()}, ids.data(), 4, out_bf.data());
+    cpu::embedding(ctx, Weight{DType::dtype_f32, vocab, d, table.data()}, 0, ids.data(), 4, out.data());
+    cpu::embedding(ctx, Weight{DType::dtype_bf16, vocab, d, table_bf.data()}, 0, ids.data(), 4, out_bf.data());
     for (size_t t = 0; t < ids.size(); ++t)
         for (int64_t i = 0; i < d; ++i) {
             EXPECT_EQ(out[t * d + i], table[ids[t] * d + i]);
             EXPECT_EQ(out_bf[t * d + i], bf16_to_f32(table_bf[ids[t] * d + i]));
         }
-    const int32_t bad = 11;
-    EXPECT_THROW(cpu::embedding(ctx, Weight{DType::dtype_f32, vocab, d, table.data()}, &bad, 1, out.data()), Error);
+    const int32_t bad = -1;
+    EXPECT_THROW(cpu::embedding(ctx, Weight{DType::dtype_f32, vocab, d, table.data()}, 0, &bad, 1, out.data()), Error);
+
+    // A vocabulary shard: rows 4..7 of the table hold ids 4..7; other ids give zero rows.
+    const Weight shard{DType::dtype_f32, 4, d, table.data() + 4 * d};
+    const std::vector<int32_t> mixed = {5, 3, 7, 8};
+    cpu::embedding(ctx, shard, 4, mixed.data(), 4, out.data());
+    for (size_t t = 0; t < mixed.size(); ++t) {
+        const bool mine = mixed[t] >= 4 && mixed[t] < 8;
+        for (int64_t i = 0; i < d; ++i) EXPECT_EQ(out[t * d + i], mine ? table[mixed[t] * d + i] : 0.0f);
+    }
 }
 
 TEST_P(OpsTest, RmsNorm) {

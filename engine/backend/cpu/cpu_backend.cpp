@@ -45,8 +45,8 @@ public:
     void copy_to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
     void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
 
-    void embedding(const Weight& table, const int32_t* ids, int64_t n, float* out) override {
-        cpu::embedding(ctx_, table, ids, n, out);
+    void embedding(const Weight& table, int64_t id0, const int32_t* ids, int64_t n, float* out) override {
+        cpu::embedding(ctx_, table, id0, ids, n, out);
     }
     void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps, float* out) override {
         cpu::rmsnorm(ctx_, x, w, n_rows, n_cols, eps, out);

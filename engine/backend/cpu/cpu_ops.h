@@ -30,7 +30,7 @@ constexpr bool simd_compiled() {
 inline bool simd_enabled() { return simd_compiled() && detail::simd_on; }
 inline void set_simd_enabled(bool on) { detail::simd_on = on; }
 
-void embedding(const CpuContext& ctx, const Weight& table, const int32_t* ids, int64_t n, float* out);
+void embedding(const CpuContext& ctx, const Weight& table, int64_t id0, const int32_t* ids, int64_t n, float* out);
 void rmsnorm(const CpuContext& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,
              float* out);
 
