@@ -140,6 +140,10 @@ void select_candidates(std::span<const float> logits, float temperature, float m
             m = std::min(kept.size(), m * 4);
         }
     }
+    // The draw walks the kept tokens in id order, not by probability: logits that differ in the
+    // last bits (a tensor-parallel sum in another order) then move the interval edges by as
+    // little, instead of swapping two near-equal tokens' places and with them the drawn token.
+    std::sort(kept.begin(), kept.end(), [](const Candidate& a, const Candidate& b) { return a.id < b.id; });
     weights.reserve(kept.size());
     for (const auto& c : kept) weights.push_back(weight(c));
 }

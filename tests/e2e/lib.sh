@@ -42,3 +42,33 @@ finish() {
     fi
     echo "$1: all checks passed"
 }
+
+# Grid runs under Open MPI on a small machine: root allowed, ranks may outnumber the cores.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMP_WAIT_POLICY=passive
+
+# grid_gen RANKS DP PP TP ARGS...: `gridlm generate ARGS` on a dp x pp x tp grid of RANKS ranks,
+# one thread each, under a time limit (a hang fails instead of blocking the suite).
+grid_gen() {
+    local ranks=$1 dp=$2 pp=$3 tp=$4
+    shift 4
+    timeout 240 mpirun -n "$ranks" --oversubscribe "$gridlm" generate --threads 1 -q \
+        --dp "$dp" --pp "$pp" --tp "$tp" "$@"
+}
+
+# same_output WHAT REF OUT: the two result files are byte-identical (same records, same texts).
+same_output() {
+    if ! cmp -s "$2" "$3"; then
+        fail "$1: output differs from the single-rank run"
+        diff <(cut -c1-160 "$2") <(cut -c1-160 "$3") | head -6 | sed 's/^/    /'
+    fi
+}
+
+# expect_grid WHAT REF DP PP TP ARGS...: the grid run succeeds and writes exactly REF.
+expect_grid() {
+    local what=$1 ref=$2 dp=$3 pp=$4 tp=$5
+    shift 5
+    local out=$tmp/grid_${dp}_${pp}_${tp}_$RANDOM.jsonl
+    expect_rc 0 "$what" grid_gen $((dp * pp * tp)) "$dp" "$pp" "$tp" --output "$out" "$@"
+    same_output "$what" "$ref" "$out"
+}

@@ -164,6 +164,11 @@ TEST(Sampler, MinPTopKTopPKeepTheRightSets) {
     sampling::select_candidates(l, 0.5f, 0.2f, 0, 1.0f, kept, w);  // p^2 ratio >= 0.2: 1, 0.25
     EXPECT_EQ(kept_ids(kept), (std::set<int32_t>{0, 1}));
     ASSERT_EQ(w.size(), kept.size());
+    // Kept tokens come in id order whatever their probabilities.
+    std::vector<float> shuffled = {1.0f, 3.0f, 2.0f, 5.0f, 4.0f};
+    sampling::select_candidates(shuffled, 1.0f, 0.0f, 4, 0.99f, kept, w);
+    ASSERT_EQ(kept.size(), 4u);
+    for (size_t i = 1; i < kept.size(); ++i) EXPECT_LT(kept[i - 1].id, kept[i].id);
 }
 
 TEST(Sampler, TopPOnLargeVocabulary) {
