@@ -154,6 +154,12 @@ void collective_phase(const MpiEnv& mpi, F&& phase) {
     throw ExitStatus{worst};
 }
 
+std::string seconds(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.2f s", s);
+    return buf;
+}
+
 std::string mib(double bytes) { return str((int64_t)std::llround(bytes / (1 << 20)), " MiB"); }
 
 // Writer: one line per rank with its layers, heads and weight bytes.
@@ -188,9 +194,8 @@ void report_grid(Communicator& world, const Topology& topo, const Model& model, 
         const float* v = &all[6 * (size_t)topo.rank_of({0, stage, 0})];  // replica 0, tp rank 0
         const double busy = v[1] > 0 ? v[0] / v[1] : 0.0;
         bubble += 1.0 - busy;
-        std::string line =
-            str("gridlm:   stage ", stage, ": busy ", format_duration(v[0]), " of ", format_duration(v[1]), " (",
-                (int)std::lround(100 * busy), "%), ", (int64_t)v[5], " steps");
+        std::string line = str("gridlm:   stage ", stage, ": busy ", seconds(v[0]), " of ", seconds(v[1]), " (",
+                               (int)std::lround(100 * busy), "%), ", (int64_t)v[5], " steps");
         if (stage + 1 < g.pp && v[4] > 0)
             line += str(", sends ", mib(v[2]), " (", (int64_t)std::lround(v[2] / v[4]), " B per token)");
         if (g.tp > 1 && v[4] > 0) line += str(", TP collectives ", (int64_t)std::lround(v[3] / v[4]), " B per token");
@@ -247,6 +252,9 @@ int run_generate(const std::vector<std::string>& args) {
          "tensor-parallel ranks per stage (must divide the attention heads; KV heads are split or replicated)")
         ("pp-layers", po::value<std::string>(),
          "layers per stage, e.g. 10,20 (default: balance weight bytes, the LM head counting on the last stage)")
+        ("pp-slices", po::bool_switch(),
+         "send stage-boundary activations as 1/tp slices, re-gathered over TP by the next stage "
+         "(fewer bytes between nodes; default: whole)")
         ("micro-batches", po::value<int>()->default_value(0),
          "lanes the batch is split into, each refilled on its own; 0 = 1 without a pipeline, else 2*pp")
         ("dtype", po::value<std::string>()->default_value("f32"), "weight element type in memory: f32 or bf16")
@@ -322,6 +330,7 @@ int run_generate(const std::vector<std::string>& args) {
             }
         }
     }
+    job.pp_slices = vm["pp-slices"].as<bool>();
     job.micro_batches = vm["micro-batches"].as<int>();
     if (job.micro_batches < 0) throw UsageError("--micro-batches must be >= 0");
     if (job.micro_batches == 0) job.micro_batches = grid_shape.pp == 1 ? 1 : 2 * grid_shape.pp;
@@ -412,6 +421,7 @@ int run_generate(const std::vector<std::string>& args) {
 
     JobGrid grid;
     grid.world = comms.world.get();
+    grid.tp = comms.tp.get();
     grid.pp = comms.pp.get();
     grid.dp = comms.dp.get();
     grid.replica = me.dp;

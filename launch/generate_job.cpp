@@ -155,6 +155,13 @@ public:
     }
 
 private:
+    // Stage-boundary activations go whole, or as 1/tp slices re-gathered over TP on arrival.
+    int slices() const { return o_.pp_slices && g_.tp != nullptr ? g_.tp->size() : 1; }
+    size_t slice_len(int64_t n_tokens) const {
+        const size_t total = (size_t)(n_tokens * n_embd_), k = (size_t)slices();
+        return (total + k - 1) / k;
+    }
+
     bool my_record(uint64_t index) const { return (int64_t)(index % (uint64_t)g_.replicas) == g_.replica; }
 
     // --- output -------------------------------------------------------------------------------
@@ -389,8 +396,15 @@ private:
         double t_busy = 0.0;
         const float* x_in = nullptr;
         if (g_.stage > 0) {
-            act_in_.resize((size_t)(n * n_embd_));
-            g_.pp->recv(act_in_.data(), act_in_.size() * sizeof(float), g_.stage - 1, tag_activations);
+            const size_t part = slice_len(n);
+            act_in_.resize(part * (size_t)slices());
+            if (slices() == 1) {
+                g_.pp->recv(act_in_.data(), act_in_.size() * sizeof(float), g_.stage - 1, tag_activations);
+            } else {  // this rank's 1/tp slice, then the rest from the TP group
+                slice_in_.resize(part);
+                g_.pp->recv(slice_in_.data(), part * sizeof(float), g_.stage - 1, tag_activations);
+                g_.tp->allgather(slice_in_.data(), part, act_in_.data());
+            }
             x_in = act_in_.data();
         }
         const double t0 = now_s();
@@ -398,12 +412,14 @@ private:
         lane.result.clear();
         if (!g_.last_stage()) {
             if (lane.act_send) lane.act_send->wait();
-            lane.act_out.resize((size_t)(n * n_embd_));
+            const size_t part = slice_len(n);
+            lane.act_out.assign(part * (size_t)slices(), 0.0f);
             m_.model.forward_stage(batch, m_.kv, x_in, lane.act_out.data());
             t_busy = now_s() - t0;
-            lane.act_send =
-                g_.pp->isend(lane.act_out.data(), lane.act_out.size() * sizeof(float), g_.stage + 1, tag_activations);
-            result_.act_bytes_sent += (int64_t)(lane.act_out.size() * sizeof(float));
+            // Every rank of the TP group holds the whole activations; with slices each sends its own part.
+            const float* first = lane.act_out.data() + (slices() == 1 ? 0 : part * (size_t)g_.tp_rank);
+            lane.act_send = g_.pp->isend(first, part * sizeof(float), g_.stage + 1, tag_activations);
+            result_.act_bytes_sent += (int64_t)(part * sizeof(float));
             for (size_t r = 0; r < rows.size(); ++r)
                 if (samples[r]) lane.sampled.push_back(rows[r]);
         } else {
@@ -522,6 +538,7 @@ private:
     std::set<uint64_t> in_flight_;  // indices of admitted, unfinished records
     std::vector<float> logits_;     // [rows, n_vocab] of the last step (last stage)
     std::vector<float> act_in_;     // activations from the previous stage
+    std::vector<float> slice_in_;   // this rank's slice of them (--pp-slices)
     std::deque<std::pair<std::vector<char>, std::unique_ptr<PendingSend>>> outbox_;  // lines to the writer
     int replicas_done_ = 0;
     int64_t remote_ok_ = 0, remote_failed_ = 0;

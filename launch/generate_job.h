@@ -32,11 +32,16 @@ struct GenerateJobOptions {
     // Records admitted at most this far (in input index) past the oldest unfinished one of the
     // replica: bounds what --order input holds back.
     int64_t order_window = 1 << 16;
+    // Stage-boundary activations travel as 1/tp slices, each tp rank sending its own to the same
+    // tp rank of the next stage, which re-gathers them over TP: tp times fewer bytes between
+    // stages (usually between nodes) for one allgather inside the receiving node.
+    bool pp_slices = false;
 };
 
 // This rank's place in the grid. The defaults are a single rank.
 struct JobGrid {
     Communicator* world = nullptr;  // all ranks (statistics at the end)
+    Communicator* tp = nullptr;     // this rank's tensor-parallel group
     Communicator* pp = nullptr;     // this rank's pipeline (same replica and tp rank), by stage
     Communicator* dp = nullptr;     // ranks with the same stage and tp rank, by replica
     int replica = 0, replicas = 1;

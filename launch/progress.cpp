@@ -99,7 +99,8 @@ void Progress::tick() {
 
 std::string Progress::summary_line() const {
     return str("gridlm: done: ", t_.records_ok, " records ok, ", t_.records_failed, " failed; ", t_.prompt_tokens,
-               " prompt + ", t_.completion_tokens, " completion tokens in ", format_duration(elapsed_s()), "; prefill ",
+               " prompt + ", t_.completion_tokens, " completion tokens in ", format_duration(elapsed_s()), " (",
+               rate((double)t_.completion_tokens, elapsed_s()), " generated tok/s); steps of this rank: prefill ",
                rate((double)t_.prefill_tokens, t_.prefill_s), " tok/s, decode ",
                rate((double)t_.decode_tokens, t_.decode_s), " tok/s");
 }

@@ -37,6 +37,7 @@ expect_grid "tp=3" "$tmp/ref.jsonl" 1 1 3 "${args[@]}"
 expect_grid "dp=2" "$tmp/ref.jsonl" 2 1 1 "${args[@]}"
 expect_grid "pp=2 tp=3" "$tmp/ref.jsonl" 1 2 3 "${args[@]}"
 expect_grid "dp=2 pp=2 tp=3" "$tmp/ref.jsonl" 2 2 3 "${args[@]}"
+expect_grid "pp=2 tp=3, activations in 1/tp slices" "$tmp/ref.jsonl" 1 2 3 "${args[@]}" --pp-slices
 expect_grid "uneven pp 4,26" "$tmp/ref.jsonl" 1 2 1 "${args[@]}" --pp-layers 4,26
 expect_grid "pp=2, 1 micro-batch" "$tmp/ref.jsonl" 1 2 1 "${args[@]}" --micro-batches 1
 expect_grid "dp=2, batch 2" "$tmp/ref.jsonl" 2 1 1 "${args[@]}" --batch-size 2
