@@ -10,7 +10,7 @@
 //   vocabulary an ~equal run of n_vocab                    embedding rows and LM-head rows
 // Example, Qwen2.5-0.5B (14 heads, 2 KV heads, n_ff 4864, vocab 151936) with tp = 7: rank 3 holds
 // query heads 6..7, KV heads 0..1 (head 6 reads KV head 0, head 7 reads KV head 1), MLP columns
-// 2780..3474 and vocabulary ids 65115..86819.
+// 2085..2779 and vocabulary ids 65116..86820.
 #pragma once
 
 #include <cstdint>

@@ -42,6 +42,17 @@ expect_grid "uneven pp 4,26" "$tmp/ref.jsonl" 1 2 1 "${args[@]}" --pp-layers 4,2
 expect_grid "pp=2, 1 micro-batch" "$tmp/ref.jsonl" 1 2 1 "${args[@]}" --micro-batches 1
 expect_grid "dp=2, batch 2" "$tmp/ref.jsonl" 2 1 1 "${args[@]}" --batch-size 2
 
+# Uneven replicas: replica 0 gets the long records, replica 1 the short ones; input order holds.
+python3 - >"$tmp/uneven.jsonl" <<'PY'
+import json
+for i in range(12):
+    print(json.dumps({"id": f"u{i}", "prompt": f"Item {i}: the", "max_tokens": 40 if i % 2 == 0 else 2}))
+PY
+uargs=(--model "$model" --prompts "$tmp/uneven.jsonl" --temperature 0 --order input)
+expect_rc 0 "uneven, single rank" "$gridlm" generate "${uargs[@]}" --output "$tmp/uref.jsonl" --threads 2 -q
+expect_grid "uneven replicas, dp=2" "$tmp/uref.jsonl" 2 1 1 "${uargs[@]}" --batch-size 2
+[ "$(jq -s 'length' "$tmp/uref.jsonl")" = 12 ] || fail "uneven: expected 12 results"
+
 # Seeded sampling: every record has its own generator, so the grid draws the same tokens.
 sargs=(--model "$model" --prompts "$tmp/sampled.jsonl" --order input --seed 5)
 expect_rc 0 "sampled, single rank" "$gridlm" generate "${sargs[@]}" --output "$tmp/sref.jsonl" --threads 2 -q
