@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main example job: sets up the machine (packages, build, models), converts SmolLM2-135M
-# to the native checkpoint, runs `gridlm generate` under mpirun on the example prompts and
-# prints the completions.
+# to the native checkpoint, runs `gridlm generate` under mpirun on the example prompts, as a
+# two-stage pipeline (one rank per stage), and prints the completions.
 #   bash launch/demo.sh [extra gridlm generate options, e.g. --max-tokens 32]
+# Environment: GRIDLM_DEMO_GRID=dp,pp,tp (default 1,2,1; 1,1,1 for a single rank).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 models=${GRIDLM_MODELS:-$repo/models}
@@ -23,10 +24,13 @@ sed -n '1,20p' "$out_dir/inspect.txt"
 echo "  ... (whole listing in $out_dir/inspect.txt)"
 out=$out_dir/completions.jsonl
 rm -f "$out"
-echo "[demo] mpirun -n 1 gridlm generate on configs/examples/prompts.jsonl" >&2
-mpirun -n 1 --oversubscribe "$gridlm" generate --model "$ckpt" \
+IFS=, read -r dp pp tp <<<"${GRIDLM_DEMO_GRID:-1,2,1}"
+ranks=$((dp * pp * tp))
+threads=$(( $(nproc) / ranks > 0 ? $(nproc) / ranks : 1 ))
+echo "[demo] mpirun -n $ranks gridlm generate --dp $dp --pp $pp --tp $tp on configs/examples/prompts.jsonl" >&2
+OMP_WAIT_POLICY=passive mpirun -n "$ranks" --oversubscribe --bind-to none "$gridlm" generate --model "$ckpt" \
   --prompts "$repo/configs/examples/prompts.jsonl" --output "$out" \
-  --config "$repo/configs/examples/demo.cfg" "$@"
+  --config "$repo/configs/examples/demo.cfg" --dp "$dp" --pp "$pp" --tp "$tp" --threads "$threads" "$@"
 
 echo
 echo "== completions ($out) =="

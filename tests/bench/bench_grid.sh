@@ -5,6 +5,7 @@
 # bytes sent per token, from each job's summary.
 #   bash tests/bench/bench_grid.sh [MODEL] [PROMPTS] [MAX_TOKENS] [GRID...]
 #   GRID is dp,pp,tp[,micro-batches]; default: 1,1,2 1,2,1,4 1,2,1,2 (and 1,1,1 first, 2 threads)
+# Environment: GRIDLM_BENCH_BATCH (--batch-size, default 16).
 # Example: bash tests/bench/bench_grid.sh models/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf 32 64
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -16,6 +17,7 @@ shift $(($# < 3 ? $# : 3))
 grids=("$@")
 [ ${#grids[@]} -gt 0 ] || grids=(1,1,2 1,2,1,4 1,2,1,2)
 cores=$(nproc)
+batch=${GRIDLM_BENCH_BATCH:-16}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -39,7 +41,7 @@ run() {  # run LABEL RANKS THREADS ARGS...
     shift 3
     local log=$tmp/$label.log
     OMP_NUM_THREADS=$threads mpirun -n "$ranks" --bind-to none "$gridlm" generate --model "$model" \
-        --prompts "$tmp/p.jsonl" --output "$tmp/$label.jsonl" --temperature 0 --batch-size 16 \
+        --prompts "$tmp/p.jsonl" --output "$tmp/$label.jsonl" --temperature 0 --batch-size "$batch" \
         --threads "$threads" --progress-interval 1000 "$@" 2>"$log"
     local tps
     tps=$(summary "$log")
@@ -49,10 +51,10 @@ run() {  # run LABEL RANKS THREADS ARGS...
         if cmp -s "$tmp/one-rank.jsonl" "$tmp/$label.jsonl"; then printf ', same output'; else printf ', OUTPUT DIFFERS'; fi
     fi
     printf '\n'
-    grep -E 'gridlm:   ' "$log" | sed 's/^gridlm:/   /'
+    grep -E 'gridlm:   ' "$log" | sed 's/^gridlm:/   /' || true
 }
 
-echo "model $(basename "$model"), $n_prompts prompts x $max_tokens tokens, batch 16, $cores cores"
+echo "model $(basename "$model"), $n_prompts prompts x $max_tokens tokens, batch $batch, $cores cores"
 base=""
 run one-rank 1 "$cores"
 base=$(summary "$tmp/one-rank.log")

@@ -53,6 +53,20 @@ expect_rc 0 "uneven, single rank" "$gridlm" generate "${uargs[@]}" --output "$tm
 expect_grid "uneven replicas, dp=2" "$tmp/uref.jsonl" 2 1 1 "${uargs[@]}" --batch-size 2
 [ "$(jq -s 'length' "$tmp/uref.jsonl")" = 12 ] || fail "uneven: expected 12 results"
 
+# Bad records: each replica writes its own records' error lines; the job exits 3 on every grid.
+cat >"$tmp/bad.jsonl" <<'JSONL'
+{"id": "ok1", "prompt": "Hello", "max_tokens": 4}
+{"id": "bad1", "prompt": "x", "top_p": 1.5}
+{broken json
+{"id": "ok2", "prompt": "Goodbye", "max_tokens": 4}
+{"id": "long", "prompt": "one two three four five six seven eight nine ten", "max_tokens": 4}
+JSONL
+bargs=(--model "$model" --prompts "$tmp/bad.jsonl" --temperature 0 --order input --max-prompt-tokens 8)
+expect_rc 3 "bad records, single rank" "$gridlm" generate "${bargs[@]}" --output "$tmp/bref.jsonl" --threads 2 -q
+[ "$(jq -s 'map(select(.error)) | length' "$tmp/bref.jsonl")" = 3 ] || fail "bad records: expected 3 error lines"
+expect_rc 3 "bad records, dp=2 pp=2" grid_gen 4 2 2 1 "${bargs[@]}" --output "$tmp/bgrid.jsonl"
+same_output "bad records, dp=2 pp=2" "$tmp/bref.jsonl" "$tmp/bgrid.jsonl"
+
 # Seeded sampling: every record has its own generator, so the grid draws the same tokens.
 sargs=(--model "$model" --prompts "$tmp/sampled.jsonl" --order input --seed 5)
 expect_rc 0 "sampled, single rank" "$gridlm" generate "${sargs[@]}" --output "$tmp/sref.jsonl" --threads 2 -q
