@@ -239,7 +239,14 @@ int run_generate(const std::vector<std::string>& args) {
         ("n", po::value<int32_t>()->default_value(d.n), "choices per prompt (1..64, at most --batch-size)")
         ("logprobs", po::bool_switch(), "report each generated token's log-probability (default: off)")
         ("top-logprobs", po::value<int32_t>()->default_value(0), "also the k most likely tokens per step (0..20)")
-        ("batch-size,b", po::value<int>()->default_value(16), "sequences decoded together (each choice counts)")
+        ("max-seqs,b", po::value<int>()->default_value(16),
+         "sequences in flight per replica (each choice counts); also --batch-size")
+        ("batch-size", po::value<int>(), "the same as --max-seqs")
+        ("max-batched-tokens", po::value<int64_t>()->default_value(0),
+         "tokens per step of a micro-batch at most, decodes first, prompt chunks in what is left; 0 = no cap")
+        ("schedule", po::value<std::string>()->default_value("continuous"),
+         "continuous: refill a finished sequence's slot at once; static: a micro-batch takes new records "
+         "only when all its sequences have finished")
         ("max-prompt-tokens", po::value<int64_t>()->default_value(0),
          "longer prompts are record errors; 0 = the context length - 1")
         ("max-model-len", po::value<int64_t>()->default_value(0),
@@ -290,13 +297,23 @@ int run_generate(const std::vector<std::string>& args) {
     p.logprobs = vm["logprobs"].as<bool>() || p.top_logprobs > 0;
 
     GenerateJobOptions job;
-    job.batch_size = vm["batch-size"].as<int>();
+    job.batch_size = vm["max-seqs"].as<int>();
+    if (vm.count("batch-size")) {
+        if (!vm["max-seqs"].defaulted() && vm["max-seqs"].as<int>() != vm["batch-size"].as<int>())
+            throw UsageError("--batch-size and --max-seqs are the same option; give one");
+        job.batch_size = vm["batch-size"].as<int>();
+    }
+    job.max_batched_tokens = vm["max-batched-tokens"].as<int64_t>();
+    if (job.max_batched_tokens < 0) throw UsageError("--max-batched-tokens must be >= 0");
+    const std::string schedule = vm["schedule"].as<std::string>();
+    if (schedule != "continuous" && schedule != "static") throw UsageError("--schedule must be continuous or static");
+    job.static_batches = schedule == "static";
     job.max_prompt_tokens = vm["max-prompt-tokens"].as<int64_t>();
     job.prefill_chunk = vm["prefill-chunk"].as<int64_t>();
     job.seed = vm["seed"].as<uint64_t>();
     const int64_t max_model_len = vm["max-model-len"].as<int64_t>();
     const int threads = vm["threads"].as<int>();
-    if (job.batch_size < 1 || job.batch_size > 4096) throw UsageError("--batch-size must be in [1, 4096]");
+    if (job.batch_size < 1 || job.batch_size > 4096) throw UsageError("--max-seqs must be in [1, 4096]");
     if (job.max_prompt_tokens < 0) throw UsageError("--max-prompt-tokens must be >= 0");
     if (job.prefill_chunk < 1) throw UsageError("--prefill-chunk must be >= 1");
     if (max_model_len < 0 || max_model_len == 1) throw UsageError("--max-model-len must be 0 or >= 2");

@@ -278,8 +278,8 @@ private:
         if (r.params.n > lane_capacity_) {
             return error("invalid_field",
                          o_.micro_batches == 1
-                             ? str("n=", r.params.n, " is larger than --batch-size=", o_.batch_size)
-                             : str("n=", r.params.n, " is larger than a micro-batch (--batch-size ", o_.batch_size,
+                             ? str("n=", r.params.n, " is larger than --max-seqs=", o_.batch_size)
+                             : str("n=", r.params.n, " is larger than a micro-batch (--max-seqs ", o_.batch_size,
                                    " / --micro-batches ", o_.micro_batches, " = ", lane_capacity_, ")"));
         }
         if (!r.params.ignore_eos) {
@@ -317,6 +317,7 @@ private:
     }
 
     void admit(Lane& lane) {
+        if (o_.static_batches && !lane.seqs.empty()) return;  // a static batch runs to its end
         while (!lane.free_slots.empty()) {
             std::optional<Request> r = next_request();
             if (!r) return;
@@ -365,11 +366,16 @@ private:
     // --- one lane step ------------------------------------------------------------------------
 
     // Admits records, then builds the step: every sequence past its prompt decodes one token;
-    // sequences in their prompt get chunks, prefill_chunk tokens in all at most (at least one
-    // token per step, so a prompt always advances).
+    // sequences in their prompt get chunks, prefill_chunk tokens in all at most.
     void schedule(Lane& lane, ForwardBatch& batch, std::vector<Sequence*>& rows, std::vector<bool>& samples) {
         admit(lane);
+        // Decodes first; prompt chunks share what is left of --max-batched-tokens (at least one
+        // token when nothing decodes, so a prompt always advances).
+        int64_t decoding = 0;
+        for (const auto& sp : lane.seqs) decoding += sp->prompt_done >= sp->prompt_len() ? 1 : 0;
         int64_t budget = std::max<int64_t>(1, o_.prefill_chunk);
+        if (o_.max_batched_tokens > 0)
+            budget = std::min(budget, std::max<int64_t>(decoding == 0 ? 1 : 0, o_.max_batched_tokens - decoding));
         for (auto& sp : lane.seqs) {
             Sequence& s = *sp;
             if (s.prompt_done >= s.prompt_len()) {

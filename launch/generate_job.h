@@ -23,12 +23,16 @@ class ChatPrompter;
 class Communicator;
 
 struct GenerateJobOptions {
-    int batch_size = 16;            // sequences (n choices count n times) in flight per replica
-    int micro_batches = 1;          // the batch is split into this many independently refilled lanes
-    int64_t context = 0;            // tokens per sequence, prompt + output
-    int64_t max_prompt_tokens = 0;  // longer prompts are record errors; 0 => context - 1
-    int64_t prefill_chunk = 1024;   // prompt tokens per lane step at most
-    uint64_t seed = 0;              // job seed; records without "seed" derive theirs from it
+    int batch_size = 16;             // sequences (n choices count n times) in flight per replica
+    int micro_batches = 1;           // the batch is split into this many independently refilled lanes
+    int64_t context = 0;             // tokens per sequence, prompt + output
+    int64_t max_prompt_tokens = 0;   // longer prompts are record errors; 0 => context - 1
+    int64_t prefill_chunk = 1024;    // prompt tokens per lane step at most
+    int64_t max_batched_tokens = 0;  // tokens per lane step at most, decodes first; 0 = no cap
+    // true: a lane takes new records only once all of its sequences have finished (static
+    // batches); false: each free slot is refilled at once (continuous batching).
+    bool static_batches = false;
+    uint64_t seed = 0;  // job seed; records without "seed" derive theirs from it
     // Records admitted at most this far (in input index) past the oldest unfinished one of the
     // replica: bounds what --order input holds back.
     int64_t order_window = 1 << 16;

@@ -48,8 +48,9 @@ struct Candidate {
 };
 
 // Tokens kept by min-p, then top-k, then top-p at the given temperature (> 0), in token-id order
-// (so the draw does not depend on how near-equal logits happen to sort); each carries its unnormalised weight exp((logit - max) / T) in `weights`. Always keeps
-// at least the most likely token. `scratch` is reused between calls to avoid reallocations.
+// (so the draw does not depend on how near-equal logits happen to sort); each carries its
+// unnormalised weight exp((logit - max) / T) in `weights`. Always keeps at least the most likely
+// token. `scratch` is reused between calls to avoid reallocations.
 void select_candidates(std::span<const float> logits, float temperature, float min_p, int32_t top_k, float top_p,
                        std::vector<Candidate>& kept, std::vector<double>& weights);
 

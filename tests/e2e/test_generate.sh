@@ -58,6 +58,18 @@ if ! cmp -s <(texts "$tmp/in.out") <(texts "$tmp/in1.out"); then
     fail "outputs differ between batch sizes 3 and 2"
     diff <(texts "$tmp/in.out") <(texts "$tmp/in1.out") | head -6
 fi
+# ... and whatever the schedule: static batches, or a token budget that splits prompts into
+# many small chunks mixed with decodes.
+expect_rc 3 "static schedule" gen --prompts "$tmp/in.jsonl" --output "$tmp/in2.out" --order input --max-seqs 3 \
+    --schedule static
+expect_rc 3 "token budget" gen --prompts "$tmp/in.jsonl" --output "$tmp/in3.out" --order input --max-seqs 3 \
+    --max-batched-tokens 4
+for f in in2 in3; do
+    cmp -s <(texts "$tmp/in.out") <(texts "$tmp/$f.out") || fail "$f: outputs differ from the continuous run"
+done
+expect_rc 2 "--schedule bad" gen --prompts "$tmp/in.jsonl" --output "$tmp/in4.out" --schedule random
+expect_rc 2 "--batch-size and --max-seqs disagree" gen --prompts "$tmp/in.jsonl" --output "$tmp/in4.out" \
+    --batch-size 2 --max-seqs 3
 
 # --- OpenAI batch in, OpenAI batch out; options from --config -------------------------------------
 cat >"$tmp/batch.jsonl" <<'EOF'
