@@ -25,7 +25,7 @@ for i in range(int(sys.argv[1])):
     ids = [1000 + rng.randrange(20000) for _ in range(n_in)]
     print(json.dumps({"id": f"m{i}", "prompt": ids, "max_tokens": n_out, "ignore_eos": True}))
 PY
-read -r p_tok o_tok < <(jq -s '[map(.prompt | length) | add, map(.max_tokens) | add] | @tsv' -r "$tmp/p.jsonl")
+read -r p_tok o_tok < <(jq -rs '[(map(.prompt | length) | add), (map(.max_tokens) | add)] | @tsv' "$tmp/p.jsonl")
 echo "model $(basename "$model"), $n_prompts prompts ($p_tok prompt + $o_tok output tokens), --max-seqs $max_seqs, $(nproc) cores"
 for schedule in static continuous; do
     start=$(date +%s.%N)
