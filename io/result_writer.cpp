@@ -2,6 +2,8 @@
 // flush per line and periodic fsync so a killed job leaves every finished record on disk.
 #include "io/result_writer.h"
 
+#include "io/job_journal.h"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -173,58 +175,86 @@ static double now_s() {
 ResultWriter::ResultWriter(const std::string& path, ResultWriterOptions options)
     : path_(path), options_(std::move(options)), last_sync_(now_s()) {
     if (path == "-") {
+        GRIDLM_ASSERT(!options_.journal && !options_.append);
         file_ = stdout;
         owns_file_ = false;
         return;
     }
-    file_ = std::fopen(path.c_str(), "wb");
+    file_ = std::fopen(path.c_str(), options_.append ? "ab" : "wb");
     if (!file_) throw Error(str("cannot write output file ", path, ": ", std::strerror(errno)));
+    if (options_.append) {
+        std::fseek(file_, 0, SEEK_END);
+        offset_ = (uint64_t)std::ftell(file_);
+    }
+    if (options_.journal) {
+        const std::string jpath = journal_path_for(path);
+        journal_ = std::fopen(jpath.c_str(), options_.append ? "ab" : "wb");
+        if (!journal_) throw Error(str("cannot write the journal ", jpath, ": ", std::strerror(errno)));
+    }
+    advance();
 }
 
 ResultWriter::~ResultWriter() {
     if (file_ && owns_file_) std::fclose(file_);
+    if (journal_) std::fclose(journal_);
 }
 
-void ResultWriter::write(const Completion& c) { put(c.ref.index, format_completion(c, options_)); }
+void ResultWriter::write(const Completion& c) { put(c.ref.index, format_completion(c, options_), true); }
 
-void ResultWriter::write(const RecordError& e) { put(e.ref.index, format_error(e, options_)); }
+void ResultWriter::write(const RecordError& e) { put(e.ref.index, format_error(e, options_), false); }
 
-void ResultWriter::put(uint64_t index, std::string line) {
+void ResultWriter::advance() {
+    while (options_.done.count(next_index_)) ++next_index_;
+}
+
+void ResultWriter::put(uint64_t index, std::string line, bool ok) {
     GRIDLM_ASSERT(file_ != nullptr);
     if (options_.order == OutputOrder::output_order_finished) {
-        emit(line);
+        emit(index, line, ok);
         return;
     }
     GRIDLM_ASSERT(index >= next_index_);  // written twice
     if (index != next_index_) {
         GRIDLM_ASSERT(pending_.size() < options_.max_buffered);
-        pending_.emplace(index, std::move(line));
+        pending_.emplace(index, std::make_pair(std::move(line), ok));
         return;
     }
-    emit(line);
+    emit(index, line, ok);
     ++next_index_;
+    advance();
     for (auto it = pending_.begin(); it != pending_.end() && it->first == next_index_; it = pending_.erase(it)) {
-        emit(it->second);
+        emit(it->first, it->second.first, it->second.second);
         ++next_index_;
+        advance();
     }
 }
 
-void ResultWriter::emit(const std::string& line) {
+void ResultWriter::emit(uint64_t index, const std::string& line, bool ok) {
     if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fputc('\n', file_) == EOF ||
         std::fflush(file_) != 0) {
         throw Error(str("cannot write to output file ", path_, ": ", std::strerror(errno)));
     }
     ++n_written_;
-    if (owns_file_ && options_.fsync_interval_s >= 0 && now_s() - last_sync_ >= options_.fsync_interval_s) {
-        ::fsync(fileno(file_));
-        last_sync_ = now_s();
+    offset_ += line.size() + 1;
+    // The journal entry follows its line: after a kill, an entry never names a line that is not there.
+    if (journal_ && (std::fprintf(journal_, "%llu %llu %d\n", (unsigned long long)index, (unsigned long long)offset_,
+                                  ok ? 1 : 0) < 0 ||
+                     std::fflush(journal_) != 0)) {
+        throw Error(str("cannot write the journal of ", path_, ": ", std::strerror(errno)));
     }
+    if (owns_file_ && options_.fsync_interval_s >= 0 && now_s() - last_sync_ >= options_.fsync_interval_s) sync();
+}
+
+void ResultWriter::sync() {
+    ::fsync(fileno(file_));
+    if (journal_) ::fsync(fileno(journal_));
+    last_sync_ = now_s();
 }
 
 void ResultWriter::close() {
     if (!file_) return;
     // Records still waiting for an earlier one that never came (a driver bug) are not lost.
-    for (auto& [index, line] : pending_) emit(line);
+    for (auto& [index, line] : pending_) emit(index, line.first, line.second);
     pending_.clear();
     if (!owns_file_) {
         std::fflush(file_);
@@ -234,9 +264,16 @@ void ResultWriter::close() {
     bool ok = std::fflush(file_) == 0;
     // Pipes and character devices cannot be fsync'd; that is not a failure to write.
     if (ok && ::fsync(fileno(file_)) != 0) ok = errno == EINVAL || errno == EROFS || errno == ENOTSUP;
-    const int err = errno;
+    int err = errno;
     const bool closed = std::fclose(file_) == 0;
     file_ = nullptr;
+    if (journal_) {
+        // The output first, then the journal: an entry is durable only after its line is.
+        ok = ok && std::fflush(journal_) == 0 && ::fsync(fileno(journal_)) == 0;
+        if (!ok) err = errno;
+        std::fclose(journal_);
+        journal_ = nullptr;
+    }
     if (!ok || !closed) throw Error(str("cannot write to output file ", path_, ": ", std::strerror(err)));
 }
 

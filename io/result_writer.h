@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 
 #include "engine/core/request.h"
 
@@ -33,6 +34,13 @@ struct ResultWriterOptions {
     // of the oldest unfinished one than this, so overflowing it is a bug.
     size_t max_buffered = 1 << 16;
     double fsync_interval_s = 5.0;  // also fsync'd on close
+    // Resumable output (io/job_journal.h): append each line's record to OUT.journal, made
+    // durable with the output.
+    bool journal = false;
+    // Continue an existing output (a resumed job): open OUT and its journal for appending; the
+    // records in `done` are already in it (--order input skips over them).
+    bool append = false;
+    std::unordered_set<uint64_t> done;
 };
 
 // One output line (no trailing newline) for a finished record / a failed one. Text that is not
@@ -52,7 +60,7 @@ public:
     void write(const Completion& c);
     void write(const RecordError& e);
     // A line formatted elsewhere (another rank's record, format_completion / format_error).
-    void write_line(uint64_t index, std::string line) { put(index, std::move(line)); }
+    void write_line(uint64_t index, std::string line, bool ok) { put(index, std::move(line), ok); }
     // Flushes, fsyncs and closes. Throws Error on an I/O failure (disk full).
     void close();
 
@@ -61,14 +69,18 @@ public:
     uint64_t written() const { return n_written_; }  // lines in the file
 
 private:
-    void put(uint64_t index, std::string line);
-    void emit(const std::string& line);
+    void put(uint64_t index, std::string line, bool ok);
+    void emit(uint64_t index, const std::string& line, bool ok);
+    void advance();  // next_index_ past records already done
+    void sync();
 
     std::string path_;
     ResultWriterOptions options_;
     std::FILE* file_ = nullptr;
     bool owns_file_ = true;
-    std::map<uint64_t, std::string> pending_;  // index -> line, for input order
+    std::FILE* journal_ = nullptr;
+    uint64_t offset_ = 0;                                       // bytes in the output file
+    std::map<uint64_t, std::pair<std::string, bool>> pending_;  // index -> (line, ok), for input order
     uint64_t next_index_ = 0;
     uint64_t n_written_ = 0;
     double last_sync_ = 0.0;

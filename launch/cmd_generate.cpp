@@ -1,6 +1,10 @@
 // `gridlm generate`: offline bulk generation. Reads prompts (txt / JSONL / OpenAI batch),
 // generates with a checkpoint, writes one JSONL result per record; runs as one MPI rank.
+#include <signal.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <map>
 
 #include <boost/program_options.hpp>
 #include <filesystem>
@@ -20,6 +24,7 @@
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/h5_checkpoint.h"
+#include "io/job_journal.h"
 #include "io/prompt_reader.h"
 #include "io/result_writer.h"
 #include "launch/chat_prompt.h"
@@ -63,7 +68,11 @@ const char* usage_head =
     "through them in --micro-batches lanes) of T tensor-parallel ranks (heads, MLP and vocabulary\n"
     "split; keep a TP group inside a node). One output file, written by one rank. docs/launching.md\n"
     "shows mpirun and Slurm scripts.\n\n"
+    "Resuming: the job keeps OUTPUT.journal and OUTPUT.manifest.json; after a kill or SIGTERM, the same\n"
+    "command with --resume completes the output, each record exactly once. An existing OUTPUT is never\n"
+    "overwritten: without --resume the job refuses to start.\n\n"
     "exit status: 0 every record done; 3 job finished but some records failed (see their error lines);\n"
+    "             4 stopped by SIGTERM or SIGINT (lines written are complete; --resume continues);\n"
     "             2 usage error (bad option); 1 fatal error (missing input, unwritable output, bad\n"
     "             checkpoint, I/O failure)\n\n"
     "options";
@@ -108,6 +117,87 @@ void check_output_writable(const std::string& path) {
         throw Error(str("cannot write output file ", path, ": directory ", dir.string(), " does not exist"));
     const bool ok = fs::exists(p, ec) ? ::access(path.c_str(), W_OK) == 0 : ::access(dir.c_str(), W_OK) == 0;
     if (!ok) throw Error(str("cannot write output file ", path, ": permission denied"));
+}
+
+// The options that change what a record's line says (the grid, threads and batching do not).
+std::map<std::string, std::string> output_options(const po::variables_map& vm, const SamplingParams& p) {
+    std::map<std::string, std::string> o;
+    auto join = [](const auto& v) {
+        std::string r;
+        for (const auto& x : v) r += (r.empty() ? "" : "\x1f") + str(x);
+        return r;
+    };
+    o["max-tokens"] = str(p.max_tokens);
+    o["min-tokens"] = str(p.min_tokens);
+    o["temperature"] = str(p.temperature);
+    o["top-p"] = str(p.top_p);
+    o["top-k"] = str(p.top_k);
+    o["min-p"] = str(p.min_p);
+    o["repetition-penalty"] = str(p.repetition_penalty);
+    o["frequency-penalty"] = str(p.frequency_penalty);
+    o["presence-penalty"] = str(p.presence_penalty);
+    o["stop"] = join(p.stop);
+    o["stop-token-ids"] = join(p.stop_token_ids);
+    o["ignore-eos"] = str(p.ignore_eos);
+    o["n"] = str(p.n);
+    o["logprobs"] = str(p.logprobs);
+    o["top-logprobs"] = str(p.top_logprobs);
+    o["seed"] = str(vm["seed"].as<uint64_t>());
+    for (const char* k : {"input-format", "order", "dtype"}) o[k] = vm[k].as<std::string>();
+    o["max-model-len"] = str(vm["max-model-len"].as<int64_t>());
+    o["max-prompt-tokens"] = str(vm["max-prompt-tokens"].as<int64_t>());
+    o["model-name"] = vm.count("model-name") ? vm["model-name"].as<std::string>() : "";
+    return o;
+}
+
+// Writer rank, before the output is opened: refuses to overwrite an existing output, or (--resume)
+// checks the manifest and recovers the output; writes the manifest of a fresh job.
+RecoveredOutput prepare_output(const std::string& output, const std::string& prompts, const std::string& model,
+                               std::map<std::string, std::string> options, bool resume, bool retry_errors) {
+    if (output == "-") {
+        if (resume) throw UsageError("--resume needs an output file, not standard output");
+        return {};
+    }
+    if (resume && prompts == "-") throw UsageError("--resume needs a prompts file, not standard input");
+    JobManifest now;
+    now.input = prompts == "-" ? "stdin" : hash_file(prompts);
+    now.checkpoint = fingerprint_file(model);
+    now.options = std::move(options);
+    std::error_code ec;
+    const bool exists =
+        (fs::exists(output, ec) && fs::file_size(output, ec) > 0) || fs::exists(journal_path_for(output), ec);
+    if (exists && !resume)
+        throw Error(str("output ", output, " already exists; --resume continues the job that wrote it (or remove ",
+                        "it and its .journal / .manifest.json to start over)"));
+    if (!exists) {
+        now.write(manifest_path_for(output));
+        return {};
+    }
+    const std::string mpath = manifest_path_for(output);
+    if (!fs::exists(mpath, ec))
+        throw Error(str("--resume: ", output, " has no manifest (", mpath, "); it was not written by a resumable ",
+                        "gridlm job"));
+    const std::vector<std::string> changes = manifest_changes(JobManifest::read(mpath), now);
+    if (!changes.empty()) {
+        std::string what;
+        for (const auto& c : changes) what += (what.empty() ? "" : ", ") + c;
+        throw Error(str("--resume: ", what, " changed since the job that wrote ", output,
+                        " started; resume with the same ones, or start a new output"));
+    }
+    return recover_output(output, retry_errors);
+}
+
+std::atomic<bool> g_stop{false};
+
+// SIGTERM (sent by Slurm before a time limit or on preemption, and forwarded by mpirun) and SIGINT
+// ask the job to stop at the next step; a second one ends it at once.
+void install_stop_handler() {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { g_stop.store(true); };
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
 }
 
 // The rank that writes the output: replica 0's last stage, tp rank 0 (JobGrid::writer()).
@@ -266,6 +356,10 @@ int run_generate(const std::vector<std::string>& args) {
          "lanes the batch is split into, each refilled on its own; 0 = 1 without a pipeline, else 2*pp")
         ("dtype", po::value<std::string>()->default_value("f32"), "weight element type in memory: f32 or bf16")
         ("model-name", po::value<std::string>(), "\"model\" in OpenAI-shaped output (default: the checkpoint's name)")
+        ("resume", po::bool_switch(),
+         "continue the job that wrote OUTPUT: skip the records its journal lists, run the rest (same input, "
+         "checkpoint and output-changing options, checked against OUTPUT.manifest.json)")
+        ("retry-errors", po::bool_switch(), "with --resume: run the records that ended as error lines again")
         ("progress-interval", po::value<double>()->default_value(10.0),
          "seconds between progress lines when stderr is not a terminal")
         ("quiet,q", po::bool_switch(), "no progress, only the final summary");
@@ -348,12 +442,15 @@ int run_generate(const std::vector<std::string>& args) {
         }
     }
     job.pp_slices = vm["pp-slices"].as<bool>();
+    const bool resume = vm["resume"].as<bool>(), retry_errors = vm["retry-errors"].as<bool>();
+    if (retry_errors && !resume) throw UsageError("--retry-errors goes with --resume");
     job.micro_batches = vm["micro-batches"].as<int>();
     if (job.micro_batches < 0) throw UsageError("--micro-batches must be >= 0");
     if (job.micro_batches == 0) job.micro_batches = grid_shape.pp == 1 ? 1 : 2 * grid_shape.pp;
     job.micro_batches = std::min(job.micro_batches, job.batch_size);
 
     MpiEnv mpi(nullptr, nullptr);  // a plain `gridlm generate` is an MPI singleton
+    install_stop_handler();        // a signal during start-up stops the job before its first step
     const std::string prompts_path = vm["prompts"].as<std::string>();
     const std::string output_path = vm["output"].as<std::string>();
 
@@ -362,6 +459,7 @@ int run_generate(const std::vector<std::string>& args) {
     std::unique_ptr<Topology> topo;
     GridCoord me;
     Loaded ck;
+    RecoveredOutput recovered;
     int64_t context = 0;
     std::vector<int64_t> stage_layers;
     collective_phase(mpi, [&] {
@@ -371,8 +469,12 @@ int run_generate(const std::vector<std::string>& args) {
             std::ifstream probe(prompts_path);
             if (!probe || fs::is_directory(prompts_path)) throw Error(str("cannot open prompts file ", prompts_path));
         }
-        if (is_writer(*topo, me)) check_output_writable(output_path);
         ck = open_checkpoint(vm["model"].as<std::string>());
+        if (is_writer(*topo, me)) {
+            check_output_writable(output_path);
+            recovered = prepare_output(output_path, prompts_path, vm["model"].as<std::string>(), output_options(vm, p),
+                                       resume, retry_errors);
+        }
         check_tensor_parallel(ck.config, grid_shape.tp);
         stage_layers = pipeline_layers(ck.config, grid_shape.pp, pp_layers);
         context = max_model_len > 0 && (ck.config.n_ctx_train <= 0 || max_model_len < ck.config.n_ctx_train)
@@ -386,6 +488,13 @@ int run_generate(const std::vector<std::string>& args) {
 
     GridComms comms = make_grid_comms(*topo);
     const bool writer_rank = is_writer(*topo, me);
+    // Every rank skips the records the writer found done.
+    const int writer_world = topo->rank_of({0, grid_shape.pp - 1, 0});
+    int64_t n_done = (int64_t)recovered.done.size();
+    comms.world->broadcast(&n_done, sizeof(n_done), writer_world);
+    recovered.done.resize((size_t)n_done);
+    comms.world->broadcast(recovered.done.data(), sizeof(uint64_t) * (size_t)n_done, writer_world);
+    job.done.insert(recovered.done.begin(), recovered.done.end());
     const bool quiet = vm["quiet"].as<bool>();
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<ChatPrompter> chat;
@@ -422,14 +531,26 @@ int run_generate(const std::vector<std::string>& args) {
         // The output shape follows the input: OpenAI batch in, OpenAI batch out.
         if (reader->format() == InputFormat::input_format_openai) wopts.shape = OutputShape::output_shape_openai;
         if (!writer_rank) return;
+        wopts.journal = output_path != "-";
+        wopts.append = resume && output_path != "-";
+        wopts.done = job.done;
         writer = std::make_unique<ResultWriter>(output_path, wopts);
         ProgressOptions popts;
         popts.total = count_records(prompts_path);
+        if (popts.total) *popts.total -= (int64_t)job.done.size();  // what this run has left
         popts.tty = ::isatty(STDERR_FILENO) != 0;
         popts.interval_s = vm["progress-interval"].as<double>();
         popts.quiet = quiet;
         progress = std::make_unique<Progress>(popts);
     });
+    if (writer_rank && !quiet && resume) {
+        const std::string cut =
+            recovered.cut_bytes > 0 ? str(" (cut ", recovered.cut_bytes, " bytes of unfinished lines)") : "";
+        std::fprintf(stderr, "gridlm: resuming %s: %lld records already done%s\n", output_path.c_str(),
+                     (long long)recovered.kept, cut.c_str());
+        if (recovered.retried > 0)
+            std::fprintf(stderr, "gridlm: %lld error lines removed to run again\n", (long long)recovered.retried);
+    }
     if (writer_rank && !quiet) {
         std::fprintf(stderr, "gridlm: %s (%s, %s weights), context %lld, batch %d, chat template %s\n",
                      wopts.model_name.c_str(), ck.config.arch.c_str(), dtype_name.c_str(), (long long)context,
@@ -446,11 +567,26 @@ int run_generate(const std::vector<std::string>& args) {
     grid.stage = me.pp;
     grid.stages = grid_shape.pp;
     grid.tp_rank = me.tp;
+    job.stop = &g_stop;
     GenerateJobResult result;
     try {
         result = run_generate_job(*reader, writer.get(), wopts, GenerateModel{*model, *kv, *tokenizer, *chat},
                                   progress.get(), job, grid);
         if (writer) writer->close();
+        if (result.interrupted) {
+            if (progress) progress->finish();
+            const std::string msg = str("stopped by a signal; ", writer->written(),
+                                        " lines written this run are complete. Run the same "
+                                        "command with --resume to finish the job.");
+            std::fprintf(stderr, "gridlm: %s\n", msg.c_str());
+            // The other ranks may wait on this one: leaving without MPI_Finalize makes mpirun / srun
+            // end them, and mpirun then exits with this rank's status.
+            if (mpi.size() > 1) {
+                std::fflush(nullptr);
+                std::_Exit(exit_interrupted);
+            }
+            return exit_interrupted;
+        }
     } catch (const std::exception& e) {
         // Mid-job: the other ranks may wait on this one; end the whole job, lines written stay.
         if (mpi.size() == 1) throw;
@@ -458,7 +594,8 @@ int run_generate(const std::vector<std::string>& args) {
     }
     if (progress) progress->finish();
     report_grid(*comms.world, *topo, *model, result, writer_rank && !quiet, job.micro_batches);
-    const int code = result.records_failed > 0 ? exit_partial : exit_ok;
+    // Error lines kept from an earlier run of a resumed job count too.
+    const int code = result.records_failed > 0 || (writer_rank && recovered.failed > 0) ? exit_partial : exit_ok;
     return (int)-comms.world->allreduce_min(-(int64_t)code);
 }
 

@@ -10,10 +10,11 @@ namespace gridlm {
 
 // Exit statuses shared by all subcommands (documented in --help).
 enum ExitCode : int {
-    exit_ok = 0,       // everything done
-    exit_fatal = 1,    // fatal error: bad checkpoint, unreadable input, I/O failure
-    exit_usage = 2,    // bad command line or config option
-    exit_partial = 3,  // job finished but some records failed
+    exit_ok = 0,           // everything done
+    exit_fatal = 1,        // fatal error: bad checkpoint, unreadable input, I/O failure
+    exit_usage = 2,        // bad command line or config option
+    exit_partial = 3,      // job finished but some records failed
+    exit_interrupted = 4,  // stopped by SIGTERM; every line written is complete, --resume continues
 };
 
 // A usage problem (bad option, missing argument): reported with a hint to --help, exit 2.

@@ -132,6 +132,10 @@ public:
         const double t0 = now_s();
         for (;;) {
             bool any = false;
+            if (g_.writer() && o_.stop && o_.stop->load()) {
+                result_.interrupted = true;
+                break;
+            }
             for (Lane& lane : lanes_) {
                 if (lane.pending) apply(lane);
                 ForwardBatch batch;
@@ -144,6 +148,10 @@ public:
                 poll_results(false);
             }
             if (!any) break;
+        }
+        if (result_.interrupted) {  // the writer stops alone; the caller ends the job
+            result_.wall_s = now_s() - t0;
+            return result_;
         }
         for (Lane& lane : lanes_) {
             if (lane.act_send) lane.act_send->wait();
@@ -176,7 +184,7 @@ private:
         }
         if (!g_.reporter()) return;
         if (g_.writer()) {
-            writer_->write_line(index, line);
+            writer_->write_line(index, line, ok);
             if (progress_) {
                 progress_->record_done(ok, prompt_tokens, completion_tokens);
                 progress_->tick();
@@ -218,7 +226,7 @@ private:
             GRIDLM_ASSERT(in->tag == tag_result && msg.size() >= 32);
             int64_t head[4];
             std::memcpy(head, msg.data(), sizeof(head));
-            writer_->write_line((uint64_t)head[0], std::string(msg.data() + 32, msg.size() - 32));
+            writer_->write_line((uint64_t)head[0], std::string(msg.data() + 32, msg.size() - 32), head[3] != 0);
             if (progress_) {
                 progress_->record_done(head[3] != 0, head[1], head[2]);
                 progress_->tick();
@@ -303,11 +311,11 @@ private:
             auto rec = reader_.next();
             if (!rec) return std::nullopt;
             if (auto* e = std::get_if<RecordError>(&*rec)) {
-                if (my_record(e->ref.index)) fail(*e);
+                if (my_record(e->ref.index) && !o_.done.count(e->ref.index)) fail(*e);
                 continue;
             }
             Request r = std::move(std::get<Request>(*rec));
-            if (!my_record(r.ref.index)) continue;
+            if (!my_record(r.ref.index) || o_.done.count(r.ref.index)) continue;
             if (auto e = prepare(r)) {
                 fail(*e);
                 continue;

@@ -8,7 +8,9 @@
 // stages. Only activations and those tokens travel along a pipeline. See docs/architecture.md.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <unordered_set>
 
 namespace gridlm {
 
@@ -40,6 +42,11 @@ struct GenerateJobOptions {
     // tp rank of the next stage, which re-gathers them over TP: tp times fewer bytes between
     // stages (usually between nodes) for one allgather inside the receiving node.
     bool pp_slices = false;
+    // Records already in the output (a resumed job): skipped.
+    std::unordered_set<uint64_t> done;
+    // Set (by a SIGTERM handler) to stop: the writer rank leaves the loop at the next step, with
+    // every line written so far complete; GenerateJobResult::interrupted says so.
+    const std::atomic<bool>* stop = nullptr;
 };
 
 // This rank's place in the grid. The defaults are a single rank.
@@ -67,6 +74,7 @@ struct GenerateJobResult {
     int64_t tokens_processed = 0;  // tokens run through this rank's stage
     int64_t act_bytes_sent = 0;    // activations sent to the next stage
     int64_t tokens_generated = 0;  // by this replica
+    bool interrupted = false;      // stopped by GenerateJobOptions::stop before the end
 };
 
 // The model's parts the loop uses: the model (this rank's shard) and a KV cache with
