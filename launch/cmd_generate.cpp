@@ -356,6 +356,10 @@ int run_generate(const std::vector<std::string>& args) {
          "lanes the batch is split into, each refilled on its own; 0 = 1 without a pipeline, else 2*pp")
         ("dtype", po::value<std::string>()->default_value("f32"), "weight element type in memory: f32 or bf16")
         ("model-name", po::value<std::string>(), "\"model\" in OpenAI-shaped output (default: the checkpoint's name)")
+        ("kv-cache-bytes", po::value<int64_t>()->default_value(0),
+         "KV cache budget per rank in bytes (the smallest rank's block count holds for all); sequences are "
+         "admitted by the blocks their prompts need and preempted, then recomputed, when decoding runs out; "
+         "0 = no budget (grows as needed)")
         ("resume", po::bool_switch(),
          "continue the job that wrote OUTPUT: skip the records its journal lists, run the rest (same input, "
          "checkpoint and output-changing options, checked against OUTPUT.manifest.json)")
@@ -510,6 +514,23 @@ int run_generate(const std::vector<std::string>& args) {
         ck.gguf.reset();
         kv = model->make_kv_cache(job.batch_size, context);
     });
+    const int64_t kv_bytes = vm["kv-cache-bytes"].as<int64_t>();
+    if (kv_bytes < 0) throw UsageError("--kv-cache-bytes must be >= 0");
+    if (kv_bytes > 0) {
+        auto* cache = dynamic_cast<BlockKvCache*>(kv.get());
+        GRIDLM_ASSERT(cache != nullptr);
+        // Every rank of a replica must schedule the same: all use the smallest rank's block count.
+        job.kv_blocks = comms.world->allreduce_min(kv_bytes / cache->block_bytes());
+        collective_phase(mpi, [&] {
+            if (job.kv_blocks < 1)
+                throw Error(str("--kv-cache-bytes ", kv_bytes, " holds no KV block on some rank (a block of ",
+                                cache->block_size(), " tokens takes ", cache->block_bytes(), " bytes here)"));
+        });
+        cache->set_max_blocks(job.kv_blocks);
+        if (writer_rank && !quiet)
+            std::fprintf(stderr, "gridlm: KV cache budget: %lld blocks of %lld tokens (%s per block on this rank)\n",
+                         (long long)job.kv_blocks, (long long)cache->block_size(), mib(cache->block_bytes()).c_str());
+    }
     if (!quiet) report_shards(*comms.world, *topo, *model, writer_rank);
 
     PromptReaderOptions ropts;
@@ -593,6 +614,15 @@ int run_generate(const std::vector<std::string>& args) {
         mpi.abort(exit_fatal, str("generate failed: ", e.what()));
     }
     if (progress) progress->finish();
+    if (writer_rank && !quiet && job.kv_blocks > 0) {
+        auto* cache = dynamic_cast<BlockKvCache*>(kv.get());
+        std::fprintf(stderr,
+                     "gridlm: KV cache: %lld preemptions, %lld tokens recomputed, %lld prompt tokens reused "
+                     "from cached prefixes, %lld of %lld blocks allocated (%s)\n",
+                     (long long)result.preemptions, (long long)result.recomputed_tokens,
+                     (long long)cache->prefix_tokens_reused(), (long long)cache->blocks_allocated(),
+                     (long long)job.kv_blocks, mib((double)cache->blocks_allocated() * cache->block_bytes()).c_str());
+    }
     report_grid(*comms.world, *topo, *model, result, writer_rank && !quiet, job.micro_batches);
     // Error lines kept from an earlier run of a resumed job count too.
     const int code = result.records_failed > 0 || (writer_rank && recovered.failed > 0) ? exit_partial : exit_ok;

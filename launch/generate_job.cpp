@@ -75,14 +75,20 @@ struct Sequence {
     Active* owner = nullptr;
     int choice = 0;
     int slot = 0;
-    int64_t prompt_done = 0;  // prompt tokens scheduled into the KV cache
-    int32_t next_token = -1;  // fed at the next decode step
+    // Tokens to put into the KV cache before decoding: the prompt, or after a preemption the prompt
+    // and every generated token but the last (which is next_token).
+    std::vector<int32_t> feed;
+    int64_t fed = 0;                 // of them scheduled into the cache
+    bool sample_after_feed = true;   // false when resuming: the next token is already known
+    bool preempted = false;          // holds no KV blocks; waits to be recomputed
+    int32_t next_token = -1;         // fed at the next decode step
+    std::vector<int32_t> generated;  // every sampled token (all ranks)
     // Last stage only: sampling and the text.
     std::unique_ptr<SequenceSampler> sampler;
     std::unique_ptr<StopChecker> stop;
     std::unique_ptr<StreamDecoder> detok;
 
-    int64_t prompt_len() const { return (int64_t)owner->req.prompt_token_ids.size(); }
+    bool feeding() const { return fed < (int64_t)feed.size(); }
 };
 
 struct Lane {
@@ -90,6 +96,7 @@ struct Lane {
     std::vector<std::unique_ptr<Sequence>> seqs;  // admission order
     // The step in flight: sequences sampled by it, in row order, and per row (token, finished).
     std::vector<Sequence*> sampled;
+    std::vector<Sequence*> fed;  // sequences that took prompt tokens in the step (to publish)
     std::vector<int32_t> result;
     bool pending = false;
     // Send buffers, kept until the send completes.
@@ -283,6 +290,13 @@ private:
             return error("prompt_too_long", str("the prompt has ", n, " tokens; at most ", max_prompt_,
                                                 " fit (context ", o_.context, ", --max-prompt-tokens)"));
         }
+        if (o_.kv_blocks > 0) {
+            const int64_t longest = std::min<int64_t>(n + r.params.max_tokens, o_.context);
+            if (r.params.n * blocks_for(longest) > o_.kv_blocks)
+                return error("kv_cache_too_small", str("the prompt and max_tokens (", longest, " tokens, x", r.params.n,
+                                                       " choices) need more KV cache than --kv-cache-bytes gives (",
+                                                       o_.kv_blocks, " blocks of ", m_.kv.block_size(), " tokens)"));
+        }
         if (r.params.n > lane_capacity_) {
             return error("invalid_field",
                          o_.micro_batches == 1
@@ -331,7 +345,8 @@ private:
             if (!r) return;
             const bool too_far =
                 !in_flight_.empty() && (int64_t)(r->ref.index - *in_flight_.begin()) >= o_.order_window;
-            if (r->params.n > (int)lane.free_slots.size() || too_far) {  // waits for room
+            const int64_t blocks = r->params.n * blocks_for((int64_t)r->prompt_token_ids.size() + 1);
+            if (r->params.n > (int)lane.free_slots.size() || too_far || blocks > m_.kv.free_blocks()) {  // waits
                 carry_ = std::move(r);
                 return;
             }
@@ -365,6 +380,8 @@ private:
                 s->detok = std::make_unique<StreamDecoder>(m_.tokenizer, DecodeOptions{.skip_special = true});
             }
             m_.kv.clear(s->slot);
+            s->feed = a->req.prompt_token_ids;
+            s->fed = m_.kv.attach_prefix(s->slot, s->feed);  // a shared system prompt is computed once
             lane.seqs.push_back(std::move(s));
         }
         in_flight_.insert(a->req.ref.index);
@@ -375,32 +392,82 @@ private:
 
     // Admits records, then builds the step: every sequence past its prompt decodes one token;
     // sequences in their prompt get chunks, prefill_chunk tokens in all at most.
+    int64_t blocks_for(int64_t tokens) const { return (tokens + m_.kv.block_size() - 1) / m_.kv.block_size(); }
+
+    // Admits records, then builds the step: every sequence past its feed decodes one token;
+    // sequences in their feed get chunks, prefill_chunk tokens in all at most. Under a KV budget a
+    // sequence that cannot get its blocks preempts the lane's younger ones, or waits.
     void schedule(Lane& lane, ForwardBatch& batch, std::vector<Sequence*>& rows, std::vector<bool>& samples) {
+        // Preempted sequences come back first (oldest first), when all they held fits again.
+        for (auto& sp : lane.seqs) {
+            Sequence& s = *sp;
+            if (!s.preempted || blocks_for((int64_t)s.feed.size() + 1) > m_.kv.free_blocks()) continue;
+            s.preempted = false;
+            s.fed = m_.kv.attach_prefix(s.slot, s.feed);
+        }
         admit(lane);
         // Decodes first; prompt chunks share what is left of --max-batched-tokens (at least one
         // token when nothing decodes, so a prompt always advances).
         int64_t decoding = 0;
-        for (const auto& sp : lane.seqs) decoding += sp->prompt_done >= sp->prompt_len() ? 1 : 0;
+        for (const auto& sp : lane.seqs) decoding += !sp->preempted && !sp->feeding() ? 1 : 0;
         int64_t budget = std::max<int64_t>(1, o_.prefill_chunk);
         if (o_.max_batched_tokens > 0)
             budget = std::min(budget, std::max<int64_t>(decoding == 0 ? 1 : 0, o_.max_batched_tokens - decoding));
-        for (auto& sp : lane.seqs) {
-            Sequence& s = *sp;
-            if (s.prompt_done >= s.prompt_len()) {
+        int64_t free = m_.kv.free_blocks();
+        for (size_t i = 0; i < lane.seqs.size(); ++i) {
+            Sequence& s = *lane.seqs[i];
+            if (s.preempted) continue;
+            const bool decode = !s.feeding();
+            if (!decode && budget <= 0) continue;
+            const int64_t take = decode ? 1 : std::min<int64_t>(budget, (int64_t)s.feed.size() - s.fed);
+            const int64_t need = m_.kv.blocks_needed(s.slot, take);
+            while (need > free && preempt_youngest_after(lane, i, free)) {
+            }
+            if (need > free) {  // nothing younger to free: this one steps back
+                const bool freed = preempt_one(s, free);
+                GRIDLM_ASSERT(freed);
+                continue;
+            }
+            free -= need;
+            if (decode) {
                 batch.add(s.slot, std::span<const int32_t>(&s.next_token, 1));
                 rows.push_back(&s);
                 samples.push_back(true);
                 continue;
             }
-            if (budget <= 0) continue;
-            const auto& prompt = s.owner->req.prompt_token_ids;
-            const int64_t take = std::min<int64_t>(budget, s.prompt_len() - s.prompt_done);
-            batch.add(s.slot, std::span<const int32_t>(prompt).subspan(s.prompt_done, take));
-            s.prompt_done += take;
+            batch.add(s.slot, std::span<const int32_t>(s.feed).subspan(s.fed, take));
+            s.fed += take;
+            lane.fed.push_back(&s);
             budget -= take;
             rows.push_back(&s);
-            samples.push_back(s.prompt_done == s.prompt_len());
+            samples.push_back(!s.feeding() && s.sample_after_feed);
         }
+    }
+
+    // Preempts the youngest sequence after position i of the lane (adding its blocks to free).
+    bool preempt_youngest_after(Lane& lane, size_t i, int64_t& free) {
+        for (size_t j = lane.seqs.size(); j-- > i + 1;) {
+            if (preempt_one(*lane.seqs[j], free)) return true;
+        }
+        return false;
+    }
+
+    bool preempt_one(Sequence& s, int64_t& free) {
+        if (s.preempted) return false;
+        const int64_t before = m_.kv.free_blocks();
+        m_.kv.clear(s.slot);
+        free += m_.kv.free_blocks() - before;
+        s.preempted = true;
+        ++result_.preemptions;
+        // Back in the cache later: the prompt and all generated tokens but the pending one.
+        s.feed = s.owner->req.prompt_token_ids;
+        if (!s.generated.empty()) {
+            s.feed.insert(s.feed.end(), s.generated.begin(), s.generated.end() - 1);
+            s.sample_after_feed = false;
+        }
+        result_.recomputed_tokens += (int64_t)s.feed.size();
+        s.fed = 0;
+        return true;
     }
 
     void run_step(Lane& lane, const ForwardBatch& batch, const std::vector<Sequence*>& rows,
@@ -501,9 +568,14 @@ private:
             g_.pp->recv(lane.result.data(), lane.result.size() * sizeof(int32_t), g_.stages - 1, tag_tokens);
         }
         GRIDLM_ASSERT(lane.result.size() == lane.sampled.size() * 2);
+        // The prompt blocks the step filled can now serve later sequences with the same prefix.
+        for (Sequence* s : lane.fed)
+            if (!s->preempted) m_.kv.publish_prefix(s->slot, s->owner->req.prompt_token_ids);
+        lane.fed.clear();
         for (size_t r = 0; r < lane.sampled.size(); ++r) {
             Sequence& s = *lane.sampled[r];
             s.next_token = lane.result[2 * r];
+            s.generated.push_back(s.next_token);
             ++result_.tokens_generated;
             if (lane.result[2 * r + 1] == 0) continue;
             Active* a = s.owner;

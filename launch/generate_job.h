@@ -42,6 +42,10 @@ struct GenerateJobOptions {
     // tp rank of the next stage, which re-gathers them over TP: tp times fewer bytes between
     // stages (usually between nodes) for one allgather inside the receiving node.
     bool pp_slices = false;
+    // KV blocks the cache may hold (--kv-cache-bytes, the same on every rank); 0 = no limit. With a
+    // limit, records are admitted by the blocks their prompts need and sequences are preempted
+    // (their KV dropped and recomputed later) when decoding runs out of blocks.
+    int64_t kv_blocks = 0;
     // Records already in the output (a resumed job): skipped.
     std::unordered_set<uint64_t> done;
     // Set (by a SIGTERM handler) to stop: the writer rank leaves the loop at the next step, with
@@ -68,13 +72,15 @@ struct JobGrid {
 struct GenerateJobResult {
     int64_t records_ok = 0;  // the job's totals (all replicas) on the writer; this replica's elsewhere
     int64_t records_failed = 0;
-    double busy_s = 0.0;           // this rank's time in model steps and sampling
-    double wall_s = 0.0;           // this rank's time in the job loop
-    int64_t steps = 0;             // lane steps this rank ran
-    int64_t tokens_processed = 0;  // tokens run through this rank's stage
-    int64_t act_bytes_sent = 0;    // activations sent to the next stage
-    int64_t tokens_generated = 0;  // by this replica
-    bool interrupted = false;      // stopped by GenerateJobOptions::stop before the end
+    double busy_s = 0.0;            // this rank's time in model steps and sampling
+    double wall_s = 0.0;            // this rank's time in the job loop
+    int64_t steps = 0;              // lane steps this rank ran
+    int64_t tokens_processed = 0;   // tokens run through this rank's stage
+    int64_t act_bytes_sent = 0;     // activations sent to the next stage
+    int64_t tokens_generated = 0;   // by this replica
+    bool interrupted = false;       // stopped by GenerateJobOptions::stop before the end
+    int64_t preemptions = 0;        // sequences whose KV was dropped under the KV budget
+    int64_t recomputed_tokens = 0;  // tokens they had to put through the model again
 };
 
 // The model's parts the loop uses: the model (this rank's shard) and a KV cache with

@@ -1,6 +1,9 @@
 // BlockKvCache: a pool of fixed-size KV blocks handed to sequence slots on demand.
 #include "engine/kv/kv_cache.h"
 
+#include <algorithm>
+#include <climits>
+
 #include "engine/core/error.h"
 
 namespace gridlm {
@@ -30,23 +33,110 @@ const BlockKvCache::Slot& BlockKvCache::slot_at(int slot) const {
 
 int64_t BlockKvCache::length(int slot) const { return slot_at(slot).length; }
 
+namespace {
+
+// Hash of a prefix: chained over blocks, so a block's hash covers every token before it.
+uint64_t chain(uint64_t h, std::span<const int32_t> block) {
+    for (int32_t t : block) {
+        h ^= (uint64_t)(uint32_t)t + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+}  // namespace
+
+int64_t BlockKvCache::free_blocks() const {
+    const int64_t unallocated = max_blocks_ > 0 ? max_blocks_ - (int64_t)all_blocks_.size() : INT64_MAX / 4;
+    return unallocated + (int64_t)free_blocks_.size() + (int64_t)evictable_.size();
+}
+
+int64_t BlockKvCache::blocks_in_use() const {
+    return (int64_t)all_blocks_.size() - (int64_t)free_blocks_.size() - (int64_t)evictable_.size();
+}
+
+int64_t BlockKvCache::blocks_needed(int slot, int64_t n_new) const {
+    const Slot& s = slot_at(slot);
+    const int64_t need = s.length + n_new;
+    const int64_t blocks = (need + block_size_ - 1) / block_size_;
+    return std::max<int64_t>(0, blocks - (int64_t)s.blocks.size());
+}
+
+float* BlockKvCache::take_block() {
+    float* b;
+    // Without a budget, cached prefixes nobody uses are kept up to two blocks per slot.
+    const bool evict_first = max_blocks_ == 0 && (int64_t)evictable_.size() > 2 * (int64_t)slots_.size();
+    if (!free_blocks_.empty()) {
+        b = free_blocks_.back();
+        free_blocks_.pop_back();
+    } else if (!evict_first && (max_blocks_ == 0 || (int64_t)all_blocks_.size() < max_blocks_)) {
+        b = static_cast<float*>(backend_.alloc(block_floats_ * sizeof(float)));
+        all_blocks_.push_back(b);
+    } else if (!evictable_.empty()) {  // the least recently used cached prefix block
+        b = evictable_.front();
+        evictable_.pop_front();
+        cached_.erase(info_[b].hash);
+    } else {
+        throw Error(str("KV cache full: all ", max_blocks_, " blocks are in use (the scheduler should have ",
+                        "preempted a sequence)"));
+    }
+    info_[b] = BlockInfo{1, false, 0, {}};
+    return b;
+}
+
+void BlockKvCache::release(float* b) {
+    BlockInfo& i = info_[b];
+    GRIDLM_ASSERT(i.refs > 0);
+    if (--i.refs > 0) return;
+    if (i.cached) {
+        evictable_.push_back(b);
+        i.lru = std::prev(evictable_.end());
+    } else {
+        free_blocks_.push_back(b);
+    }
+}
+
 void BlockKvCache::reserve(int slot, int64_t n_new) {
     Slot& s = const_cast<Slot&>(slot_at(slot));
     const int64_t need = s.length + n_new;
     if (need > max_length_)
         throw Error(str("sequence in KV slot ", slot, " would hold ", need, " tokens; the cache allows ", max_length_));
-    while ((int64_t)s.blocks.size() * block_size_ < need) {
-        float* b;
-        if (!free_blocks_.empty()) {
-            b = free_blocks_.back();
-            free_blocks_.pop_back();
-        } else {
-            b = static_cast<float*>(backend_.alloc(block_floats_ * sizeof(float)));
-            all_blocks_.push_back(b);
-        }
-        s.blocks.push_back(b);
-    }
+    while ((int64_t)s.blocks.size() * block_size_ < need) s.blocks.push_back(take_block());
     s.reserved = need;
+}
+
+int64_t BlockKvCache::attach_prefix(int slot, std::span<const int32_t> tokens) {
+    Slot& s = const_cast<Slot&>(slot_at(slot));
+    GRIDLM_ASSERT(s.length == 0 && s.blocks.empty());
+    uint64_t h = 0;
+    int64_t n = 0;
+    while (n + block_size_ < (int64_t)tokens.size()) {
+        h = chain(h, tokens.subspan(n, block_size_));
+        auto it = cached_.find(h);
+        if (it == cached_.end()) break;
+        float* b = it->second;
+        BlockInfo& i = info_[b];
+        if (i.refs++ == 0) evictable_.erase(i.lru);
+        s.blocks.push_back(b);
+        n += block_size_;
+    }
+    s.length = s.reserved = n;
+    prefix_reused_ += n;
+    return n;
+}
+
+void BlockKvCache::publish_prefix(int slot, std::span<const int32_t> tokens) {
+    const Slot& s = slot_at(slot);
+    const int64_t full = std::min<int64_t>(s.length, (int64_t)tokens.size()) / block_size_;
+    uint64_t h = 0;
+    for (int64_t i = 0; i < full; ++i) {
+        h = chain(h, tokens.subspan(i * block_size_, block_size_));
+        BlockInfo& bi = info_[s.blocks[i]];
+        if (bi.cached || cached_.count(h)) continue;  // already published (or the same prefix elsewhere)
+        bi.cached = true;
+        bi.hash = h;
+        cached_[h] = s.blocks[i];
+    }
 }
 
 KvSeqView BlockKvCache::view(int slot, int layer) const {
@@ -70,7 +160,7 @@ void BlockKvCache::commit(int slot, int64_t n_new) {
 
 void BlockKvCache::clear(int slot) {
     Slot& s = const_cast<Slot&>(slot_at(slot));
-    free_blocks_.insert(free_blocks_.end(), s.blocks.begin(), s.blocks.end());
+    for (float* b : s.blocks) release(b);
     s = Slot{};
 }
 

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <list>
 #include <memory>
+#include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/backend/backend.h"
@@ -32,6 +35,21 @@ public:
     virtual void clear(int slot) = 0;
     // Drops tokens beyond new_length (e.g. to re-run a prompt's last token); keeps the blocks.
     virtual void truncate(int slot, int64_t new_length) = 0;
+
+    // Block accounting for a scheduler. Every rank of a replica makes the same calls in the same
+    // order, so all of them see the same numbers whatever their layers and heads.
+    virtual int64_t block_size() const = 0;
+    // Blocks a reserve may still take: unused, never allocated within the budget, or holding a
+    // cached prefix nobody uses (those are evicted, least recently used first).
+    virtual int64_t free_blocks() const = 0;
+    // New blocks reserve(slot, n_new) would take.
+    virtual int64_t blocks_needed(int slot, int64_t n_new) const = 0;
+    // Prefix reuse. attach_prefix points an empty slot at cached full blocks that hold the first
+    // tokens of `tokens` (never all of them: the last token is left to compute) and returns how
+    // many tokens the slot now has. publish_prefix makes the slot's full blocks that hold
+    // tokens[0 .. n) attachable by later sequences; call it once the model has written them.
+    virtual int64_t attach_prefix(int slot, std::span<const int32_t> tokens) = 0;
+    virtual void publish_prefix(int slot, std::span<const int32_t> tokens) = 0;
 };
 
 // f32 keys/values in blocks of block_size positions, each block holding every layer's K and V.
@@ -51,8 +69,19 @@ public:
     void clear(int slot) override;
     void truncate(int slot, int64_t new_length) override;
 
+    int64_t block_size() const override { return block_size_; }
+    int64_t free_blocks() const override;
+    int64_t blocks_needed(int slot, int64_t n_new) const override;
+    int64_t attach_prefix(int slot, std::span<const int32_t> tokens) override;
+    void publish_prefix(int slot, std::span<const int32_t> tokens) override;
+
+    // At most this many blocks in all (0: no limit, blocks are allocated as needed).
+    void set_max_blocks(int64_t n) { max_blocks_ = n; }
+    int64_t max_blocks() const { return max_blocks_; }
     int64_t block_bytes() const { return block_floats_ * (int64_t)sizeof(float); }
     int64_t blocks_allocated() const { return (int64_t)all_blocks_.size(); }
+    int64_t blocks_in_use() const;  // held by at least one slot
+    int64_t prefix_tokens_reused() const { return prefix_reused_; }
 
 private:
     struct Slot {
@@ -60,13 +89,26 @@ private:
         int64_t reserved = 0;
         std::vector<float*> blocks;  // [ceil(reserved / block_size)]
     };
+    struct BlockInfo {
+        int refs = 0;
+        bool cached = false;              // holds a published prefix (in cached_)
+        uint64_t hash = 0;                // of the tokens up to the end of this block
+        std::list<float*>::iterator lru;  // in evictable_ when cached and unreferenced
+    };
     const Slot& slot_at(int slot) const;
+    float* take_block();
+    void release(float* b);
 
     Backend& backend_;
     int64_t n_layer_, row_, block_size_, max_length_, block_floats_;
+    int64_t max_blocks_ = 0;
+    int64_t prefix_reused_ = 0;
     std::vector<Slot> slots_;
-    std::vector<float*> free_blocks_;
+    std::vector<float*> free_blocks_;  // allocated, holding nothing
     std::vector<float*> all_blocks_;
+    std::unordered_map<float*, BlockInfo> info_;
+    std::unordered_map<uint64_t, float*> cached_;  // prefix hash -> block
+    std::list<float*> evictable_;                  // cached, unreferenced; least recently used first
 };
 
 }  // namespace gridlm

@@ -1,0 +1,57 @@
+# The KV cache under a budget: with --kv-cache-bytes far below what the batch would use,
+# sequences are admitted by the blocks their prompts need and preempted (KV dropped, recomputed
+# later) when decoding runs out; outputs stay identical to an unconstrained run, on one rank and
+# on a grid. Prompts sharing a long system prompt reuse its cached blocks. A record that cannot
+# fit the budget at all becomes an error line.
+# Usage: test_kv_budget.sh GRIDLM MODELS_DIR
+set -u
+gridlm=$1
+models=$2
+. "$(dirname "$0")/lib.sh"
+model=$models/SmolLM2-135M-Instruct.f32.h5
+[ -f "$model" ] || model=$models/SmolLM2-135M-Instruct.Q4_1.gguf
+require_files "$model"
+
+for i in $(seq 10); do
+    echo "{\"id\": \"k$i\", \"prompt\": \"Question $i: what is $i times $i? Explain the steps.\", \"max_tokens\": $((40 + i * 6)), \"ignore_eos\": true}"
+done >"$tmp/p.jsonl"
+args=(--model "$model" --prompts "$tmp/p.jsonl" --temperature 0 --order input --max-seqs 8)
+expect_rc 0 "unconstrained" "$gridlm" generate "${args[@]}" --output "$tmp/ref.jsonl" --threads 2 -q
+
+# SmolLM2 f32: a block of 64 tokens is 2.95 MB on one rank, so 16 MB holds 5 blocks (320 tokens)
+# for 8 sequences of up to ~120 tokens.
+expect_rc 0 "16 MB budget" "$gridlm" generate "${args[@]}" --output "$tmp/b.jsonl" --threads 2 \
+    --kv-cache-bytes 16000000 --progress-interval 1000
+same_output "16 MB budget" "$tmp/ref.jsonl" "$tmp/b.jsonl"
+n=$(grep -o 'KV cache: [0-9]* preemptions' "$tmp/stderr" | grep -o '[0-9]*')
+[ "${n:-0}" -ge 10 ] || fail "16 MB budget: expected many preemptions, got '${n:-none}'"
+expect_stderr "budget report" "KV cache budget: 5 blocks of 64 tokens"
+
+expect_grid "16 MB budget, dp=2 pp=2" "$tmp/ref.jsonl" 2 2 1 "${args[@]}" --kv-cache-bytes 16000000
+expect_grid "8 MB budget, tp=3" "$tmp/ref.jsonl" 1 1 3 "${args[@]}" --kv-cache-bytes 8000000
+
+# A shared system prompt longer than a block is computed once.
+python3 - >"$tmp/sys.jsonl" <<'PY'
+import json
+system = "You are a careful assistant for a space agency. " * 12
+for i in range(8):
+    print(json.dumps({"id": f"s{i}", "messages": [{"role": "system", "content": system},
+                      {"role": "user", "content": f"Give one fact about planet number {i}."}], "max_tokens": 16}))
+PY
+sargs=(--model "$model" --prompts "$tmp/sys.jsonl" --temperature 0 --order input --max-seqs 4)
+expect_rc 0 "system prompt, unconstrained" "$gridlm" generate "${sargs[@]}" --output "$tmp/sref.jsonl" --threads 2 -q
+expect_rc 0 "system prompt, 40 MB" "$gridlm" generate "${sargs[@]}" --output "$tmp/s.jsonl" --threads 2 \
+    --kv-cache-bytes 40000000 --progress-interval 1000
+same_output "system prompt" "$tmp/sref.jsonl" "$tmp/s.jsonl"
+reused=$(grep -o '[0-9]* prompt tokens reused' "$tmp/stderr" | grep -o '^[0-9]*')
+[ "${reused:-0}" -ge 256 ] || fail "system prompt: expected cached prefix blocks to be reused, got '${reused:-none}'"
+
+# A record longer than the whole budget: an error line, the others run.
+printf '%s\n' '{"id": "big", "prompt": "Tell a long story.", "max_tokens": 400, "ignore_eos": true}' \
+    '{"id": "small", "prompt": "Hi", "max_tokens": 4}' >"$tmp/big.jsonl"
+expect_rc 3 "record larger than the budget" "$gridlm" generate --model "$model" --prompts "$tmp/big.jsonl" \
+    --output "$tmp/big.out" --threads 2 -q --kv-cache-bytes 16000000 --order input
+jq -e -s '.[0].error | test("more KV cache than --kv-cache-bytes")' "$tmp/big.out" >/dev/null ||
+    fail "record larger than the budget: no error line: $(head -c 300 "$tmp/big.out")"
+jq -e -s '.[1].text | length > 0' "$tmp/big.out" >/dev/null || fail "record larger than the budget: the small one did not run"
+finish test_kv_budget
