@@ -255,4 +255,43 @@ TEST(KvCache, BlocksAreReusedAndLimitsEnforced) {
     EXPECT_EQ(kv.length(0), 0);
 }
 
+TEST(KvCache, BudgetAndPrefixReuse) {
+    ModelConfig cfg;
+    cfg.n_layer = 1;
+    cfg.n_head_kv = 1;
+    cfg.head_dim = 4;
+    auto be = make_cpu_backend(1);
+    BlockKvCache kv(*be, cfg, 3, 64, 4);
+    kv.set_max_blocks(5);
+    EXPECT_EQ(kv.free_blocks(), 5);
+    const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};  // two full blocks and two tokens
+    EXPECT_EQ(kv.blocks_needed(0, 10), 3);
+    EXPECT_EQ(kv.attach_prefix(0, prompt), 0);  // nothing published yet
+    kv.reserve(0, 10);
+    kv.commit(0, 10);
+    EXPECT_EQ(kv.free_blocks(), 2);
+    kv.publish_prefix(0, prompt);
+    // Another sequence with the same first 8 tokens shares both full blocks.
+    std::vector<int32_t> other = prompt;
+    other[9] = 99;
+    EXPECT_EQ(kv.attach_prefix(1, other), 8);
+    EXPECT_EQ(kv.length(1), 8);
+    EXPECT_EQ(kv.view(1, 0).blocks[0], kv.view(0, 0).blocks[0]);
+    EXPECT_EQ(kv.blocks_needed(1, 2), 1);
+    // A prompt of exactly the shared blocks keeps its last token to compute.
+    EXPECT_EQ(kv.attach_prefix(2, std::span<const int32_t>(prompt).first(8)), 4);
+    kv.clear(2);
+    // Finished sequences leave their published blocks cached; they are evicted only when needed.
+    kv.clear(0);
+    kv.clear(1);
+    EXPECT_EQ(kv.free_blocks(), 5);
+    EXPECT_EQ(kv.attach_prefix(2, prompt), 8);  // still cached
+    kv.clear(2);
+    kv.reserve(0, 20);  // 5 blocks: every cached block is evicted
+    EXPECT_EQ(kv.free_blocks(), 0);
+    EXPECT_THROW(kv.reserve(1, 1), Error);
+    kv.clear(0);
+    EXPECT_EQ(kv.attach_prefix(1, prompt), 0);  // the prefix is gone
+}
+
 }  // namespace
