@@ -60,9 +60,13 @@ public:
     void write(const Completion& c);
     void write(const RecordError& e);
     // A line formatted elsewhere (another rank's record, format_completion / format_error).
-    void write_line(uint64_t index, std::string line, bool ok) { put(index, std::move(line), ok); }
-    // Flushes, fsyncs and closes. Throws Error on an I/O failure (disk full).
+    void write_line(uint64_t index, std::string line, bool ok) {
+        put(index, std::move(line), ok);
+    }  // Flushes, fsyncs and closes. Throws Error on an I/O failure (disk full).
     void close();
+    // A stopped job: lines held back for --order input are dropped instead of written out of
+    // order by close(); their records are not in the journal, so a resumed job runs them again.
+    void discard_pending() { pending_.clear(); }
 
     size_t buffered() const { return pending_.size(); }  // held back for input order
     size_t max_buffered() const { return options_.max_buffered; }

@@ -360,6 +360,10 @@ int run_generate(const std::vector<std::string>& args) {
          "KV cache budget per rank in bytes (the smallest rank's block count holds for all); sequences are "
          "admitted by the blocks their prompts need and preempted, then recomputed, when decoding runs out; "
          "0 = no budget (grows as needed)")
+        ("preempt", po::value<std::string>()->default_value("recompute"),
+         "how a preempted sequence gets its KV back: recompute (its tokens run through the pipeline again) or "
+         "checkpoint (each stage keeps the activations that entered it and rebuilds its own KV from them, "
+         "all stages at once)")
         ("resume", po::bool_switch(),
          "continue the job that wrote OUTPUT: skip the records its journal lists, run the rest (same input, "
          "checkpoint and output-changing options, checked against OUTPUT.manifest.json)")
@@ -446,6 +450,10 @@ int run_generate(const std::vector<std::string>& args) {
         }
     }
     job.pp_slices = vm["pp-slices"].as<bool>();
+    const std::string preempt = vm["preempt"].as<std::string>();
+    if (preempt != "recompute" && preempt != "checkpoint")
+        throw UsageError("--preempt must be recompute or checkpoint");
+    job.preempt_checkpoint = preempt == "checkpoint";
     const bool resume = vm["resume"].as<bool>(), retry_errors = vm["retry-errors"].as<bool>();
     if (retry_errors && !resume) throw UsageError("--retry-errors goes with --resume");
     job.micro_batches = vm["micro-batches"].as<int>();
@@ -593,6 +601,7 @@ int run_generate(const std::vector<std::string>& args) {
     try {
         result = run_generate_job(*reader, writer.get(), wopts, GenerateModel{*model, *kv, *tokenizer, *chat},
                                   progress.get(), job, grid);
+        if (writer && result.interrupted) writer->discard_pending();
         if (writer) writer->close();
         if (result.interrupted) {
             if (progress) progress->finish();
@@ -616,12 +625,25 @@ int run_generate(const std::vector<std::string>& args) {
     if (progress) progress->finish();
     if (writer_rank && !quiet && job.kv_blocks > 0) {
         auto* cache = dynamic_cast<BlockKvCache*>(kv.get());
-        std::fprintf(stderr,
-                     "gridlm: KV cache: %lld preemptions, %lld tokens recomputed, %lld prompt tokens reused "
-                     "from cached prefixes, %lld of %lld blocks allocated (%s)\n",
-                     (long long)result.preemptions, (long long)result.recomputed_tokens,
-                     (long long)cache->prefix_tokens_reused(), (long long)cache->blocks_allocated(),
-                     (long long)job.kv_blocks, mib((double)cache->blocks_allocated() * cache->block_bytes()).c_str());
+        std::fprintf(
+            stderr,
+            "gridlm: KV cache (replica 0): %lld preemptions, %lld tokens recomputed, %lld prompt tokens reused "
+            "from cached prefixes, %lld of %lld blocks allocated (%s)\n",
+            (long long)result.preemptions, (long long)result.recomputed_tokens,
+            (long long)cache->prefix_tokens_reused(), (long long)cache->blocks_allocated(), (long long)job.kv_blocks,
+            mib((double)cache->blocks_allocated() * cache->block_bytes()).c_str());
+    }
+    if (job.preempt_checkpoint && job.kv_blocks > 0 && !quiet) {
+        // Each stage's checkpoint memory and KV rebuild time (replica 0, tp rank 0), on the writer.
+        const float mine[2] = {(float)result.checkpoint_bytes_peak, (float)result.restore_s};
+        std::vector<float> all(2 * (size_t)comms.world->size());
+        comms.world->allgather(mine, 2, all.data());
+        for (int stage = 0; writer_rank && stage < grid_shape.pp; ++stage) {
+            const float* v = &all[2 * (size_t)topo->rank_of({0, stage, 0})];
+            std::fprintf(stderr,
+                         "gridlm:   stage %d: stage inputs held at most %s, KV rebuilt from checkpoints in %s\n", stage,
+                         mib(v[0]).c_str(), seconds(v[1]).c_str());
+        }
     }
     report_grid(*comms.world, *topo, *model, result, writer_rank && !quiet, job.micro_batches);
     // Error lines kept from an earlier run of a resumed job count too.

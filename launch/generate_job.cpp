@@ -81,8 +81,12 @@ struct Sequence {
     int64_t fed = 0;                 // of them scheduled into the cache
     bool sample_after_feed = true;   // false when resuming: the next token is already known
     bool preempted = false;          // holds no KV blocks; waits to be recomputed
+    int64_t kv_tokens = 0;           // tokens it had in the KV cache when preempted
     int32_t next_token = -1;         // fed at the next decode step
     std::vector<int32_t> generated;  // every sampled token (all ranks)
+    // --preempt checkpoint, stages after the first: the activations that entered this stage for
+    // every token in the KV cache so far, [tokens, n_embd]; they outlive a preemption.
+    std::vector<float> stage_inputs;
     // Last stage only: sampling and the text.
     std::unique_ptr<SequenceSampler> sampler;
     std::unique_ptr<StopChecker> stop;
@@ -381,7 +385,9 @@ private:
             }
             m_.kv.clear(s->slot);
             s->feed = a->req.prompt_token_ids;
-            s->fed = m_.kv.attach_prefix(s->slot, s->feed);  // a shared system prompt is computed once
+            // A shared system prompt is computed once. (Not with checkpoints: a stage keeps inputs only
+            // for the tokens it computed itself.)
+            s->fed = o_.preempt_checkpoint ? 0 : m_.kv.attach_prefix(s->slot, s->feed);
             lane.seqs.push_back(std::move(s));
         }
         in_flight_.insert(a->req.ref.index);
@@ -403,7 +409,11 @@ private:
             Sequence& s = *sp;
             if (!s.preempted || blocks_for((int64_t)s.feed.size() + 1) > m_.kv.free_blocks()) continue;
             s.preempted = false;
-            s.fed = m_.kv.attach_prefix(s.slot, s.feed);
+            if (o_.preempt_checkpoint) {
+                restore(s);
+            } else {
+                s.fed = m_.kv.attach_prefix(s.slot, s.feed);
+            }
         }
         admit(lane);
         // Decodes first; prompt chunks share what is left of --max-batched-tokens (at least one
@@ -444,6 +454,27 @@ private:
         }
     }
 
+    // --preempt checkpoint: rebuilds a resumed sequence's KV on this stage alone, from the token
+    // ids (first stage) or the stage inputs it kept, in prefill_chunk pieces; nothing is sent and
+    // nothing sampled, so every stage restores at once instead of waiting for the stages before.
+    void restore(Sequence& s) {
+        const double t0 = now_s();
+        const int64_t n = s.kv_tokens, chunk = std::max<int64_t>(1, o_.prefill_chunk);
+        GRIDLM_ASSERT(n <= (int64_t)s.feed.size());
+        GRIDLM_ASSERT(g_.stage == 0 || (int64_t)s.stage_inputs.size() == n * n_embd_);
+        for (int64_t at = 0; at < n; at += chunk) {
+            const int64_t take = std::min(chunk, n - at);
+            ForwardBatch b;
+            b.add(s.slot, std::span<const int32_t>(s.feed).subspan(at, take));
+            scratch_.resize((size_t)(g_.last_stage() ? n_vocab_ : take * n_embd_));
+            m_.model.forward_stage(b, m_.kv, g_.stage == 0 ? nullptr : s.stage_inputs.data() + at * n_embd_,
+                                   scratch_.data());
+        }
+        s.fed = n;
+        result_.restore_s += now_s() - t0;
+        result_.recomputed_tokens += n;
+    }
+
     // Preempts the youngest sequence after position i of the lane (adding its blocks to free).
     bool preempt_youngest_after(Lane& lane, size_t i, int64_t& free) {
         for (size_t j = lane.seqs.size(); j-- > i + 1;) {
@@ -455,6 +486,7 @@ private:
     bool preempt_one(Sequence& s, int64_t& free) {
         if (s.preempted) return false;
         const int64_t before = m_.kv.free_blocks();
+        s.kv_tokens = m_.kv.length(s.slot);
         m_.kv.clear(s.slot);
         free += m_.kv.free_blocks() - before;
         s.preempted = true;
@@ -465,7 +497,7 @@ private:
             s.feed.insert(s.feed.end(), s.generated.begin(), s.generated.end() - 1);
             s.sample_after_feed = false;
         }
-        result_.recomputed_tokens += (int64_t)s.feed.size();
+        if (!o_.preempt_checkpoint) result_.recomputed_tokens += (int64_t)s.feed.size();
         s.fed = 0;
         return true;
     }
@@ -487,6 +519,17 @@ private:
                 g_.tp->allgather(slice_in_.data(), part, act_in_.data());
             }
             x_in = act_in_.data();
+            if (o_.preempt_checkpoint) {  // keep each sequence's rows: its checkpoint if it is preempted
+                int64_t row = 0;
+                for (size_t r = 0; r < rows.size(); ++r) {
+                    const int64_t k = batch.seqs[r].n_tokens;
+                    auto& keep = rows[r]->stage_inputs;
+                    keep.insert(keep.end(), act_in_.begin() + row * n_embd_, act_in_.begin() + (row + k) * n_embd_);
+                    row += k;
+                }
+                inputs_held_ += (int64_t)sizeof(float) * n * n_embd_;
+                result_.checkpoint_bytes_peak = std::max(result_.checkpoint_bytes_peak, inputs_held_);
+            }
         }
         const double t0 = now_s();
         lane.sampled.clear();
@@ -580,6 +623,7 @@ private:
             if (lane.result[2 * r + 1] == 0) continue;
             Active* a = s.owner;
             m_.kv.clear(s.slot);
+            inputs_held_ -= (int64_t)(sizeof(float) * s.stage_inputs.size());
             lane.free_slots.push_back(s.slot);
             auto it = std::find_if(lane.seqs.begin(), lane.seqs.end(), [&](const auto& p) { return p.get() == &s; });
             GRIDLM_ASSERT(it != lane.seqs.end());
@@ -625,6 +669,8 @@ private:
     std::vector<float> logits_;     // [rows, n_vocab] of the last step (last stage)
     std::vector<float> act_in_;     // activations from the previous stage
     std::vector<float> slice_in_;   // this rank's slice of them (--pp-slices)
+    std::vector<float> scratch_;    // outputs of a checkpoint restore (not used)
+    int64_t inputs_held_ = 0;       // bytes of stage inputs kept for checkpoints
     std::deque<std::pair<std::vector<char>, std::unique_ptr<PendingSend>>> outbox_;  // lines to the writer
     int replicas_done_ = 0;
     int64_t remote_ok_ = 0, remote_failed_ = 0;

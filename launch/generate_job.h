@@ -46,6 +46,11 @@ struct GenerateJobOptions {
     // limit, records are admitted by the blocks their prompts need and sequences are preempted
     // (their KV dropped and recomputed later) when decoding runs out of blocks.
     int64_t kv_blocks = 0;
+    // How a preempted sequence gets its KV back. false (recompute): its tokens go through the
+    // whole pipeline again. true (checkpoint): every stage after the first keeps the activations
+    // that entered it for each sequence, and on resumption each stage rebuilds its own KV from
+    // them at once, without waiting for the stages before it.
+    bool preempt_checkpoint = false;
     // Records already in the output (a resumed job): skipped.
     std::unordered_set<uint64_t> done;
     // Set (by a SIGTERM handler) to stop: the writer rank leaves the loop at the next step, with
@@ -72,15 +77,17 @@ struct JobGrid {
 struct GenerateJobResult {
     int64_t records_ok = 0;  // the job's totals (all replicas) on the writer; this replica's elsewhere
     int64_t records_failed = 0;
-    double busy_s = 0.0;            // this rank's time in model steps and sampling
-    double wall_s = 0.0;            // this rank's time in the job loop
-    int64_t steps = 0;              // lane steps this rank ran
-    int64_t tokens_processed = 0;   // tokens run through this rank's stage
-    int64_t act_bytes_sent = 0;     // activations sent to the next stage
-    int64_t tokens_generated = 0;   // by this replica
-    bool interrupted = false;       // stopped by GenerateJobOptions::stop before the end
-    int64_t preemptions = 0;        // sequences whose KV was dropped under the KV budget
-    int64_t recomputed_tokens = 0;  // tokens they had to put through the model again
+    double busy_s = 0.0;                // this rank's time in model steps and sampling
+    double wall_s = 0.0;                // this rank's time in the job loop
+    int64_t steps = 0;                  // lane steps this rank ran
+    int64_t tokens_processed = 0;       // tokens run through this rank's stage
+    int64_t act_bytes_sent = 0;         // activations sent to the next stage
+    int64_t tokens_generated = 0;       // by this replica
+    bool interrupted = false;           // stopped by GenerateJobOptions::stop before the end
+    int64_t preemptions = 0;            // sequences whose KV was dropped under the KV budget
+    int64_t recomputed_tokens = 0;      // tokens they had to put through the model again
+    double restore_s = 0.0;             // checkpoint mode: time this rank spent rebuilding KV
+    int64_t checkpoint_bytes_peak = 0;  // checkpoint mode: most stage-input bytes held at once
 };
 
 // The model's parts the loop uses: the model (this rank's shard) and a KV cache with

@@ -23,11 +23,21 @@ expect_rc 0 "unconstrained" "$gridlm" generate "${args[@]}" --output "$tmp/ref.j
 expect_rc 0 "16 MB budget" "$gridlm" generate "${args[@]}" --output "$tmp/b.jsonl" --threads 2 \
     --kv-cache-bytes 16000000 --progress-interval 1000
 same_output "16 MB budget" "$tmp/ref.jsonl" "$tmp/b.jsonl"
-n=$(grep -o 'KV cache: [0-9]* preemptions' "$tmp/stderr" | grep -o '[0-9]*')
+n=$(grep -o 'KV cache (replica 0): [0-9]* preemptions' "$tmp/stderr" | grep -o '[0-9]* preemptions' | grep -o '[0-9]*')
 [ "${n:-0}" -ge 10 ] || fail "16 MB budget: expected many preemptions, got '${n:-none}'"
 expect_stderr "budget report" "KV cache budget: 5 blocks of 64 tokens"
 
 expect_grid "16 MB budget, dp=2 pp=2" "$tmp/ref.jsonl" 2 2 1 "${args[@]}" --kv-cache-bytes 16000000
+
+# Activation checkpoints: each stage rebuilds its own KV from the inputs it kept.
+expect_rc 0 "16 MB budget, checkpoints" "$gridlm" generate "${args[@]}" --output "$tmp/c.jsonl" --threads 2 \
+    --kv-cache-bytes 16000000 --preempt checkpoint --progress-interval 1000
+same_output "16 MB budget, checkpoints" "$tmp/ref.jsonl" "$tmp/c.jsonl"
+expect_stderr "checkpoint report" "KV rebuilt from checkpoints in"
+expect_grid "8 MB budget, pp=3, checkpoints" "$tmp/ref.jsonl" 1 3 1 "${args[@]}" --kv-cache-bytes 8000000 \
+    --preempt checkpoint
+expect_grid "8 MB budget, dp=2 pp=2 tp=3, checkpoints" "$tmp/ref.jsonl" 2 2 3 "${args[@]}" --kv-cache-bytes 8000000 \
+    --preempt checkpoint
 expect_grid "8 MB budget, tp=3" "$tmp/ref.jsonl" 1 1 3 "${args[@]}" --kv-cache-bytes 8000000
 
 # A shared system prompt longer than a block is computed once.
