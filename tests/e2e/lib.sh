@@ -72,3 +72,11 @@ expect_grid() {
     expect_rc 0 "$what" grid_gen $((dp * pp * tp)) "$dp" "$pp" "$tp" --output "$out" "$@"
     same_output "$what" "$ref" "$out"
 }
+
+# use_smollm2 MODELS_DIR: sets $model to SmolLM2's native f32 checkpoint when the demo has made
+# one, else to its GGUF (dequantised on load: the same weights); a missing file fails the test.
+use_smollm2() {
+    model=$1/SmolLM2-135M-Instruct.f32.h5
+    [ -f "$model" ] || model=$1/SmolLM2-135M-Instruct.Q4_1.gguf
+    require_files "$model"
+}

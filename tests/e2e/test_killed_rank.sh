@@ -10,9 +10,7 @@ gridlm=$1
 models=$2
 . "$(dirname "$0")/lib.sh"
 
-model=$models/SmolLM2-135M-Instruct.f32.h5
-[ -f "$model" ] || model=$models/SmolLM2-135M-Instruct.Q4_1.gguf
-require_files "$model"
+use_smollm2 "$models"
 tasks=${GRIDLM_KILLED_RANK_TASKS:-2}
 victim=$((tasks - 1))
 grid=()

@@ -8,9 +8,7 @@ set -u
 gridlm=$1
 models=$2
 . "$(dirname "$0")/lib.sh"
-model=$models/SmolLM2-135M-Instruct.f32.h5
-[ -f "$model" ] || model=$models/SmolLM2-135M-Instruct.Q4_1.gguf
-require_files "$model"
+use_smollm2 "$models"
 
 for i in $(seq 10); do
     echo "{\"id\": \"k$i\", \"prompt\": \"Question $i: what is $i times $i? Explain the steps.\", \"max_tokens\": $((40 + i * 6)), \"ignore_eos\": true}"

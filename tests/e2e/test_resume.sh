@@ -7,9 +7,7 @@ set -u
 gridlm=$1
 models=$2
 . "$(dirname "$0")/lib.sh"
-model=$models/SmolLM2-135M-Instruct.f32.h5
-[ -f "$model" ] || model=$models/SmolLM2-135M-Instruct.Q4_1.gguf
-require_files "$model"
+use_smollm2 "$models"
 RANDOM=7  # the kill points are random but the same on every run of the test
 
 for i in $(seq 20); do
