@@ -450,6 +450,8 @@ int run_generate(const std::vector<std::string>& args) {
         }
     }
     job.pp_slices = vm["pp-slices"].as<bool>();
+    const int64_t kv_bytes = vm["kv-cache-bytes"].as<int64_t>();
+    if (kv_bytes < 0) throw UsageError("--kv-cache-bytes must be >= 0");
     const std::string preempt = vm["preempt"].as<std::string>();
     if (preempt != "recompute" && preempt != "checkpoint")
         throw UsageError("--preempt must be recompute or checkpoint");
@@ -482,17 +484,17 @@ int run_generate(const std::vector<std::string>& args) {
             if (!probe || fs::is_directory(prompts_path)) throw Error(str("cannot open prompts file ", prompts_path));
         }
         ck = open_checkpoint(vm["model"].as<std::string>());
-        if (is_writer(*topo, me)) {
-            check_output_writable(output_path);
-            recovered = prepare_output(output_path, prompts_path, vm["model"].as<std::string>(), output_options(vm, p),
-                                       resume, retry_errors);
-        }
         check_tensor_parallel(ck.config, grid_shape.tp);
         stage_layers = pipeline_layers(ck.config, grid_shape.pp, pp_layers);
         context = max_model_len > 0 && (ck.config.n_ctx_train <= 0 || max_model_len < ck.config.n_ctx_train)
                       ? max_model_len
                       : ck.config.n_ctx_train;
         if (context < 2) throw Error("the checkpoint does not state its context length; give --max-model-len");
+        if (is_writer(*topo, me)) {
+            check_output_writable(output_path);
+            recovered = prepare_output(output_path, prompts_path, vm["model"].as<std::string>(), output_options(vm, p),
+                                       resume, retry_errors);
+        }
     });
     job.context = context;
     limits.max_tokens = (int32_t)std::min<int64_t>(context, INT32_MAX);
@@ -522,8 +524,6 @@ int run_generate(const std::vector<std::string>& args) {
         ck.gguf.reset();
         kv = model->make_kv_cache(job.batch_size, context);
     });
-    const int64_t kv_bytes = vm["kv-cache-bytes"].as<int64_t>();
-    if (kv_bytes < 0) throw UsageError("--kv-cache-bytes must be >= 0");
     if (kv_bytes > 0) {
         auto* cache = dynamic_cast<BlockKvCache*>(kv.get());
         GRIDLM_ASSERT(cache != nullptr);

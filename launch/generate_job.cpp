@@ -100,7 +100,7 @@ struct Lane {
     std::vector<std::unique_ptr<Sequence>> seqs;  // admission order
     // The step in flight: sequences sampled by it, in row order, and per row (token, finished).
     std::vector<Sequence*> sampled;
-    std::vector<Sequence*> fed;  // sequences that took prompt tokens in the step (to publish)
+    std::vector<Sequence*> prefilled;  // sequences that took feed tokens in the step (to publish)
     std::vector<int32_t> result;
     bool pending = false;
     // Send buffers, kept until the send completes.
@@ -396,8 +396,7 @@ private:
 
     // --- one lane step ------------------------------------------------------------------------
 
-    // Admits records, then builds the step: every sequence past its prompt decodes one token;
-    // sequences in their prompt get chunks, prefill_chunk tokens in all at most.
+    // KV blocks that hold `tokens` positions.
     int64_t blocks_for(int64_t tokens) const { return (tokens + m_.kv.block_size() - 1) / m_.kv.block_size(); }
 
     // Admits records, then builds the step: every sequence past its feed decodes one token;
@@ -447,7 +446,7 @@ private:
             }
             batch.add(s.slot, std::span<const int32_t>(s.feed).subspan(s.fed, take));
             s.fed += take;
-            lane.fed.push_back(&s);
+            lane.prefilled.push_back(&s);
             budget -= take;
             rows.push_back(&s);
             samples.push_back(!s.feeding() && s.sample_after_feed);
@@ -612,9 +611,9 @@ private:
         }
         GRIDLM_ASSERT(lane.result.size() == lane.sampled.size() * 2);
         // The prompt blocks the step filled can now serve later sequences with the same prefix.
-        for (Sequence* s : lane.fed)
+        for (Sequence* s : lane.prefilled)
             if (!s->preempted) m_.kv.publish_prefix(s->slot, s->owner->req.prompt_token_ids);
-        lane.fed.clear();
+        lane.prefilled.clear();
         for (size_t r = 0; r < lane.sampled.size(); ++r) {
             Sequence& s = *lane.sampled[r];
             s.next_token = lane.result[2 * r];

@@ -176,15 +176,19 @@ void Model::forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x
         }
         be.rmsnorm(out_rows, weights_.final_norm, n_out, d, (float)c.rms_eps, out_rows);
     }
-    const TpShard& tp = shard_.tp;
-    if (tp.size == 1) {
+    // The logits of this rank's vocabulary run, [n_out, c.n_vocab], into host memory.
+    auto head = [&](float* host_out) {
         if (be.host_memory()) {
-            be.matmul(out_rows, weights_.lm_head, nullptr, n_out, out);  // [n_out, n_vocab]
+            be.matmul(out_rows, weights_.lm_head, nullptr, n_out, host_out);
         } else {
             float* dev_logits = take(n_out * c.n_vocab);
             be.matmul(out_rows, weights_.lm_head, nullptr, n_out, dev_logits);
-            be.copy_to_host(out, dev_logits, sizeof(float) * n_out * c.n_vocab);
+            be.copy_to_host(host_out, dev_logits, sizeof(float) * n_out * c.n_vocab);
         }
+    };
+    const TpShard& tp = shard_.tp;
+    if (tp.size == 1) {
+        head(out);  // [n_out, n_vocab]
         return;
     }
     // Vocabulary-parallel head: each rank's [n_out, its vocabulary] logits, padded to the largest
@@ -193,13 +197,7 @@ void Model::forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x
     gather_.assign((size_t)(part * (tp.size + 1)), 0.0f);
     float* mine = gather_.data() + part * tp.size;
     std::vector<float> local((size_t)(n_out * c.n_vocab));
-    if (be.host_memory()) {
-        be.matmul(out_rows, weights_.lm_head, nullptr, n_out, local.data());
-    } else {
-        float* dev_logits = take(n_out * c.n_vocab);
-        be.matmul(out_rows, weights_.lm_head, nullptr, n_out, dev_logits);
-        be.copy_to_host(local.data(), dev_logits, sizeof(float) * local.size());
-    }
+    head(local.data());
     for (int64_t r = 0; r < n_out; ++r) std::copy_n(local.data() + r * c.n_vocab, c.n_vocab, mine + r * vmax);
     tp_->allgather(mine, (size_t)part, gather_.data());
     tp_bytes_ += (int64_t)sizeof(float) * part;
