@@ -200,11 +200,6 @@ void install_stop_handler() {
     sigaction(SIGINT, &sa, nullptr);
 }
 
-// The rank that writes the output: replica 0's last stage, tp rank 0 (JobGrid::writer()).
-bool is_writer(const Topology& topo, const GridCoord& c) {
-    return c.dp == 0 && c.pp == topo.shape().pp - 1 && c.tp == 0;
-}
-
 std::vector<std::string> split_list(const std::string& s) {
     std::vector<std::string> out;
     size_t start = 0;
@@ -472,6 +467,7 @@ int run_generate(const std::vector<std::string>& args) {
     // rank, and every rank exits with the worst status, none waiting on a failed peer.
     std::unique_ptr<Topology> topo;
     GridCoord me;
+    JobGrid grid;  // this rank's place; the communicators are filled in once they exist
     Loaded ck;
     RecoveredOutput recovered;
     int64_t context = 0;
@@ -479,6 +475,11 @@ int run_generate(const std::vector<std::string>& args) {
     collective_phase(mpi, [&] {
         topo = std::make_unique<Topology>(grid_shape, mpi.size());  // world size == dp*pp*tp
         me = topo->coord_of(mpi.rank());
+        grid.replica = me.dp;
+        grid.replicas = grid_shape.dp;
+        grid.stage = me.pp;
+        grid.stages = grid_shape.pp;
+        grid.tp_rank = me.tp;
         if (prompts_path != "-") {
             std::ifstream probe(prompts_path);
             if (!probe || fs::is_directory(prompts_path)) throw Error(str("cannot open prompts file ", prompts_path));
@@ -490,7 +491,7 @@ int run_generate(const std::vector<std::string>& args) {
                       ? max_model_len
                       : ck.config.n_ctx_train;
         if (context < 2) throw Error("the checkpoint does not state its context length; give --max-model-len");
-        if (is_writer(*topo, me)) {
+        if (grid.writer()) {
             check_output_writable(output_path);
             recovered = prepare_output(output_path, prompts_path, vm["model"].as<std::string>(), output_options(vm, p),
                                        resume, retry_errors);
@@ -501,7 +502,7 @@ int run_generate(const std::vector<std::string>& args) {
     if (p.max_tokens > limits.max_tokens) p.max_tokens = limits.max_tokens;  // the default fits any context
 
     GridComms comms = make_grid_comms(*topo);
-    const bool writer_rank = is_writer(*topo, me);
+    const bool writer_rank = grid.writer();
     // Every rank skips the records the writer found done.
     const int writer_world = topo->rank_of({0, grid_shape.pp - 1, 0});
     int64_t n_done = (int64_t)recovered.done.size();
@@ -586,16 +587,10 @@ int run_generate(const std::vector<std::string>& args) {
                      job.batch_size, chat->template_name().c_str());
     }
 
-    JobGrid grid;
     grid.world = comms.world.get();
     grid.tp = comms.tp.get();
     grid.pp = comms.pp.get();
     grid.dp = comms.dp.get();
-    grid.replica = me.dp;
-    grid.replicas = grid_shape.dp;
-    grid.stage = me.pp;
-    grid.stages = grid_shape.pp;
-    grid.tp_rank = me.tp;
     job.stop = &g_stop;
     GenerateJobResult result;
     try {

@@ -195,11 +195,7 @@ private:
         }
         if (!g_.reporter()) return;
         if (g_.writer()) {
-            writer_->write_line(index, line, ok);
-            if (progress_) {
-                progress_->record_done(ok, prompt_tokens, completion_tokens);
-                progress_->tick();
-            }
+            write_here(index, line, ok, prompt_tokens, completion_tokens);
             return;
         }
         // [index u64][prompt_tokens i64][completion_tokens i64][ok i64][line]
@@ -210,6 +206,15 @@ private:
         outbox_.push_back({std::move(msg), nullptr});
         outbox_.back().second = g_.dp->isend(outbox_.back().first.data(), outbox_.back().first.size(), 0, tag_result);
         while (!outbox_.empty() && outbox_.front().second->test()) outbox_.pop_front();
+    }
+
+    // Writer: a record's line into the output file, and into the progress display.
+    void write_here(uint64_t index, std::string line, bool ok, int64_t prompt_tokens, int64_t completion_tokens) {
+        writer_->write_line(index, std::move(line), ok);
+        if (progress_) {
+            progress_->record_done(ok, prompt_tokens, completion_tokens);
+            progress_->tick();
+        }
     }
 
     void fail(const RecordError& e) {
@@ -237,11 +242,8 @@ private:
             GRIDLM_ASSERT(in->tag == tag_result && msg.size() >= 32);
             int64_t head[4];
             std::memcpy(head, msg.data(), sizeof(head));
-            writer_->write_line((uint64_t)head[0], std::string(msg.data() + 32, msg.size() - 32), head[3] != 0);
-            if (progress_) {
-                progress_->record_done(head[3] != 0, head[1], head[2]);
-                progress_->tick();
-            }
+            write_here((uint64_t)head[0], std::string(msg.data() + 32, msg.size() - 32), head[3] != 0, head[1],
+                       head[2]);
             if (wait) return true;
         }
     }
