@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "engine/core/arch.h"
 #include "engine/core/error.h"
 
 namespace gridlm {
@@ -57,8 +58,8 @@ constexpr PartName layer_parts[] = {
 ModelConfig gguf_model_config(const GgufFile& f) {
     ModelConfig c;
     c.arch = f.get_string("general.architecture");
-    if (c.arch != "llama" && c.arch != "qwen2") {
-        fail(f, str("architecture '", c.arch, "' is not supported (expected llama or qwen2)"));
+    if (!find_arch(c.arch)) {
+        fail(f, str("architecture '", c.arch, "' is not supported (expected ", arch_name_list(" or "), ")"));
     }
     const std::string p = c.arch + ".";
     if (f.has("general.name")) c.name = f.get_string("general.name");
@@ -159,12 +160,20 @@ std::string gguf_to_hf_name(std::string_view name) {
     return std::string(name);
 }
 
-void gguf_unpermute_rows(std::vector<float>& data, int64_t rows, int64_t row_len, int64_t n_heads,
-                         const std::string& what) {
-    if (n_heads <= 0 || rows % n_heads != 0 || (rows / n_heads) % 2 != 0 || (int64_t)data.size() != rows * row_len) {
+namespace {
+
+void check_head_rows(bool ok, int64_t rows, int64_t n_heads, const std::string& what) {
+    if (!ok || n_heads <= 0 || rows % n_heads != 0 || (rows / n_heads) % 2 != 0) {
         throw Error(str(what, ": ", rows, " rows do not split into ", n_heads,
                         " heads of even size; cannot undo llama.cpp's Q/K row permutation"));
     }
+}
+
+}  // namespace
+
+void gguf_unpermute_rows(std::vector<float>& data, int64_t rows, int64_t row_len, int64_t n_heads,
+                         const std::string& what) {
+    check_head_rows((int64_t)data.size() == rows * row_len, rows, n_heads, what);
     const int64_t hd = rows / n_heads, half = hd / 2;
     const std::vector<float> src = data;
     const size_t row_bytes = (size_t)row_len * sizeof(float);
@@ -179,9 +188,18 @@ void gguf_unpermute_rows(std::vector<float>& data, int64_t rows, int64_t row_len
     }
 }
 
+int64_t gguf_row_of_hf_row(int64_t hf_row, int64_t rows, int64_t n_heads, const std::string& what) {
+    check_head_rows(true, rows, n_heads, what);
+    GRIDLM_ASSERT(hf_row >= 0 && hf_row < rows);
+    const int64_t hd = rows / n_heads, half = hd / 2;
+    const int64_t h = hf_row / hd, r = hf_row % hd / half, i = hf_row % half;
+    return h * hd + 2 * i + r;
+}
+
 GgufTensorSource::GgufTensorSource(std::shared_ptr<const GgufFile> file) : file_(std::move(file)) {
     const GgufFile& f = *file_;
-    if (f.has("general.architecture") && f.get_string_view("general.architecture") == "llama") {
+    // llama.cpp's converter permutes the Q/K rows of llama models only.
+    if (f.has("general.architecture") && find_arch(f.get_string_view("general.architecture")) == Arch::arch_llama) {
         n_head_ = positive(f, "llama.attention.head_count");
         n_head_kv_ = f.has("llama.attention.head_count_kv") ? positive(f, "llama.attention.head_count_kv") : n_head_;
     }
@@ -217,21 +235,62 @@ std::vector<float> GgufTensorSource::read_f32_raw(const std::string& name) const
     return out;
 }
 
+int64_t GgufTensorSource::permuted_heads(const GgufTensor& t) const {
+    if (n_head_ <= 0 || !t.name.starts_with("blk.")) return 0;
+    if (t.name.find(".attn_q.") != std::string::npos) return n_head_;
+    if (t.name.find(".attn_k.") != std::string::npos) return n_head_kv_;
+    return 0;
+}
+
 std::vector<float> GgufTensorSource::read_f32(const std::string& name) const {
     std::vector<float> v = read_f32_raw(name);
-    if (n_head_ > 0) {
-        const GgufTensor& t = gguf_tensor(name);
-        const bool is_q = t.name.starts_with("blk.") && t.name.find(".attn_q.") != std::string::npos;
-        const bool is_k = t.name.starts_with("blk.") && t.name.find(".attn_k.") != std::string::npos;
-        if (is_q || is_k) {
-            // Rows are HF's outermost dimension: dims[1] for a weight, dims[0] for a bias.
-            const int64_t rows = t.dims.size() >= 2 ? t.dims[1] : t.numel();
-            const int64_t row_len = rows > 0 ? t.numel() / rows : 0;
-            gguf_unpermute_rows(v, rows, row_len, is_q ? n_head_ : n_head_kv_,
-                                str("GGUF file '", file_->path(), "': tensor '", t.name, "'"));
-        }
+    const GgufTensor& t = gguf_tensor(name);
+    if (const int64_t n_heads = permuted_heads(t)) {
+        // Rows are HF's outermost dimension: dims[1] for a weight, dims[0] for a bias.
+        const int64_t rows = t.dims.size() >= 2 ? t.dims[1] : t.numel();
+        const int64_t row_len = rows > 0 ? t.numel() / rows : 0;
+        gguf_unpermute_rows(v, rows, row_len, n_heads, str("GGUF file '", file_->path(), "': tensor '", t.name, "'"));
     }
     return v;
+}
+
+DType GgufTensorSource::stored_type(const std::string& name) const {
+    const GgufTensor& t = gguf_tensor(name);
+    const DTypeTraits* type = dtype_of_gguf_id((uint32_t)t.type);
+    if (!type) {
+        fail(*file_, str("tensor '", t.name, "' has type ", ggml_type_name(t.type),
+                         ", which gridlm cannot hold in memory (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, "
+                         "Q5_K or Q6_K)"));
+    }
+    return type->type;
+}
+
+std::vector<uint8_t> GgufTensorSource::read_rows_raw(const std::string& name, int64_t row0, int64_t n_rows) const {
+    const GgufTensor& t = gguf_tensor(name);
+    const DType type = stored_type(name);
+    if (t.dims.empty() || t.dims.size() > 2) {
+        fail(*file_, str("tensor '", t.name, "' has ", t.dims.size(), " dimensions; raw row reads need 1 or 2"));
+    }
+    // HF rows are GGUF's outermost dimension; a 1-D tensor has rows of one value.
+    const int64_t rows = t.dims.back(), cols = t.dims.size() == 2 ? t.dims[0] : 1;
+    if (row0 < 0 || n_rows < 0 || row0 > rows - n_rows) {
+        fail(*file_,
+             str("tensor '", t.name, "': rows [", row0, ", ", row0 + n_rows, ") are outside its ", rows, " rows"));
+    }
+    if (cols % dtype_block_size(type) != 0) {
+        fail(*file_, str("tensor '", t.name, "': its rows of ", cols, " values are not whole ",
+                         dtype_traits(type).file_name, " blocks of ", dtype_block_size(type)));
+    }
+    const int64_t bytes = row_bytes(type, cols);
+    const uint8_t* data = file_->tensor_data(t);
+    std::vector<uint8_t> out((size_t)(n_rows * bytes));
+    const int64_t n_heads = permuted_heads(t);
+    const std::string what = str("GGUF file '", file_->path(), "': tensor '", t.name, "'");
+    for (int64_t i = 0; i < n_rows; ++i) {
+        const int64_t src = n_heads ? gguf_row_of_hf_row(row0 + i, rows, n_heads, what) : row0 + i;
+        std::memcpy(out.data() + i * bytes, data + src * bytes, (size_t)bytes);
+    }
+    return out;
 }
 
 }  // namespace gridlm

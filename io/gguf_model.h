@@ -11,7 +11,7 @@
 #include "engine/core/model_config.h"
 #include "engine/core/tokenizer_data.h"
 #include "io/gguf.h"
-#include "io/tensor_source.h"
+#include "engine/core/tensor_source.h"
 
 namespace gridlm {
 
@@ -36,12 +36,20 @@ public:
     // Dequantised in the file's own row order, without un-permutation (for tests and
     // inspection). `name` is the HF name, as in tensors().
     std::vector<float> read_f32_raw(const std::string& name) const;
+    // The tensor's GGUF type; throws for a type outside engine/core/dtype.h's table (Q2_K, IQ*, ...).
+    DType stored_type(const std::string& name) const override;
+    // Rows as stored (blocks unchanged), in HF row order: llama Q/K rows are picked through the
+    // same row permutation read_f32 undoes, so dequantising them gives read_rows_f32's values.
+    std::vector<uint8_t> read_rows_raw(const std::string& name, int64_t row0, int64_t n_rows) const override;
 
     const GgufFile& file() const { return *file_; }
     // The GGUF tensor behind an HF name; throws when unknown.
     const GgufTensor& gguf_tensor(const std::string& name) const;
 
 private:
+    // Heads of a tensor whose rows llama.cpp permuted (llama Q/K weights and biases), else 0.
+    int64_t permuted_heads(const GgufTensor& t) const;
+
     std::shared_ptr<const GgufFile> file_;
     std::vector<TensorInfo> infos_;
     std::vector<const GgufTensor*> gguf_of_;         // parallel to infos_
@@ -55,5 +63,8 @@ private:
 // Throws gridlm::Error when rows do not split into heads of even size.
 void gguf_unpermute_rows(std::vector<float>& data, int64_t rows, int64_t row_len, int64_t n_heads,
                          const std::string& what);
+// The GGUF row holding HF row hf_row of such a tensor of `rows` rows in n_heads heads (the
+// permutation gguf_unpermute_rows undoes). Throws as gguf_unpermute_rows does.
+int64_t gguf_row_of_hf_row(int64_t hf_row, int64_t rows, int64_t n_heads, const std::string& what);
 
 }  // namespace gridlm

@@ -22,26 +22,43 @@ namespace gridlm {
 
 namespace {
 
-constexpr int64_t qk_k = 256;  // elements per K-quant super-block
+// Elements per K-quant super-block, as engine/core/dtype.h's table has it.
+constexpr int64_t qk_k = dtype_block_size(DType::dtype_q4_k);
 
 struct TypeEntry {
     uint32_t id;
     GgmlTypeTraits traits;
 };
 
-// Sizes as in ggml's type_traits table. Q8_1 is left out: its block size changed between ggml
-// versions, and it is an activation format that never appears in model files.
+// The types gridlm's weight-type table knows (all of which dequantize() handles), with its sizes.
+constexpr TypeEntry from_dtype(DType type) {
+    const DTypeTraits& t = dtype_traits(type);
+    return {t.gguf_id, {t.file_name, t.block_size, t.block_bytes, true}};
+}
+
+constexpr bool same_id(DType d, GgmlType g) { return dtype_traits(d).gguf_id == (uint32_t)g; }
+static_assert(
+    same_id(DType::dtype_f32, GgmlType::ggml_type_f32) && same_id(DType::dtype_f16, GgmlType::ggml_type_f16) &&
+        same_id(DType::dtype_bf16, GgmlType::ggml_type_bf16) && same_id(DType::dtype_q4_0, GgmlType::ggml_type_q4_0) &&
+        same_id(DType::dtype_q4_1, GgmlType::ggml_type_q4_1) && same_id(DType::dtype_q5_0, GgmlType::ggml_type_q5_0) &&
+        same_id(DType::dtype_q5_1, GgmlType::ggml_type_q5_1) && same_id(DType::dtype_q8_0, GgmlType::ggml_type_q8_0) &&
+        same_id(DType::dtype_q4_k, GgmlType::ggml_type_q4_k) && same_id(DType::dtype_q5_k, GgmlType::ggml_type_q5_k) &&
+        same_id(DType::dtype_q6_k, GgmlType::ggml_type_q6_k),
+    "GGUF ids in engine/core/dtype.h must match GgmlType");
+
+// Sizes of the others as in ggml's type_traits table. Q8_1 is left out: its block size changed
+// between ggml versions, and it is an activation format that never appears in model files.
 constexpr TypeEntry type_table[] = {
-    {0, {"F32", 1, 4, true}},           {1, {"F16", 1, 2, true}},           {2, {"Q4_0", 32, 18, true}},
-    {3, {"Q4_1", 32, 20, true}},        {6, {"Q5_0", 32, 22, true}},        {7, {"Q5_1", 32, 24, true}},
-    {8, {"Q8_0", 32, 34, true}},        {10, {"Q2_K", qk_k, 84, false}},    {11, {"Q3_K", qk_k, 110, false}},
-    {12, {"Q4_K", qk_k, 144, true}},    {13, {"Q5_K", qk_k, 176, true}},    {14, {"Q6_K", qk_k, 210, true}},
+    from_dtype(DType::dtype_f32),       from_dtype(DType::dtype_f16),       from_dtype(DType::dtype_q4_0),
+    from_dtype(DType::dtype_q4_1),      from_dtype(DType::dtype_q5_0),      from_dtype(DType::dtype_q5_1),
+    from_dtype(DType::dtype_q8_0),      {10, {"Q2_K", qk_k, 84, false}},    {11, {"Q3_K", qk_k, 110, false}},
+    from_dtype(DType::dtype_q4_k),      from_dtype(DType::dtype_q5_k),      from_dtype(DType::dtype_q6_k),
     {15, {"Q8_K", qk_k, 292, false}},   {16, {"IQ2_XXS", qk_k, 66, false}}, {17, {"IQ2_XS", qk_k, 74, false}},
     {18, {"IQ3_XXS", qk_k, 98, false}}, {19, {"IQ1_S", qk_k, 50, false}},   {20, {"IQ4_NL", 32, 18, false}},
     {21, {"IQ3_S", qk_k, 110, false}},  {22, {"IQ2_S", qk_k, 82, false}},   {23, {"IQ4_XS", qk_k, 136, false}},
     {24, {"I8", 1, 1, false}},          {25, {"I16", 1, 2, false}},         {26, {"I32", 1, 4, false}},
     {27, {"I64", 1, 8, false}},         {28, {"F64", 1, 8, false}},         {29, {"IQ1_M", qk_k, 56, false}},
-    {30, {"BF16", 1, 2, true}},         {34, {"TQ1_0", qk_k, 54, false}},   {35, {"TQ2_0", qk_k, 66, false}},
+    from_dtype(DType::dtype_bf16),      {34, {"TQ1_0", qk_k, 54, false}},   {35, {"TQ2_0", qk_k, 66, false}},
     {39, {"MXFP4", 32, 17, false}},
 };
 

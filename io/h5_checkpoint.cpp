@@ -3,6 +3,7 @@
 #include "io/h5_checkpoint.h"
 
 #include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <unordered_map>
@@ -185,6 +186,8 @@ void H5Checkpoint::Impl::read_tensor_list() {
             case DType::dtype_bf16:
                 ok = H5_CHECK(H5Tequal(type, bf16)) > 0;
                 break;
+            default:  // dtype_from_name gives plain types only
+                break;
         }
         if (!ok) {
             throw Error(str(w, ": stored element type does not match its dtype attribute '", dtype_name(e.dtype), "'"));
@@ -352,6 +355,32 @@ std::vector<float> H5Checkpoint::read_cols_f32(const std::string& name, int64_t 
                         name, " of shape ", shape_str(e.info.shape)));
     }
     return guarded(impl_->path, [&] { return impl_->read_block_f32(e, 0, e.info.shape[0], col0, n_cols); });
+}
+
+std::vector<uint8_t> H5Checkpoint::read_rows_raw(const std::string& name, int64_t row0, int64_t n_rows) const {
+    const Entry& e = impl_->entry(name);
+    const int64_t rows = e.info.shape[0];
+    if (row0 < 0 || n_rows < 0 || row0 > rows - n_rows) {
+        throw Error(str("checkpoint ", impl_->path, ": rows [", row0, ", ", row0 + n_rows, ") are outside tensor ",
+                        name, " of shape ", shape_str(e.info.shape)));
+    }
+    const int64_t cols = e.info.shape.size() > 1 ? e.info.shape.back() : 0;
+    return guarded(impl_->path, [&] {
+        std::vector<uint8_t> out;
+        if (e.dtype == DType::dtype_f32) {
+            // The file's own type as memory type: HDF5 copies the bits, no conversion.
+            const std::vector<hsize_t> count = impl_->box_count(e, n_rows, cols);
+            size_t n = 1;
+            for (hsize_t c : count) n *= c;
+            out.resize(n * sizeof(float));
+            impl_->read_box(e, impl_->box_start(e, row0, 0), count, H5T_IEEE_F32LE, out.data());
+        } else {
+            const std::vector<uint16_t> v = impl_->read_block_raw16(e, row0, n_rows, 0, cols);
+            out.resize(v.size() * sizeof(uint16_t));
+            if (!v.empty()) std::memcpy(out.data(), v.data(), out.size());
+        }
+        return out;
+    });
 }
 
 std::vector<uint16_t> H5Checkpoint::read_raw16(const std::string& name, int64_t row0, int64_t n_rows) const {

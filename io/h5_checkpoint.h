@@ -12,7 +12,7 @@
 #include "engine/core/dtype.h"
 #include "engine/core/model_config.h"
 #include "engine/core/tokenizer_data.h"
-#include "io/tensor_source.h"
+#include "engine/core/tensor_source.h"
 
 namespace gridlm {
 
@@ -83,6 +83,10 @@ public:
     // The stored 16-bit patterns of an f16 / bf16 tensor, rows [row0, row0 + n_rows) (n_rows < 0:
     // to the end), without widening: [n_rows, cols]. Throws for an f32 tensor.
     std::vector<uint16_t> read_raw16(const std::string& name, int64_t row0 = 0, int64_t n_rows = -1) const;
+    // The dataset's dtype (f32, bf16 or f16).
+    DType stored_type(const std::string& name) const override { return tensor_dtype(name); }
+    // Rows [row0, row0 + n_rows) as stored, without widening: [n_rows, cols] of the dtype's bytes.
+    std::vector<uint8_t> read_rows_raw(const std::string& name, int64_t row0, int64_t n_rows) const override;
 
 private:
     struct Impl;

@@ -2,7 +2,9 @@
 #include "io/hf_checkpoint.h"
 
 #include <filesystem>
+#include <optional>
 
+#include "engine/core/arch.h"
 #include "io/hf_json.h"
 
 namespace gridlm {
@@ -16,15 +18,14 @@ ModelConfig hf_model_config(const std::string& path) {
         !j["architectures"][0].is_string()) {
         throw Error(str(path, ": missing field 'architectures' (e.g. [\"Qwen2ForCausalLM\"])"));
     }
-    const std::string arch = j["architectures"][0].get<std::string>();
-    if (arch == "LlamaForCausalLM") {
-        c.arch = "llama";
-    } else if (arch == "Qwen2ForCausalLM") {
-        c.arch = "qwen2";
-        c.attn_bias = true;  // Qwen2 always has q/k/v biases (none on o_proj and the MLP)
-    } else {
-        throw Error(str(path, ": architecture ", arch, " is not supported (LlamaForCausalLM, Qwen2ForCausalLM)"));
+    const std::string hf_class = j["architectures"][0].get<std::string>();
+    const std::optional<Arch> arch = find_arch_by_hf_class(hf_class);
+    if (!arch) {
+        throw Error(str(path, ": architecture ", hf_class, " is not supported (", arch_name_list(", ", true), ")"));
     }
+    c.arch = arch_name(*arch);
+    // Qwen2 always has q/k/v biases (none on o_proj and the MLP).
+    if (*arch == Arch::arch_qwen2) c.attn_bias = true;
     c.name = hf::opt_string(j, "_name_or_path", path).value_or("");
     if (c.name.empty()) c.name = std::filesystem::path(path).parent_path().filename().string();
 
@@ -61,7 +62,7 @@ ModelConfig hf_model_config(const std::string& path) {
         }
         if (auto theta = hf::opt_number(r, "rope_theta", path)) c.rope_theta = *theta;
     }
-    if (hf::opt_bool(j, "attention_bias", path, false) && c.arch == "llama") {
+    if (hf::opt_bool(j, "attention_bias", path, false) && *arch == Arch::arch_llama) {
         throw Error(str(path, ": attention_bias = true is not supported for llama"));
     }
     if (hf::opt_bool(j, "use_sliding_window", path, false)) {
@@ -92,6 +93,16 @@ const std::vector<TensorInfo>& HfCheckpoint::tensors() const { return weights_ ?
 std::vector<float> HfCheckpoint::read_f32(const std::string& name) const {
     if (!weights_) throw Error(str(dir_, " was opened without tensor data; cannot read ", name));
     return weights_->read_f32(name);
+}
+
+DType HfCheckpoint::stored_type(const std::string& name) const {
+    if (!weights_) throw Error(str(dir_, " was opened without tensor data; cannot read ", name));
+    return weights_->stored_type(name);
+}
+
+std::vector<uint8_t> HfCheckpoint::read_rows_raw(const std::string& name, int64_t row0, int64_t n_rows) const {
+    if (!weights_) throw Error(str(dir_, " was opened without tensor data; cannot read ", name));
+    return weights_->read_rows_raw(name, row0, n_rows);
 }
 
 std::vector<std::string> HfCheckpoint::weight_files() const {

@@ -9,7 +9,7 @@
 #include "engine/core/model_config.h"
 #include "engine/core/tokenizer_data.h"
 #include "io/safetensors.h"
-#include "io/tensor_source.h"
+#include "engine/core/tensor_source.h"
 
 namespace gridlm {
 
@@ -37,6 +37,8 @@ public:
     // Empty without tensor data.
     const std::vector<TensorInfo>& tensors() const override;
     std::vector<float> read_f32(const std::string& name) const override;
+    DType stored_type(const std::string& name) const override;
+    std::vector<uint8_t> read_rows_raw(const std::string& name, int64_t row0, int64_t n_rows) const override;
     // The safetensors files behind tensors().
     std::vector<std::string> weight_files() const;
 

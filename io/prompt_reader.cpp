@@ -11,9 +11,11 @@
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <type_traits>
+#include <variant>
 
 #include "engine/core/error.h"
-#include "engine/sampling/rng.h"
+#include "engine/core/hash.h"
 
 namespace gridlm {
 
@@ -39,34 +41,6 @@ const char* input_format_name(InputFormat f) {
             return "openai";
     }
     return "?";
-}
-
-std::optional<std::string> validate_sampling_params(const SamplingParams& p, const SamplingLimits& limits) {
-    if (p.max_tokens < 1 || p.max_tokens > limits.max_tokens)
-        return str("max_tokens must be in [1, ", limits.max_tokens, "], got ", p.max_tokens);
-    if (p.min_tokens < 0 || p.min_tokens > p.max_tokens)
-        return str("min_tokens must be in [0, max_tokens=", p.max_tokens, "], got ", p.min_tokens);
-    if (!std::isfinite(p.temperature) || p.temperature < 0.0f)
-        return str("temperature must be >= 0, got ", p.temperature);
-    if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return str("top_p must be in (0, 1], got ", p.top_p);
-    if (p.top_k < 0) return str("top_k must be >= 0 (0 or -1 = off), got ", p.top_k);
-    if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return str("min_p must be in [0, 1], got ", p.min_p);
-    if (!std::isfinite(p.repetition_penalty) || p.repetition_penalty <= 0.0f)
-        return str("repetition_penalty must be > 0, got ", p.repetition_penalty);
-    if (!(p.frequency_penalty >= -2.0f && p.frequency_penalty <= 2.0f))
-        return str("frequency_penalty must be in [-2, 2], got ", p.frequency_penalty);
-    if (!(p.presence_penalty >= -2.0f && p.presence_penalty <= 2.0f))
-        return str("presence_penalty must be in [-2, 2], got ", p.presence_penalty);
-    if (p.n < 1 || p.n > limits.max_n) return str("n must be in [1, ", limits.max_n, "], got ", p.n);
-    if (p.top_logprobs < 0 || p.top_logprobs > limits.max_top_logprobs)
-        return str("top_logprobs must be in [0, ", limits.max_top_logprobs, "], got ", p.top_logprobs);
-    for (const auto& s : p.stop) {
-        if (s.empty()) return std::string("stop strings must not be empty");
-    }
-    for (int32_t id : p.stop_token_ids) {
-        if (id < 0) return str("stop_token_ids must be >= 0, got ", id);
-    }
-    return std::nullopt;
 }
 
 bool is_valid_utf8(std::string_view s, size_t* bad_offset) {
@@ -171,49 +145,53 @@ std::vector<int32_t> as_token_ids(const json& v, const char* name) {
     return ids;
 }
 
-// Sampling fields shared by JSONL records and OpenAI bodies.
+// One record field into p's member for row f, read as that member's type; `name` is the field
+// as the record spells it (f.json_name or its alias).
+void parse_sampling_value(const json& v, const char* name, const SamplingField& f, SamplingParams& p) {
+    std::visit(
+        [&](auto m) {
+            using T = std::decay_t<decltype(p.*m)>;
+            if constexpr (std::is_same_v<T, int32_t>) {
+                p.*m = as_int32(v, name);
+                if (f.minus_one_is_off && p.*m == -1) p.*m = 0;
+                if (f.implies_logprobs && p.*m > 0) p.logprobs = true;
+            } else if constexpr (std::is_same_v<T, float>) {
+                p.*m = as_float(v, name);
+            } else if constexpr (std::is_same_v<T, bool>) {
+                if (f.integer_sets && v.is_number_integer()) {
+                    p.*(f.integer_sets) = as_int32(v, name);
+                    p.*m = true;
+                } else if (f.integer_sets && !v.is_boolean()) {
+                    bad(str("field '", name, "' must be true, false or an integer, got ", type_name(v)));
+                } else {
+                    p.*m = as_bool(v, name);
+                }
+            } else if constexpr (std::is_same_v<T, std::optional<uint64_t>>) {
+                p.*m = (uint64_t)as_int(v, name);
+            } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+                (p.*m).clear();
+                if (v.is_string()) {
+                    (p.*m).push_back(v.get<std::string>());
+                } else if (v.is_array()) {
+                    for (const auto& s : v) (p.*m).push_back(as_string(s, name));
+                } else {
+                    bad(str("field '", name, "' must be a string or an array of strings, got ", type_name(v)));
+                }
+            } else {
+                static_assert(std::is_same_v<T, std::vector<int32_t>>);
+                p.*m = as_token_ids(v, name);
+            }
+        },
+        f.member);
+}
+
+// Sampling fields shared by JSONL records and OpenAI bodies, as sampling_fields() lists them.
 void parse_sampling_fields(const json& obj, SamplingParams& p) {
-    if (auto* v = field(obj, "max_tokens")) p.max_tokens = as_int32(*v, "max_tokens");
-    if (auto* v = field(obj, "max_completion_tokens")) p.max_tokens = as_int32(*v, "max_completion_tokens");
-    if (auto* v = field(obj, "min_tokens")) p.min_tokens = as_int32(*v, "min_tokens");
-    if (auto* v = field(obj, "temperature")) p.temperature = as_float(*v, "temperature");
-    if (auto* v = field(obj, "top_p")) p.top_p = as_float(*v, "top_p");
-    if (auto* v = field(obj, "top_k")) {
-        p.top_k = as_int32(*v, "top_k");
-        if (p.top_k == -1) p.top_k = 0;  // vLLM spells "off" as -1
-    }
-    if (auto* v = field(obj, "min_p")) p.min_p = as_float(*v, "min_p");
-    if (auto* v = field(obj, "repetition_penalty")) p.repetition_penalty = as_float(*v, "repetition_penalty");
-    if (auto* v = field(obj, "frequency_penalty")) p.frequency_penalty = as_float(*v, "frequency_penalty");
-    if (auto* v = field(obj, "presence_penalty")) p.presence_penalty = as_float(*v, "presence_penalty");
-    if (auto* v = field(obj, "seed")) p.seed = (uint64_t)as_int(*v, "seed");
-    if (auto* v = field(obj, "stop")) {
-        p.stop.clear();
-        if (v->is_string()) {
-            p.stop.push_back(v->get<std::string>());
-        } else if (v->is_array()) {
-            for (const auto& s : *v) p.stop.push_back(as_string(s, "stop"));
-        } else {
-            bad(str("field 'stop' must be a string or an array of strings, got ", type_name(*v)));
+    for (const SamplingField& f : sampling_fields()) {
+        if (auto* v = field(obj, f.json_name)) parse_sampling_value(*v, f.json_name, f, p);
+        if (f.json_alias) {
+            if (auto* v = field(obj, f.json_alias)) parse_sampling_value(*v, f.json_alias, f, p);
         }
-    }
-    if (auto* v = field(obj, "stop_token_ids")) p.stop_token_ids = as_token_ids(*v, "stop_token_ids");
-    if (auto* v = field(obj, "ignore_eos")) p.ignore_eos = as_bool(*v, "ignore_eos");
-    if (auto* v = field(obj, "n")) p.n = as_int32(*v, "n");
-    if (auto* v = field(obj, "logprobs")) {
-        if (v->is_boolean()) {
-            p.logprobs = v->get<bool>();
-        } else if (v->is_number_integer()) {
-            // An integer asks for that many alternatives too (OpenAI /v1/completions, vLLM).
-            p.top_logprobs = as_int32(*v, "logprobs");
-            p.logprobs = true;
-        } else {
-            bad(str("field 'logprobs' must be true, false or an integer, got ", type_name(*v)));
-        }
-    }
-    if (auto* v = field(obj, "top_logprobs")) {
-        p.top_logprobs = as_int32(*v, "top_logprobs");
-        if (p.top_logprobs > 0) p.logprobs = true;
     }
 }
 

@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "engine/core/request.h"
+#include "engine/core/sampling_fields.h"  // SamplingLimits, validate_sampling_params
 
 namespace gridlm {
 
@@ -24,16 +25,6 @@ enum class InputFormat : uint8_t {
 
 InputFormat input_format_from_name(std::string_view name);  // throws Error
 const char* input_format_name(InputFormat f);
-
-// Range limits applied to sampling parameters (per record and to the command-line defaults).
-struct SamplingLimits {
-    int32_t max_n = 64;
-    int32_t max_tokens = 1 << 20;  // set to the model's context length when known
-    int32_t max_top_logprobs = 20;
-};
-
-// Empty when the parameters are in range; else what is wrong, e.g. "top_p must be in (0, 1], got 0".
-std::optional<std::string> validate_sampling_params(const SamplingParams& p, const SamplingLimits& limits);
 
 // True when s is well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF);
 // else *bad_offset (when given) is the byte offset of the first bad sequence.

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/core/error.h"
-#include "engine/sampling/rng.h"
+#include "engine/core/hash.h"
 
 namespace gridlm {
 

@@ -267,6 +267,30 @@ std::vector<float> SafetensorsSource::read_f32(const std::string& name) const {
     return it->second.first->read_f32(*it->second.second);
 }
 
+const SafetensorsTensor& SafetensorsSource::entry(const std::string& name) const {
+    auto it = index_.find(name);
+    if (it == index_.end()) throw Error(str("no tensor '", name, "' in the safetensors weights of ", where_));
+    return *it->second.second;
+}
+
+DType SafetensorsSource::stored_type(const std::string& name) const { return entry(name).dtype; }
+
+std::vector<uint8_t> SafetensorsSource::read_rows_raw(const std::string& name, int64_t row0, int64_t n_rows) const {
+    const SafetensorsTensor& t = entry(name);
+    const std::vector<int64_t>& shape = t.info.shape;
+    if (shape.empty() || shape.size() > 2) {
+        throw Error(str("tensor '", name, "' in ", where_, " has shape ", shape_str(shape),
+                        "; raw row reads need 1 or 2 dimensions"));
+    }
+    if (row0 < 0 || n_rows < 0 || row0 > shape[0] - n_rows) {
+        throw Error(str("tensor '", name, "' in ", where_, ": rows [", row0, ", ", row0 + n_rows,
+                        ") are outside its shape ", shape_str(shape)));
+    }
+    const int64_t bytes = row_bytes(t.dtype, shape.size() == 2 ? shape[1] : 1);
+    const uint8_t* src = index_.at(name).first->data(t) + row0 * bytes;
+    return std::vector<uint8_t>(src, src + n_rows * bytes);
+}
+
 std::vector<std::string> SafetensorsSource::files() const {
     std::vector<std::string> out;
     for (const auto& f : files_) out.push_back(f->path());

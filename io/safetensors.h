@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "engine/core/dtype.h"
-#include "io/tensor_source.h"
+#include "engine/core/tensor_source.h"
 
 namespace gridlm {
 
@@ -61,11 +61,16 @@ public:
 
     const std::vector<TensorInfo>& tensors() const override { return infos_; }
     std::vector<float> read_f32(const std::string& name) const override;
+    // F32, F16 or BF16 as in the header.
+    DType stored_type(const std::string& name) const override;
+    // Rows as stored: [n_rows, cols] of the dtype's bytes.
+    std::vector<uint8_t> read_rows_raw(const std::string& name, int64_t row0, int64_t n_rows) const override;
     // Files the tensors were read from (one, or the shards in name order).
     std::vector<std::string> files() const;
 
 private:
     void add_whole_file(const std::string& path);
+    const SafetensorsTensor& entry(const std::string& name) const;
 
     std::vector<std::unique_ptr<SafetensorsFile>> files_;
     std::vector<TensorInfo> infos_;

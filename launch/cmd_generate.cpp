@@ -12,7 +12,6 @@
 #include <iostream>
 #include <memory>
 #include <string>
-#include <cmath>
 #include <ctime>
 #include <limits>
 #include <vector>
@@ -21,9 +20,6 @@
 #include "engine/kv/kv_cache.h"
 #include "engine/model/model.h"
 #include "engine/tokenizer/tokenizer.h"
-#include "io/gguf.h"
-#include "io/gguf_model.h"
-#include "io/h5_checkpoint.h"
 #include "io/job_journal.h"
 #include "io/prompt_reader.h"
 #include "io/result_writer.h"
@@ -31,7 +27,11 @@
 #include "launch/cli_options.h"
 #include "launch/commands.h"
 #include "launch/generate_job.h"
+#include "launch/job_output.h"
+#include "launch/job_report.h"
+#include "launch/open_checkpoint.h"
 #include "launch/progress.h"
+#include "launch/sampling_options.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_env.h"
 #include "parallel/topology.h"
@@ -77,114 +77,15 @@ const char* usage_head =
     "             checkpoint, I/O failure)\n\n"
     "options";
 
-struct Loaded {
-    ModelConfig config;
-    TokenizerData tokenizer;
-    std::shared_ptr<const GgufFile> gguf;  // GGUF input: the mapped file
-    std::unique_ptr<TensorSource> weights;
-    std::string name;
-};
-
-// A .gguf is read directly (dequantised on load); anything else must be a native checkpoint.
-Loaded open_checkpoint(const std::string& path) {
-    if (!fs::exists(path)) throw Error(str("model file '", path, "' does not exist"));
-    Loaded l;
-    l.name = fs::path(path).stem().string();
-    if (fs::path(path).extension() == ".gguf") {
-        l.gguf = std::make_shared<GgufFile>(path);
-        l.config = gguf_model_config(*l.gguf);
-        l.tokenizer = gguf_tokenizer_data(*l.gguf);
-        l.weights = std::make_unique<GgufTensorSource>(l.gguf);
-    } else {
-        auto ck = std::make_unique<H5Checkpoint>(path);
-        if (ck->vocab_only()) throw Error(str("checkpoint '", path, "' holds a vocabulary only, no weights"));
-        l.config = ck->config();
-        l.tokenizer = ck->tokenizer();
-        l.weights = std::move(ck);
-    }
-    if (!l.config.name.empty()) l.name = l.config.name;
-    return l;
-}
-
-// Fails before the model is loaded when OUT cannot be created, without truncating it yet.
-void check_output_writable(const std::string& path) {
-    if (path == "-") return;
-    const fs::path p(path);
-    std::error_code ec;
-    if (fs::is_directory(p, ec)) throw Error(str("output '", path, "' is a directory"));
-    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-    if (!fs::is_directory(dir, ec))
-        throw Error(str("cannot write output file ", path, ": directory ", dir.string(), " does not exist"));
-    const bool ok = fs::exists(p, ec) ? ::access(path.c_str(), W_OK) == 0 : ::access(dir.c_str(), W_OK) == 0;
-    if (!ok) throw Error(str("cannot write output file ", path, ": permission denied"));
-}
-
 // The options that change what a record's line says (the grid, threads and batching do not).
-std::map<std::string, std::string> output_options(const po::variables_map& vm, const SamplingParams& p) {
-    std::map<std::string, std::string> o;
-    auto join = [](const auto& v) {
-        std::string r;
-        for (const auto& x : v) r += (r.empty() ? "" : "\x1f") + str(x);
-        return r;
-    };
-    o["max-tokens"] = str(p.max_tokens);
-    o["min-tokens"] = str(p.min_tokens);
-    o["temperature"] = str(p.temperature);
-    o["top-p"] = str(p.top_p);
-    o["top-k"] = str(p.top_k);
-    o["min-p"] = str(p.min_p);
-    o["repetition-penalty"] = str(p.repetition_penalty);
-    o["frequency-penalty"] = str(p.frequency_penalty);
-    o["presence-penalty"] = str(p.presence_penalty);
-    o["stop"] = join(p.stop);
-    o["stop-token-ids"] = join(p.stop_token_ids);
-    o["ignore-eos"] = str(p.ignore_eos);
-    o["n"] = str(p.n);
-    o["logprobs"] = str(p.logprobs);
-    o["top-logprobs"] = str(p.top_logprobs);
-    o["seed"] = str(vm["seed"].as<uint64_t>());
+std::map<std::string, std::string> output_options(const po::variables_map& vm, const SamplingParams& p,
+                                                  uint64_t job_seed) {
+    std::map<std::string, std::string> o = sampling_manifest_options(p, job_seed);
     for (const char* k : {"input-format", "order", "dtype"}) o[k] = vm[k].as<std::string>();
     o["max-model-len"] = str(vm["max-model-len"].as<int64_t>());
     o["max-prompt-tokens"] = str(vm["max-prompt-tokens"].as<int64_t>());
     o["model-name"] = vm.count("model-name") ? vm["model-name"].as<std::string>() : "";
     return o;
-}
-
-// Writer rank, before the output is opened: refuses to overwrite an existing output, or (--resume)
-// checks the manifest and recovers the output; writes the manifest of a fresh job.
-RecoveredOutput prepare_output(const std::string& output, const std::string& prompts, const std::string& model,
-                               std::map<std::string, std::string> options, bool resume, bool retry_errors) {
-    if (output == "-") {
-        if (resume) throw UsageError("--resume needs an output file, not standard output");
-        return {};
-    }
-    if (resume && prompts == "-") throw UsageError("--resume needs a prompts file, not standard input");
-    JobManifest now;
-    now.input = prompts == "-" ? "stdin" : hash_file(prompts);
-    now.checkpoint = fingerprint_file(model);
-    now.options = std::move(options);
-    std::error_code ec;
-    const bool exists =
-        (fs::exists(output, ec) && fs::file_size(output, ec) > 0) || fs::exists(journal_path_for(output), ec);
-    if (exists && !resume)
-        throw Error(str("output ", output, " already exists; --resume continues the job that wrote it (or remove ",
-                        "it and its .journal / .manifest.json to start over)"));
-    if (!exists) {
-        now.write(manifest_path_for(output));
-        return {};
-    }
-    const std::string mpath = manifest_path_for(output);
-    if (!fs::exists(mpath, ec))
-        throw Error(str("--resume: ", output, " has no manifest (", mpath, "); it was not written by a resumable ",
-                        "gridlm job"));
-    const std::vector<std::string> changes = manifest_changes(JobManifest::read(mpath), now);
-    if (!changes.empty()) {
-        std::string what;
-        for (const auto& c : changes) what += (what.empty() ? "" : ", ") + c;
-        throw Error(str("--resume: ", what, " changed since the job that wrote ", output,
-                        " started; resume with the same ones, or start a new output"));
-    }
-    return recover_output(output, retry_errors);
 }
 
 std::atomic<bool> g_stop{false};
@@ -239,60 +140,8 @@ void collective_phase(const MpiEnv& mpi, F&& phase) {
     throw ExitStatus{worst};
 }
 
-std::string seconds(double s) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%.2f s", s);
-    return buf;
-}
-
-std::string mib(double bytes) { return str((int64_t)std::llround(bytes / (1 << 20)), " MiB"); }
-
-// Writer: one line per rank with its layers, heads and weight bytes.
-void report_shards(Communicator& world, const Topology& topo, const Model& model, bool print) {
-    const ModelShard& s = model.shard();
-    const float mine[6] = {(float)s.layers.begin,     (float)s.layers.end(),       (float)s.tp.heads.size,
-                           (float)s.tp.kv_heads.size, (float)model.weight_bytes(), (float)s.head};
-    std::vector<float> all(6 * (size_t)world.size());
-    world.allgather(mine, 6, all.data());
-    if (!print || world.size() == 1) return;
-    for (int r = 0; r < world.size(); ++r) {
-        const float* v = &all[6 * (size_t)r];
-        std::fprintf(stderr, "gridlm: %s: layers %d..%d%s, %d heads, %d KV heads, %s weights\n",
-                     topo.describe(r).c_str(), (int)v[0], (int)v[1] - 1, v[5] != 0 ? " + head" : "", (int)v[2],
-                     (int)v[3], mib(v[4]).c_str());
-    }
-}
-
-// Writer: per-stage busy time, pipeline bubble and bytes sent, from every rank's counters.
-void report_grid(Communicator& world, const Topology& topo, const Model& model, const GenerateJobResult& r, bool print,
-                 int micro_batches) {
-    const float mine[6] = {(float)r.busy_s,         (float)r.wall_s,           (float)r.act_bytes_sent,
-                           (float)model.tp_bytes(), (float)r.tokens_processed, (float)r.steps};
-    std::vector<float> all(6 * (size_t)world.size());
-    world.allgather(mine, 6, all.data());
-    const GridShape& g = topo.shape();
-    if (!print || world.size() == 1) return;
-    std::fprintf(stderr, "gridlm: grid dp=%d pp=%d tp=%d, %d micro-batches per replica\n", g.dp, g.pp, g.tp,
-                 micro_batches);
-    double bubble = 0;
-    for (int stage = 0; stage < g.pp; ++stage) {
-        const float* v = &all[6 * (size_t)topo.rank_of({0, stage, 0})];  // replica 0, tp rank 0
-        const double busy = v[1] > 0 ? v[0] / v[1] : 0.0;
-        bubble += 1.0 - busy;
-        std::string line = str("gridlm:   stage ", stage, ": busy ", seconds(v[0]), " of ", seconds(v[1]), " (",
-                               (int)std::lround(100 * busy), "%), ", (int64_t)v[5], " steps");
-        if (stage + 1 < g.pp && v[4] > 0)
-            line += str(", sends ", mib(v[2]), " (", (int64_t)std::lround(v[2] / v[4]), " B per token)");
-        if (g.tp > 1 && v[4] > 0) line += str(", TP collectives ", (int64_t)std::lround(v[3] / v[4]), " B per token");
-        std::fprintf(stderr, "%s\n", line.c_str());
-    }
-    if (g.pp > 1)
-        std::fprintf(stderr, "gridlm:   pipeline bubble %.1f%% (idle share of stage time)\n", 100 * bubble / g.pp);
-}
-
 int run_generate(const std::vector<std::string>& args) {
     po::options_description opts(usage_head);
-    SamplingParams d;  // defaults shown in --help come from the struct
     // clang-format off
     opts.add_options()
         ("help,h", "show this help")
@@ -303,27 +152,9 @@ int run_generate(const std::vector<std::string>& args) {
         ("input-format", po::value<std::string>()->default_value("auto"),
          "auto (.txt extension, else the first record), txt, jsonl or openai")
         ("order", po::value<std::string>()->default_value("finished"),
-         "finished: write each record when it finishes; input: in input order")
-        ("max-tokens", po::value<int32_t>()->default_value(d.max_tokens), "tokens to generate at most per choice")
-        ("min-tokens", po::value<int32_t>()->default_value(d.min_tokens), "tokens before EOS / stops may end a choice")
-        ("temperature,t", po::value<float>()->default_value(d.temperature), "sampling temperature; 0 = greedy")
-        ("top-p", po::value<float>()->default_value(d.top_p), "nucleus mass in (0, 1]; 1 = off")
-        ("top-k", po::value<int32_t>()->default_value(d.top_k), "keep the k most likely tokens; 0 = off")
-        ("min-p", po::value<float>()->default_value(d.min_p), "keep tokens with p >= min_p * p_max; 0 = off")
-        ("repetition-penalty", po::value<float>()->default_value(d.repetition_penalty),
-         "> 1 discourages tokens of prompt and output; 1 = off")
-        ("frequency-penalty", po::value<float>()->default_value(d.frequency_penalty),
-         "in [-2, 2]: subtracted times each token's count in the output")
-        ("presence-penalty", po::value<float>()->default_value(d.presence_penalty),
-         "in [-2, 2]: subtracted once for each token present in the output")
-        ("seed", po::value<uint64_t>()->default_value(0),
-         "job seed: a record without \"seed\" uses one derived from this and its id (reruns repeat)")
-        ("stop", po::value<std::vector<std::string>>()->composing(), "stop string (repeatable); trimmed from the text")
-        ("stop-token-ids", po::value<std::vector<int32_t>>()->multitoken()->composing(), "token ids that end a choice")
-        ("ignore-eos", po::bool_switch(), "keep generating past EOS (default: EOS ends a choice)")
-        ("n", po::value<int32_t>()->default_value(d.n), "choices per prompt (1..64, at most --batch-size)")
-        ("logprobs", po::bool_switch(), "report each generated token's log-probability (default: off)")
-        ("top-logprobs", po::value<int32_t>()->default_value(0), "also the k most likely tokens per step (0..20)")
+         "finished: write each record when it finishes; input: in input order");
+    add_sampling_options(opts);
+    opts.add_options()
         ("max-seqs,b", po::value<int>()->default_value(16),
          "sequences in flight per replica (each choice counts); also --batch-size")
         ("batch-size", po::value<int>(), "the same as --max-seqs")
@@ -375,25 +206,8 @@ int run_generate(const std::vector<std::string>& args) {
     }
     require_options(vm, {"model", "prompts", "output"});
 
-    SamplingParams p;
-    p.max_tokens = vm["max-tokens"].as<int32_t>();
-    p.min_tokens = vm["min-tokens"].as<int32_t>();
-    p.temperature = vm["temperature"].as<float>();
-    p.top_p = vm["top-p"].as<float>();
-    p.top_k = vm["top-k"].as<int32_t>();
-    if (p.top_k == -1) p.top_k = 0;
-    p.min_p = vm["min-p"].as<float>();
-    p.repetition_penalty = vm["repetition-penalty"].as<float>();
-    p.frequency_penalty = vm["frequency-penalty"].as<float>();
-    p.presence_penalty = vm["presence-penalty"].as<float>();
-    if (vm.count("stop")) p.stop = vm["stop"].as<std::vector<std::string>>();
-    if (vm.count("stop-token-ids")) p.stop_token_ids = vm["stop-token-ids"].as<std::vector<int32_t>>();
-    p.ignore_eos = vm["ignore-eos"].as<bool>();
-    p.n = vm["n"].as<int32_t>();
-    p.top_logprobs = vm["top-logprobs"].as<int32_t>();
-    p.logprobs = vm["logprobs"].as<bool>() || p.top_logprobs > 0;
-
     GenerateJobOptions job;
+    SamplingParams p = sampling_params_from(vm, &job.seed);
     job.batch_size = vm["max-seqs"].as<int>();
     if (vm.count("batch-size")) {
         if (!vm["max-seqs"].defaulted() && vm["max-seqs"].as<int>() != vm["batch-size"].as<int>())
@@ -407,7 +221,6 @@ int run_generate(const std::vector<std::string>& args) {
     job.static_batches = schedule == "static";
     job.max_prompt_tokens = vm["max-prompt-tokens"].as<int64_t>();
     job.prefill_chunk = vm["prefill-chunk"].as<int64_t>();
-    job.seed = vm["seed"].as<uint64_t>();
     const int64_t max_model_len = vm["max-model-len"].as<int64_t>();
     const int threads = vm["threads"].as<int>();
     if (job.batch_size < 1 || job.batch_size > 4096) throw UsageError("--max-seqs must be in [1, 4096]");
@@ -468,7 +281,7 @@ int run_generate(const std::vector<std::string>& args) {
     std::unique_ptr<Topology> topo;
     GridCoord me;
     JobGrid grid;  // this rank's place; the communicators are filled in once they exist
-    Loaded ck;
+    OpenedCheckpoint ck;
     RecoveredOutput recovered;
     int64_t context = 0;
     std::vector<int64_t> stage_layers;
@@ -493,8 +306,8 @@ int run_generate(const std::vector<std::string>& args) {
         if (context < 2) throw Error("the checkpoint does not state its context length; give --max-model-len");
         if (grid.writer()) {
             check_output_writable(output_path);
-            recovered = prepare_output(output_path, prompts_path, vm["model"].as<std::string>(), output_options(vm, p),
-                                       resume, retry_errors);
+            recovered = prepare_output(output_path, prompts_path, vm["model"].as<std::string>(),
+                                       output_options(vm, p, job.seed), resume, retry_errors);
         }
     });
     job.context = context;
@@ -536,9 +349,7 @@ int run_generate(const std::vector<std::string>& args) {
                                 cache->block_size(), " tokens takes ", cache->block_bytes(), " bytes here)"));
         });
         cache->set_max_blocks(job.kv_blocks);
-        if (writer_rank && !quiet)
-            std::fprintf(stderr, "gridlm: KV cache budget: %lld blocks of %lld tokens (%s per block on this rank)\n",
-                         (long long)job.kv_blocks, (long long)cache->block_size(), mib(cache->block_bytes()).c_str());
+        if (writer_rank && !quiet) report_kv_budget(*cache, job.kv_blocks);
     }
     if (!quiet) report_shards(*comms.world, *topo, *model, writer_rank);
 
@@ -618,28 +429,10 @@ int run_generate(const std::vector<std::string>& args) {
         mpi.abort(exit_fatal, str("generate failed: ", e.what()));
     }
     if (progress) progress->finish();
-    if (writer_rank && !quiet && job.kv_blocks > 0) {
-        auto* cache = dynamic_cast<BlockKvCache*>(kv.get());
-        std::fprintf(
-            stderr,
-            "gridlm: KV cache (replica 0): %lld preemptions, %lld tokens recomputed, %lld prompt tokens reused "
-            "from cached prefixes, %lld of %lld blocks allocated (%s)\n",
-            (long long)result.preemptions, (long long)result.recomputed_tokens,
-            (long long)cache->prefix_tokens_reused(), (long long)cache->blocks_allocated(), (long long)job.kv_blocks,
-            mib((double)cache->blocks_allocated() * cache->block_bytes()).c_str());
-    }
-    if (job.preempt_checkpoint && job.kv_blocks > 0 && !quiet) {
-        // Each stage's checkpoint memory and KV rebuild time (replica 0, tp rank 0), on the writer.
-        const float mine[2] = {(float)result.checkpoint_bytes_peak, (float)result.restore_s};
-        std::vector<float> all(2 * (size_t)comms.world->size());
-        comms.world->allgather(mine, 2, all.data());
-        for (int stage = 0; writer_rank && stage < grid_shape.pp; ++stage) {
-            const float* v = &all[2 * (size_t)topo->rank_of({0, stage, 0})];
-            std::fprintf(stderr,
-                         "gridlm:   stage %d: stage inputs held at most %s, KV rebuilt from checkpoints in %s\n", stage,
-                         mib(v[0]).c_str(), seconds(v[1]).c_str());
-        }
-    }
+    if (writer_rank && !quiet && job.kv_blocks > 0)
+        report_kv_usage(*dynamic_cast<BlockKvCache*>(kv.get()), result, job.kv_blocks);
+    if (job.preempt_checkpoint && job.kv_blocks > 0 && !quiet)
+        report_checkpoints(*comms.world, *topo, result, writer_rank);
     report_grid(*comms.world, *topo, *model, result, writer_rank && !quiet, job.micro_batches);
     // Error lines kept from an earlier run of a resumed job count too.
     const int code = result.records_failed > 0 || (writer_rank && recovered.failed > 0) ? exit_partial : exit_ok;

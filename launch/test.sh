@@ -15,6 +15,9 @@ bash "$repo/launch/setup.sh"
 echo "[test] clang-format check" >&2
 (cd "$repo" && git ls-files -co --exclude-standard -- '*.cpp' '*.h' '*.cu' '*.cuh' | xargs clang-format --dry-run --Werror)
 
+echo "[test] layering check (tests/check_deps.sh)" >&2
+bash "$repo/tests/check_deps.sh" "$repo"
+
 echo "[test] ctest (build/)" >&2
 (cd "$repo/build" && ctest --output-on-failure -j "$jobs" --timeout 900)
 

@@ -11,23 +11,6 @@
 
 namespace gridlm {
 
-void SelfCommunicator::allgather(const float* in, size_t n, float* out) {
-    if (out != in) std::memcpy(out, in, n * sizeof(float));
-}
-
-void SelfCommunicator::send(const void*, size_t, int dest, int) {
-    GRIDLM_ASSERT(dest == 0 && "a single-rank group has no peer to send to");
-}
-
-void SelfCommunicator::recv(void*, size_t, int src, int) {
-    GRIDLM_ASSERT(src == 0 && "a single-rank group has no peer to receive from");
-}
-
-std::unique_ptr<PendingSend> SelfCommunicator::isend(const void*, size_t, int dest, int) {
-    GRIDLM_ASSERT(dest == 0 && "a single-rank group has no peer to send to");
-    return nullptr;
-}
-
 namespace {
 
 class MpiPendingSend final : public PendingSend {

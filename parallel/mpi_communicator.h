@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "parallel/communicator.h"
+#include "engine/core/communicator.h"
 #include "parallel/topology.h"
 
 namespace gridlm {

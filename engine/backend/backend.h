@@ -14,12 +14,18 @@ namespace gridlm {
 
 // A weight matrix in backend memory, HF orientation: [rows = out, cols = in], row-major.
 // The element type travels with it so matmul picks the kernel; model code never branches on it.
-// (Quantised block formats are added here as new dtypes plus a kernel in the backend's matmul.)
+// A row of a block-quantised type is cols / block_size blocks (engine/core/dtype.h); rows may be
+// further apart than that (a slice of a wider matrix), which row_bytes says.
 struct Weight {
     DType dtype = DType::dtype_f32;
     int64_t rows = 0;
     int64_t cols = 0;
-    const void* data = nullptr;  // [rows, cols] of dtype
+    const void* data = nullptr;  // [rows, cols] of dtype, row r at byte stride() * r
+    int64_t row_bytes = 0;       // bytes from one row to the next; 0: packed rows
+
+    // The row stride in bytes: row_bytes, or the packed size of a row.
+    int64_t stride() const { return row_bytes > 0 ? row_bytes : gridlm::row_bytes(dtype, cols); }
+    const void* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * stride(); }
 };
 
 // One output of a multi-matmul: y = x w^T (+ bias).  bias: [w.rows] or nullptr; y: [n, w.rows]
@@ -31,16 +37,22 @@ struct MatmulOut {
 
 // One sequence's keys and values for one layer, stored in fixed-size blocks so that a paged
 // cache can hand out the same view. Position p lives in block p / block_size at row
-// p % block_size; each block holds, per layer, K then V as [block_size, n_head_kv * head_dim].
+// p % block_size; each block holds, per layer, K as [block_size, k_row] then V as
+// [block_size, v_row]. K and V rows may differ in width. v_row == 0 is a latent cache (MLA, see
+// shared/DEEPSEEK-V3.md): one row per token (576 values for DeepSeek-V3) whose first values
+// also serve as V, so v(pos) == k(pos).
 struct KvSeqView {
     float* const* blocks = nullptr;  // [n_blocks] block base pointers (backend memory)
     int64_t block_size = 0;          // positions per block
     int64_t k_offset = 0;            // element offset of this layer's K inside a block
-    int64_t v_offset = 0;            // element offset of this layer's V inside a block
-    int64_t row = 0;                 // n_head_kv * head_dim
+    int64_t v_offset = 0;            // element offset of this layer's V inside a block (unused when v_row == 0)
+    int64_t k_row = 0;               // elements per position of K: n_head_kv * head_dim for GQA
+    int64_t v_row = 0;               // elements per position of V; 0: V is read from the K row
 
-    float* k(int64_t pos) const { return blocks[pos / block_size] + k_offset + (pos % block_size) * row; }
-    float* v(int64_t pos) const { return blocks[pos / block_size] + v_offset + (pos % block_size) * row; }
+    float* k(int64_t pos) const { return blocks[pos / block_size] + k_offset + (pos % block_size) * k_row; }
+    float* v(int64_t pos) const {
+        return v_row == 0 ? k(pos) : blocks[pos / block_size] + v_offset + (pos % block_size) * v_row;
+    }
 };
 
 // One sequence's share of a batched attention call: its queries are rows
@@ -55,9 +67,12 @@ struct AttentionSeq {
 
 struct AttentionShape {
     int64_t n_head = 0;
-    int64_t n_head_kv = 0;  // divides n_head (GQA: n_head / n_head_kv query heads per KV head)
-    int64_t head_dim = 0;
-    float scale = 0.f;  // 1 / sqrt(head_dim)
+    int64_t n_head_kv = 0;   // divides n_head (GQA: n_head / n_head_kv query heads per KV head)
+    int64_t head_dim = 0;    // width of a query / key head (the dot product)
+    float scale = 0.f;       // usually 1 / sqrt(head_dim)
+    int64_t v_head_dim = 0;  // width of a value head and of an output head; 0: head_dim
+
+    int64_t v_dim() const { return v_head_dim > 0 ? v_head_dim : head_dim; }
 };
 
 class Backend {
@@ -92,9 +107,12 @@ public:
     // Rotates every head of every token in place.  x: [n, n_heads, head_dim]; cs: [n, head_dim]
     virtual void rope(float* x, const float* cs, int64_t n, int64_t n_heads, int64_t head_dim) = 0;
     // Writes new keys / values into the cache at positions pos0 .. pos0 + n_new - 1 of each seq.
-    // k, v: [n_tokens, n_head_kv * head_dim], rows ordered as the seqs' token_offset say.
+    // k: [n_tokens, kv.k_row], v: [n_tokens, kv.v_row] (ignored, may be nullptr, for a latent
+    // cache with v_row == 0), rows ordered as the seqs' token_offset say.
     virtual void kv_store(const float* k, const float* v, const AttentionSeq* seqs, int64_t n_seqs) = 0;
-    // Causal GQA attention.  q: [n_tokens, n_head, head_dim]; out: [n_tokens, n_head, head_dim]
+    // Causal GQA attention: query head h reads KV head h / (n_head / n_head_kv), at column
+    // (h / group) * head_dim of the K row and (h / group) * v_dim() of the V row.
+    // q: [n_tokens, n_head, head_dim]; out: [n_tokens, n_head, v_dim()]
     virtual void attention(const float* q, const AttentionSeq* seqs, int64_t n_seqs, const AttentionShape& shape,
                            float* out) = 0;
     // out = silu(gate) * up.  gate, up, out: [n]

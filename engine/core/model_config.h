@@ -7,7 +7,7 @@
 namespace gridlm {
 
 struct ModelConfig {
-    std::string arch;     // "llama" | "qwen2"
+    std::string arch;     // a name of engine/core/arch.h: "llama" | "qwen2"
     std::string name;     // human-readable model name, may be empty
     int64_t n_vocab = 0;  // rows of the embedding / LM head
     int64_t n_embd = 0;   // hidden size

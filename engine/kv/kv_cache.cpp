@@ -8,18 +8,20 @@
 
 namespace gridlm {
 
-BlockKvCache::BlockKvCache(Backend& backend, const ModelConfig& config, int n_slots, int64_t max_length,
+BlockKvCache::BlockKvCache(Backend& backend, const KvLayout& layout, int n_slots, int64_t max_length,
                            int64_t block_size)
     : backend_(backend),
-      n_layer_(config.n_layer),
-      row_(config.n_head_kv * config.head_dim),
+      layout_(layout),
       block_size_(block_size),
       max_length_(max_length),
-      block_floats_(config.n_layer * 2 * block_size * config.n_head_kv * config.head_dim),
+      block_floats_(block_size * layout.floats_per_token()),
       slots_(n_slots) {
     if (n_slots <= 0 || max_length <= 0 || block_size <= 0)
         throw Error(str("KV cache needs positive slots, length and block size (got ", n_slots, ", ", max_length, ", ",
                         block_size, ")"));
+    if (layout.n_layer <= 0 || layout.k_row <= 0 || layout.v_row < 0)
+        throw Error(str("KV cache layout needs layers and a K row (got ", layout.n_layer, " layers, K row ",
+                        layout.k_row, ", V row ", layout.v_row, ")"));
 }
 
 BlockKvCache::~BlockKvCache() {
@@ -141,14 +143,15 @@ void BlockKvCache::publish_prefix(int slot, std::span<const int32_t> tokens) {
 
 KvSeqView BlockKvCache::view(int slot, int layer) const {
     const Slot& s = slot_at(slot);
-    GRIDLM_ASSERT(layer >= 0 && layer < n_layer_);
+    GRIDLM_ASSERT(layer >= 0 && layer < layout_.n_layer);
     KvSeqView v;
     v.blocks = s.blocks.data();
     v.block_size = block_size_;
-    v.row = row_;
-    // Block layout: [n_layer][K, V][block_size][row]
-    v.k_offset = (2 * layer) * block_size_ * row_;
-    v.v_offset = (2 * layer + 1) * block_size_ * row_;
+    v.k_row = layout_.k_row;
+    v.v_row = layout_.v_row;
+    // Block layout: [n_layer][K [block_size][k_row], V [block_size][v_row]]
+    v.k_offset = layer * block_size_ * (layout_.k_row + layout_.v_row);
+    v.v_offset = v.k_offset + block_size_ * layout_.k_row;
     return v;
 }
 

@@ -15,6 +15,21 @@
 
 namespace gridlm {
 
+// What one token occupies in the cache, per layer: a K row and a V row (elements). Llama-style
+// GQA layers store n_head_kv * head_dim each; a latent (MLA) layer stores one k_row-wide row and
+// no V row (v_row == 0), its V being read from the K row (KvSeqView::v).
+struct KvLayout {
+    int64_t n_layer = 0;
+    int64_t k_row = 0;
+    int64_t v_row = 0;
+
+    // K and V rows of n_head_kv * head_dim (Llama, Qwen2), for config's layers.
+    static KvLayout gqa(const ModelConfig& config) {
+        return {config.n_layer, config.n_head_kv * config.head_dim, config.n_head_kv * config.head_dim};
+    }
+    int64_t floats_per_token() const { return n_layer * (k_row + v_row); }
+};
+
 class KvCache {
 public:
     virtual ~KvCache() = default;
@@ -55,7 +70,10 @@ public:
 // f32 keys/values in blocks of block_size positions, each block holding every layer's K and V.
 class BlockKvCache final : public KvCache {
 public:
-    BlockKvCache(Backend& backend, const ModelConfig& config, int n_slots, int64_t max_length, int64_t block_size = 64);
+    BlockKvCache(Backend& backend, const KvLayout& layout, int n_slots, int64_t max_length, int64_t block_size = 64);
+    // The GQA layout of config (KvLayout::gqa).
+    BlockKvCache(Backend& backend, const ModelConfig& config, int n_slots, int64_t max_length, int64_t block_size = 64)
+        : BlockKvCache(backend, KvLayout::gqa(config), n_slots, max_length, block_size) {}
     ~BlockKvCache() override;
     BlockKvCache(const BlockKvCache&) = delete;
     BlockKvCache& operator=(const BlockKvCache&) = delete;
@@ -100,7 +118,8 @@ private:
     void release(float* b);
 
     Backend& backend_;
-    int64_t n_layer_, row_, block_size_, max_length_, block_floats_;
+    KvLayout layout_;
+    int64_t block_size_, max_length_, block_floats_;
     int64_t max_blocks_ = 0;
     int64_t prefix_reused_ = 0;
     std::vector<Slot> slots_;

@@ -1,32 +1,16 @@
 // Model: weight loading, per-step bookkeeping (positions, KV views, workspace) and the shared
-// head (embedding in, final norm and LM head out) around the architecture's layer loop.
+// head (embedding in, final norm and LM head out) around the architecture's layer function.
 #include "engine/model/model.h"
 
-#include <cmath>
+#include <algorithm>
 #include <unordered_set>
 
+#include "engine/core/communicator.h"
 #include "engine/core/error.h"
+#include "engine/model/arch_registry.h"
 #include "engine/model/decoder.h"
-#include "parallel/communicator.h"
 
 namespace gridlm {
-
-namespace {
-
-void check_config(const ModelConfig& c) {
-    if (c.arch != "llama" && c.arch != "qwen2")
-        throw Error(str("unsupported model architecture '", c.arch, "' (supported: llama, qwen2)"));
-    if (c.n_embd <= 0 || c.n_layer <= 0 || c.n_head <= 0 || c.n_head_kv <= 0 || c.head_dim <= 0 || c.n_ff <= 0 ||
-        c.n_vocab <= 0)
-        throw Error(str("model config has a non-positive dimension (n_embd ", c.n_embd, ", n_layer ", c.n_layer,
-                        ", n_head ", c.n_head, ", n_head_kv ", c.n_head_kv, ", head_dim ", c.head_dim, ", n_ff ",
-                        c.n_ff, ", n_vocab ", c.n_vocab, ")"));
-    if (c.n_head % c.n_head_kv != 0 || c.head_dim % 2 != 0)
-        throw Error(str("model config: n_head ", c.n_head, " must be a multiple of n_head_kv ", c.n_head_kv,
-                        " and head_dim ", c.head_dim, " even"));
-}
-
-}  // namespace
 
 Model::Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype, int n_threads)
     : Model(config, source, weight_dtype, std::shared_ptr<Backend>(make_cpu_backend(n_threads))) {}
@@ -43,7 +27,8 @@ Model::Model(const ModelConfig& config, const TensorSource& source, DType weight
       tp_(tp),
       weight_dtype_(weight_dtype),
       backend_(std::move(backend)) {
-    check_config(config_);
+    arch_ = &arch_spec(config_.arch);
+    arch_->check_config(config_);
     if (weight_dtype != DType::dtype_f32 && weight_dtype != DType::dtype_bf16)
         throw Error(str("weight dtype ", dtype_name(weight_dtype), " is not supported (use f32 or bf16)"));
     const int tp_size = tp_ ? tp_->size() : 1;
@@ -55,14 +40,13 @@ Model::Model(const ModelConfig& config, const TensorSource& source, DType weight
     local_.n_head_kv = shard_.tp.kv_heads.size;
     local_.n_ff = shard_.tp.ff.size;
     local_.n_vocab = shard_.tp.vocab.size;
-    layers_ = config_.arch == "qwen2" ? &qwen2_layers : &llama_layers;
-    weights_ = load_weights(*backend_, config_, source, weight_dtype, shard_);
+    weights_ = load_weights(*backend_, config_, source, weight_dtype, shard_, arch_->load_layer);
 }
 
 Model::~Model() = default;
 
 std::unique_ptr<KvCache> Model::make_kv_cache(int n_slots, int64_t max_length) const {
-    return std::make_unique<BlockKvCache>(*backend_, local_, n_slots, max_length);
+    return std::make_unique<BlockKvCache>(*backend_, arch_->kv_layout(local_), n_slots, max_length);
 }
 
 void StepContext::reduce(float* data, int64_t count) {
@@ -83,9 +67,9 @@ void Model::ensure_workspace(int64_t n, int64_t n_out) {
     ws_tokens_ = std::max(n, ws_tokens_);
     ws_out_ = std::max(n_out, ws_out_);
     const ModelConfig& c = local_;
-    const int64_t per_token =
-        3 * c.n_embd + (c.n_head + 2 * c.n_head_kv) * c.head_dim + c.n_head * c.head_dim + 2 * c.n_ff + c.head_dim;
-    // Rows for the logits stage: normed hidden states of the rows that get logits.
+    // The residual stream and the layer function's scratch, per token of the step; then rows for
+    // the logits stage: normed hidden states of the rows that get logits.
+    const int64_t per_token = c.n_embd + arch_->scratch_per_token(c);
     workspace_ = BackendBuffer(*backend_, sizeof(float) * (ws_tokens_ * per_token + ws_out_ * c.n_embd +
                                                            (backend_->host_memory() ? 0 : ws_out_ * c.n_vocab)));
 }
@@ -103,13 +87,14 @@ void Model::forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x
     if (n == 0) return;
     const int64_t n_out = batch.n_logit_rows();
 
-    StepContext ctx{be, c, weights_, kv, {}, {}, {}, n};
+    StepContext ctx(be, c, weights_, kv);
+    ctx.n = n;
     ctx.tp = tp_;
     ctx.tp_bytes = &tp_bytes_;
-    ctx.shape = {c.n_head, c.n_head_kv, c.head_dim, (float)(1.0 / std::sqrt((double)c.head_dim))};
 
     // Positions and cache room per sequence; every new token sits at its sequence's length.
-    std::vector<int32_t> pos(n);
+    std::vector<int32_t>& pos = ctx.pos;
+    pos.resize(n);
     std::unordered_set<int> seen;
     int64_t off = 0;
     for (const ForwardSeq& s : batch.seqs) {
@@ -135,18 +120,11 @@ void Model::forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x
         p += count;
         return r;
     };
-    const int64_t hd = c.head_dim, d = c.n_embd;
-    ctx.x = take(n * d);
-    ctx.xn = take(n * d);
-    ctx.tmp = take(n * d);
-    ctx.q = take(n * c.n_head * hd);
-    ctx.k = take(n * c.n_head_kv * hd);
-    ctx.v = take(n * c.n_head_kv * hd);
-    ctx.attn = take(n * c.n_head * hd);
-    ctx.gate = take(n * c.n_ff);
-    ctx.up = take(n * c.n_ff);
-    ctx.cs = take(n * hd);
-    float* out_rows = take(n_out * d);
+    const int64_t d = c.n_embd;
+    ctx.x = take(n * d);  // [n, n_embd]
+    const int64_t scratch = n * arch_->scratch_per_token(c);
+    ctx.scratch = Scratch(take(scratch), scratch);
+    float* out_rows = take(n_out * d);  // [n_out, n_embd]
 
     if (shard_.embedding) {
         for (int32_t id : batch.tokens)
@@ -158,8 +136,7 @@ void Model::forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x
     } else {
         be.copy_from_host(ctx.x, x_in, sizeof(float) * n * d);
     }
-    be.rope_table(pos.data(), n, hd, c.rope_theta, ctx.cs);  // [n, head_dim]
-    layers_(ctx);
+    arch_->layers(ctx);
     for (const ForwardSeq& s : batch.seqs) kv.commit(s.slot, s.n_tokens);
 
     if (!shard_.head) {

@@ -1,6 +1,7 @@
-// Model: a Llama / Qwen2 decoder on a compute backend. The job driver builds one per rank,
-// makes a KV cache with a slot per live sequence, and calls forward() once per step with any
-// mix of prefill chunks and decode tokens; logits come back in host memory.
+// Model: a decoder of any architecture in the registry (arch_registry.h) on a compute backend.
+// The job driver builds one per rank, makes a KV cache with a slot per live sequence, and calls
+// forward() once per step with any mix of prefill chunks and decode tokens; logits come back in
+// host memory.
 //
 //   Model model(config, source, DType::dtype_bf16, /*n_threads=*/0);
 //   auto kv = model.make_kv_cache(/*n_slots=*/64, /*max_length=*/4096);
@@ -26,12 +27,12 @@
 #include "engine/model/forward_batch.h"
 #include "engine/model/shard.h"
 #include "engine/model/weights.h"
-#include "io/tensor_source.h"
+#include "engine/core/tensor_source.h"
 
 namespace gridlm {
 
 class Communicator;
-struct StepContext;
+struct ArchSpec;
 
 class Model {
 public:
@@ -57,8 +58,8 @@ public:
     Backend& backend() const { return *backend_; }
     int64_t weight_bytes() const { return weights_.bytes; }
 
-    // A KV cache on this model's backend for the shard's layers and KV heads: n_slots sequences
-    // of up to max_length tokens each.
+    // A KV cache on this model's backend for the shard's layers and KV heads, laid out as the
+    // architecture says: n_slots sequences of up to max_length tokens each.
     std::unique_ptr<KvCache> make_kv_cache(int n_slots, int64_t max_length) const;
 
     // One step: appends each sequence's new tokens at its current length in kv (slots must be
@@ -88,8 +89,8 @@ private:
     DType weight_dtype_;
     std::shared_ptr<Backend> backend_;
     ModelWeights weights_;
-    void (*layers_)(StepContext&) = nullptr;
-    BackendBuffer workspace_;  // activations for the largest step so far
+    const ArchSpec* arch_ = nullptr;  // the registry row of config_.arch
+    BackendBuffer workspace_;         // activations for the largest step so far
     int64_t ws_tokens_ = 0, ws_out_ = 0;
 };
 

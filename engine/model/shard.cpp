@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <string>
+#include <unordered_set>
 
 #include "engine/core/error.h"
 
@@ -15,6 +17,31 @@ Range split_range(int64_t total, int n, int r) {
     return {r * base + std::min<int64_t>(r, extra), base + (r < extra ? 1 : 0)};
 }
 
+Range split_range_aligned(int64_t total, int n, int r, int64_t align) {
+    GRIDLM_ASSERT(align >= 1 && total % align == 0);
+    const Range units = split_range(total / align, n, r);
+    return {units.begin * align, units.size * align};
+}
+
+TpSplitTypes tp_split_types(const ModelConfig& c, const TensorSource& source) {
+    TpSplitTypes t;
+    // Keeps the type with the larger block; block sizes (1, 32, 256) each divide the larger ones.
+    auto widen = [](DType& have, DType next) {
+        const int64_t a = dtype_block_size(have), b = dtype_block_size(next);
+        GRIDLM_ASSERT(a % b == 0 || b % a == 0);
+        if (b > a) have = next;
+    };
+    std::unordered_set<std::string> names;
+    for (const TensorInfo& info : source.tensors()) names.insert(info.name);
+    for (int64_t il = 0; il < c.n_layer; ++il) {  // a missing tensor is the loader's error to report
+        const std::string o = str("model.layers.", il, ".self_attn.o_proj.weight");
+        const std::string down = str("model.layers.", il, ".mlp.down_proj.weight");
+        if (names.count(o)) widen(t.o_proj, source.stored_type(o));
+        if (names.count(down)) widen(t.down_proj, source.stored_type(down));
+    }
+    return t;
+}
+
 namespace {
 
 // KV heads read by query heads `heads` (GQA: head h reads KV head h / group).
@@ -24,9 +51,23 @@ Range kv_heads_of(const ModelConfig& c, Range heads) {
     return {first, last - first + 1};
 }
 
+// Refuses a split whose cuts along a matrix's input columns fall inside a block of its type, or
+// that leaves a rank no columns.  parts: [tp] each rank's columns
+void check_column_blocks(int tp, const char* tensor, DType type, int64_t total, const std::vector<Range>& parts) {
+    const int64_t block = dtype_block_size(type);
+    for (size_t r = 0; r < parts.size(); ++r) {
+        const Range& part = parts[r];
+        if (part.begin % block == 0 && part.size % block == 0 && part.size > 0) continue;
+        const std::string share = part.size > 0 ? str("columns ", part.begin, "..", part.end() - 1) : "no columns";
+        throw Error(str("tp=", tp, " cannot split ", tensor, " (", dtype_traits(type).file_name, ", blocks of ", block,
+                        ") along its ", total, " input columns: each rank's share must be a whole number of blocks",
+                        " (rank ", r, " would get ", share, ")"));
+    }
+}
+
 }  // namespace
 
-void check_tensor_parallel(const ModelConfig& c, int tp) {
+void check_tensor_parallel(const ModelConfig& c, int tp, const TpSplitTypes& types) {
     if (tp < 1) throw Error(str("tp must be >= 1, got ", tp));
     if (c.n_head % tp != 0) throw Error(str("tp=", tp, " does not divide the model's ", c.n_head, " attention heads"));
     if (c.n_head_kv % tp != 0 && tp % c.n_head_kv != 0) {
@@ -47,17 +88,30 @@ void check_tensor_parallel(const ModelConfig& c, int tp) {
     }
     if (c.n_ff < tp) throw Error(str("tp=", tp, " is larger than the MLP size ", c.n_ff));
     if (c.n_vocab < tp) throw Error(str("tp=", tp, " is larger than the vocabulary ", c.n_vocab));
+    if (tp == 1) return;  // nothing is cut
+    std::vector<Range> o_cols, ff_cols;
+    const int64_t ff_block = dtype_block_size(types.down_proj);
+    for (int r = 0; r < tp; ++r) {
+        const Range heads = split_range(c.n_head, tp, r);
+        o_cols.push_back({heads.begin * c.head_dim, heads.size * c.head_dim});
+        // A total that is not whole blocks gets plain near-equal parts, which the check refuses.
+        ff_cols.push_back(c.n_ff % ff_block == 0 ? split_range_aligned(c.n_ff, tp, r, ff_block)
+                                                 : split_range(c.n_ff, tp, r));
+    }
+    check_column_blocks(tp, "self_attn.o_proj", types.o_proj, c.n_head * c.head_dim, o_cols);
+    check_column_blocks(tp, "mlp.down_proj", types.down_proj, c.n_ff, ff_cols);
 }
 
-TpShard tp_shard(const ModelConfig& c, int tp, int rank) {
-    check_tensor_parallel(c, tp);
+TpShard tp_shard(const ModelConfig& c, int tp, int rank, const TpSplitTypes& types) {
+    check_tensor_parallel(c, tp, types);
     GRIDLM_ASSERT(rank >= 0 && rank < tp);
     TpShard s;
     s.rank = rank;
     s.size = tp;
     s.heads = split_range(c.n_head, tp, rank);
     s.kv_heads = kv_heads_of(c, s.heads);
-    s.ff = split_range(c.n_ff, tp, rank);
+    // One range for gate/up rows and down columns, so it follows down_proj's blocks.
+    s.ff = split_range_aligned(c.n_ff, tp, rank, tp == 1 ? 1 : dtype_block_size(types.down_proj));
     s.vocab = split_range(c.n_vocab, tp, rank);
     s.vocab_max = split_range(c.n_vocab, tp, 0).size;
     return s;
@@ -99,14 +153,14 @@ ModelShard ModelShard::whole(const ModelConfig& c) {
 }
 
 ModelShard ModelShard::of(const ModelConfig& c, const std::vector<int64_t>& stage_layers, int stage, int tp,
-                          int tp_rank) {
+                          int tp_rank, const TpSplitTypes& types) {
     GRIDLM_ASSERT(stage >= 0 && stage < (int)stage_layers.size());
     ModelShard s;
     s.layers.begin = std::accumulate(stage_layers.begin(), stage_layers.begin() + stage, int64_t{0});
     s.layers.size = stage_layers[stage];
     s.embedding = stage == 0;
     s.head = stage == (int)stage_layers.size() - 1;
-    s.tp = tp_shard(c, tp, tp_rank);
+    s.tp = tp_shard(c, tp, tp_rank, types);
     return s;
 }
 

@@ -1,27 +1,42 @@
 // A decoder's weights in backend memory, loaded from any TensorSource (HF names, [out, in]).
-// Matrices take the requested dtype (f32 or bf16); norms and biases stay f32.
+// Matrices take the requested dtype (f32 or bf16); norms and biases stay f32. The model-level
+// tensors (embedding, final norm, LM head) are loaded here; each layer by its architecture's
+// loader (arch_registry.h) through a WeightLoader.
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/backend/backend.h"
 #include "engine/core/model_config.h"
 #include "engine/model/shard.h"
-#include "io/tensor_source.h"
+#include "engine/core/tensor_source.h"
 
 namespace gridlm {
 
+// Grouped-query self-attention, shapes of the rank's shard (hd = head_dim).
+struct AttentionWeights {
+    Weight q, k, v;                 // [n_head*hd | n_head_kv*hd, n_embd]  self_attn.{q,k,v}_proj
+    const float* q_bias = nullptr;  // [n_head*hd] (Qwen2) or nullptr
+    const float* k_bias = nullptr;  // [n_head_kv*hd]
+    const float* v_bias = nullptr;  // [n_head_kv*hd]
+    Weight o;                       // [n_embd, n_head*hd]  self_attn.o_proj
+};
+
+// SwiGLU MLP: down(silu(gate(x)) * up(x)).
+struct MlpWeights {
+    Weight gate, up;  // [n_ff, n_embd]  mlp.{gate,up}_proj
+    Weight down;      // [n_embd, n_ff]  mlp.down_proj
+};
+
+// One pre-norm decoder layer.
 struct LayerWeights {
-    const float* attn_norm = nullptr;  // [n_embd]           input_layernorm
-    Weight q, k, v;                    // [n_head*hd | n_head_kv*hd, n_embd]  self_attn.{q,k,v}_proj
-    const float* q_bias = nullptr;     // [n_head*hd] (Qwen2) or nullptr
-    const float* k_bias = nullptr;     // [n_head_kv*hd]
-    const float* v_bias = nullptr;     // [n_head_kv*hd]
-    Weight o;                          // [n_embd, n_head*hd]  self_attn.o_proj
-    const float* mlp_norm = nullptr;   // [n_embd]           post_attention_layernorm
-    Weight gate, up;                   // [n_ff, n_embd]     mlp.{gate,up}_proj
-    Weight down;                       // [n_embd, n_ff]     mlp.down_proj
+    const float* attn_norm = nullptr;  // [n_embd]  input_layernorm
+    AttentionWeights attn;
+    const float* mlp_norm = nullptr;  // [n_embd]  post_attention_layernorm
+    MlpWeights mlp;
 };
 
 // Shapes are those of the rank's shard (shard.h): q/k/v/gate/up keep their heads' / columns'
@@ -35,9 +50,42 @@ struct ModelWeights {
     int64_t bytes = 0;  // weight bytes held in backend memory
 };
 
-// Loads the shard's weights, reading only its slices. Throws gridlm::Error naming the tensor when
-// one is missing or has an unexpected shape.
+// Reads tensors (or the shard's slices of them) from a TensorSource after checking their full
+// shapes, converts them and uploads them into backend memory owned by a ModelWeights. Throws
+// gridlm::Error naming the tensor when one is missing or has an unexpected shape.
+class WeightLoader {
+public:
+    WeightLoader(Backend& be, const TensorSource& src, DType dtype, ModelWeights& out);
+
+    bool has(const std::string& name) const { return infos_.count(name) != 0; }
+
+    // A vector of n values, or its slice `part`, as f32.  [n] or [part.size]
+    const float* vec(const std::string& name, int64_t n, Range part);
+    const float* vec(const std::string& name, int64_t n) { return vec(name, n, {0, n}); }
+
+    // Rows `part` of a [rows, cols] matrix (column-parallel), or its columns `part`
+    // (row-parallel), in the loader's dtype.
+    Weight mat_rows(const std::string& name, int64_t rows, int64_t cols, Range part);
+    Weight mat_cols(const std::string& name, int64_t rows, int64_t cols, Range part);
+
+private:
+    std::vector<float> read(const std::string& name, std::vector<int64_t> shape, Range part, bool cols) const;
+    Weight to_weight(const std::vector<float>& v, int64_t rows, int64_t cols);
+    const void* upload(const void* src, size_t bytes);
+
+    Backend& be_;
+    const TensorSource& src_;
+    DType dtype_;
+    ModelWeights& out_;
+    std::unordered_map<std::string, const TensorInfo*> infos_;
+};
+
+// Loads one layer (il: its index in the whole model) of the shard.
+using LayerLoader = LayerWeights (*)(WeightLoader& ld, const ModelConfig& config, const ModelShard& shard, int64_t il);
+
+// Loads the shard's weights, reading only its slices: the embedding on the first stage, each of
+// its layers with load_layer, the final norm and LM head on the last stage.
 ModelWeights load_weights(Backend& backend, const ModelConfig& config, const TensorSource& source, DType dtype,
-                          const ModelShard& shard);
+                          const ModelShard& shard, LayerLoader load_layer);
 
 }  // namespace gridlm

@@ -150,6 +150,16 @@ std::optional<int32_t> Tokenizer::token_id(std::string_view vocab_text) const {
     return it->second;
 }
 
+std::vector<int32_t> Tokenizer::end_of_generation_ids() const {
+    std::vector<int32_t> ids;
+    if (eos_id_ >= 0) ids.push_back(eos_id_);
+    for (const char* text : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<｜end▁of▁sentence｜>"}) {
+        if (auto id = token_id(text); id && is_control(*id) && std::find(ids.begin(), ids.end(), *id) == ids.end())
+            ids.push_back(*id);
+    }
+    return ids;
+}
+
 TokenType Tokenizer::token_type(int32_t id) const {
     check_id(id);
     return types_[id];

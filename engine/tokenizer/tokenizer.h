@@ -56,6 +56,10 @@ public:
     int32_t n_vocab() const { return static_cast<int32_t>(tokens_.size()); }
     int32_t bos_id() const { return bos_id_; }
     int32_t eos_id() const { return eos_id_; }
+    // Tokens that end a generation: EOS, and the end-of-turn control tokens that chat models emit
+    // without the checkpoint naming them as EOS (<|im_end|>, <|eot_id|>, <｜end▁of▁sentence｜>, ...),
+    // as llama.cpp's end-of-generation set does. Control tokens only; EOS first, no duplicates.
+    std::vector<int32_t> end_of_generation_ids() const;
     bool add_bos() const { return add_bos_; }
     const PreTokenizer& pre_tokenizer() const { return pre_; }
 

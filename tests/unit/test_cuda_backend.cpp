@@ -7,13 +7,14 @@
 
 #ifdef GRIDLM_HAVE_CUDA
 #include "engine/backend/cuda/cuda_backend.h"
+#include "parallel/nccl_info.h"
 #endif
 
 #ifdef GRIDLM_HAVE_CUDA
 TEST(CudaBackend, ProbeReportsLinkedLibraries) {
     auto info = gridlm::cuda::cuda_probe();
     EXPECT_GE(info.runtime_version, 12000);
-    EXPECT_GE(info.nccl_version, 20000);  // NCCL answers without a GPU
+    EXPECT_GE(gridlm::nccl_version(), 20000);  // NCCL answers without a GPU
     if (info.device_count == 0) {
         EXPECT_FALSE(info.error.empty());
     } else {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "engine/backend/backend.h"
 
@@ -29,6 +30,10 @@ constexpr bool simd_compiled() {
 }
 inline bool simd_enabled() { return simd_compiled() && detail::simd_on; }
 inline void set_simd_enabled(bool on) { detail::simd_on = on; }
+
+// A CPU backend whose calls run the portable scalar kernels whatever the build supports (the
+// registry's "cpu-scalar", so conformance tests cover both kernel sets).
+std::unique_ptr<Backend> make_scalar_backend(int n_threads = 0);
 
 void embedding(const CpuContext& ctx, const Weight& table, int64_t id0, const int32_t* ids, int64_t n, float* out);
 void rmsnorm(const CpuContext& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,

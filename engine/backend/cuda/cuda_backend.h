@@ -12,12 +12,11 @@ struct CudaInfo {
     int runtime_version = 0;  // e.g. 13000
     int driver_version = 0;   // 0 without a driver
     int cublas_version = 0;   // 0 when no device could be opened
-    int nccl_version = 0;     // from ncclGetVersion; works without a GPU
     std::string device_name;  // device 0, empty without a GPU
     std::string error;        // why device_count is 0, when it is
 };
 
-// Queries runtime, driver, NCCL and (when a device is present) cuBLAS versions. Never throws.
+// Queries runtime, driver and (when a device is present) cuBLAS versions. Never throws.
 CudaInfo cuda_probe();
 
 // RMSNorm over rows on the GPU, for host arrays (copies in and out; used by parity tests).

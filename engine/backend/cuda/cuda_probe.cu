@@ -1,7 +1,6 @@
-// Device probe: runtime, driver, cuBLAS and NCCL versions, so every build links all three.
+// Device probe: runtime, driver and cuBLAS versions (NCCL is parallel/'s: parallel/nccl_info.h).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
-#include <nccl.h>
 
 #include "engine/backend/cuda/cuda_backend.h"
 
@@ -11,8 +10,6 @@ CudaInfo cuda_probe() {
     CudaInfo info;
     cudaRuntimeGetVersion(&info.runtime_version);
     cudaDriverGetVersion(&info.driver_version);
-    int nccl = 0;
-    if (ncclGetVersion(&nccl) == ncclSuccess) info.nccl_version = nccl;
     cudaError_t err = cudaGetDeviceCount(&info.device_count);
     if (err != cudaSuccess) {
         info.device_count = 0;

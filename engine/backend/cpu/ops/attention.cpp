@@ -11,12 +11,13 @@ namespace gridlm::cpu {
 
 namespace {
 
-// One query row of one head. q, out: [head_dim]; scores: scratch of n_ctx floats.
-void attend_one(const float* q, const KvSeqView& kv, int64_t kv_col, int64_t n_ctx, int64_t head_dim, float scale,
-                float* scores, float* out) {
+// One query row of one head. q: [head_dim]; out: [v_dim]; scores: scratch of n_ctx floats. The head
+// reads K at column k_col of the K row and V at column v_col of the V row.
+void attend_one(const float* q, const KvSeqView& kv, int64_t k_col, int64_t v_col, int64_t n_ctx, int64_t head_dim,
+                int64_t v_dim, float scale, float* scores, float* out) {
     float max_s = -INFINITY;
     for (int64_t j = 0; j < n_ctx; ++j) {
-        const float s = dot_f32(q, kv.k(j) + kv_col, head_dim) * scale;
+        const float s = dot_f32(q, kv.k(j) + k_col, head_dim) * scale;
         scores[j] = s;
         max_s = std::max(max_s, s);
     }
@@ -26,16 +27,17 @@ void attend_one(const float* q, const KvSeqView& kv, int64_t kv_col, int64_t n_c
         sum += scores[j];
     }
     const float inv = 1.0f / sum;
-    std::fill(out, out + head_dim, 0.f);
-    for (int64_t j = 0; j < n_ctx; ++j) axpy(scores[j] * inv, kv.v(j) + kv_col, out, head_dim);
+    std::fill(out, out + v_dim, 0.f);
+    for (int64_t j = 0; j < n_ctx; ++j) axpy(scores[j] * inv, kv.v(j) + v_col, out, v_dim);
 }
 
 }  // namespace
 
-// q, out: [n_tokens, n_head, head_dim]; the cache already holds the new tokens' keys/values.
+// q: [n_tokens, n_head, head_dim]; out: [n_tokens, n_head, v_dim]; the cache already holds the new
+// tokens' keys/values.
 void attention(const CpuContext& ctx, const float* q, const AttentionSeq* seqs, int64_t n_seqs,
                const AttentionShape& shape, float* out) {
-    const int64_t hd = shape.head_dim, n_head = shape.n_head;
+    const int64_t hd = shape.head_dim, vd = shape.v_dim(), n_head = shape.n_head;
     const int64_t group = n_head / shape.n_head_kv;
     GRIDLM_ASSERT(group * shape.n_head_kv == n_head);
     // Flatten (seq, new token, head) into one index space so short and long sequences share
@@ -56,8 +58,8 @@ void attention(const CpuContext& ctx, const float* q, const AttentionSeq* seqs, 
             const AttentionSeq& sq = seqs[s];
             const int64_t t = (idx - first[s]) / n_head, h = (idx - first[s]) % n_head;
             const int64_t row = sq.token_offset + t;
-            attend_one(q + (row * n_head + h) * hd, sq.kv, (h / group) * hd, sq.pos0 + t + 1, hd, shape.scale,
-                       scores.data(), out + (row * n_head + h) * hd);
+            attend_one(q + (row * n_head + h) * hd, sq.kv, (h / group) * hd, (h / group) * vd, sq.pos0 + t + 1, hd, vd,
+                       shape.scale, scores.data(), out + (row * n_head + h) * vd);
         }
     }
 }

@@ -2,7 +2,7 @@
 #include <cstring>
 
 #include "engine/backend/cpu/cpu_ops.h"
-#include "engine/backend/cpu/simd.h"
+#include "engine/backend/cpu/cpu_types.h"
 
 namespace gridlm::cpu {
 
@@ -12,6 +12,11 @@ void embedding(const CpuContext& ctx, const Weight& table, int64_t id0, const in
     for (int64_t t = 0; t < n; ++t) {
         if (ids[t] < 0) throw Error(str("token id ", ids[t], " is negative"));
     }
+    const ToFloatRowFn to_float_row = cpu_type_traits(table.dtype).to_float_row;
+    if (!to_float_row)
+        throw Error(str("embedding: ", dtype_name(table.dtype),
+                        " tables are not supported by the CPU backend yet (use f32, bf16 or f16)"));
+    const int64_t stride = table.stride();
 #pragma omp parallel for num_threads(ctx.n_threads) schedule(static) if (n > 1)
     for (int64_t t = 0; t < n; ++t) {
         float* dst = out + t * d;
@@ -20,19 +25,7 @@ void embedding(const CpuContext& ctx, const Weight& table, int64_t id0, const in
             std::memset(dst, 0, d * sizeof(float));
             continue;
         }
-        switch (table.dtype) {
-            case DType::dtype_f32:
-                std::memcpy(dst, static_cast<const float*>(table.data) + row * d, d * sizeof(float));
-                break;
-            case DType::dtype_bf16:
-                bf16_to_f32_row(static_cast<const uint16_t*>(table.data) + row * d, dst, d);
-                break;
-            case DType::dtype_f16: {
-                const uint16_t* src = static_cast<const uint16_t*>(table.data) + row * d;
-                for (int64_t i = 0; i < d; ++i) dst[i] = f16_to_f32(src[i]);
-                break;
-            }
-        }
+        to_float_row(static_cast<const uint8_t*>(table.data) + row * stride, dst, d);
     }
 }
 

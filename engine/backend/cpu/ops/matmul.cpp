@@ -1,7 +1,8 @@
-// Linear layer y = x W^T (+ bias) for f32 and bf16 weights. Few tokens (decode): a streaming GEMV
-// that reads each weight row once for up to four tokens. Many tokens (prefill, batched decode):
-// OpenBLAS sgemm on per-thread slices of W's rows; bf16 slices are widened into a small f32 panel
-// first, so a bf16 weight costs one conversion per element per call, not per token.
+// Linear layer y = x W^T (+ bias), dispatched through the CPU kernel table (cpu_types.h), and the
+// f32 / bf16 kernels behind it. Few tokens (decode): a streaming GEMV that reads each weight row
+// once for up to four tokens. Many tokens (prefill, batched decode): OpenBLAS sgemm on per-thread
+// slices of W's rows; bf16 slices are widened into a small f32 panel first, so a bf16 weight costs
+// one conversion per element per call, not per token.
 #include <cblas.h>
 #include <omp.h>
 
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "engine/backend/cpu/cpu_ops.h"
+#include "engine/backend/cpu/cpu_types.h"
 #include "engine/backend/cpu/simd.h"
 
 namespace gridlm::cpu {
@@ -70,31 +72,33 @@ void gemv_tile(const WT* w, int64_t ld_w, const float* x, int64_t cols, float* y
 
 // Rows [r0, r1) for T tokens, R rows at a time (R = 4 for one token keeps 4 independent FMA
 // chains; with more tokens R = 2 keeps R * T accumulators within the 16 vector registers).
+// w: [rows, cols] with row stride ld_w elements
 template <int T, typename WT>
-void gemv_rows(const WT* w, int64_t cols, const float* x, int64_t r0, int64_t r1, float* y, int64_t ld_y) {
+void gemv_rows(const WT* w, int64_t ld_w, int64_t cols, const float* x, int64_t r0, int64_t r1, float* y,
+               int64_t ld_y) {
     constexpr int R = T == 1 ? 4 : 2;
     int64_t r = r0;
-    for (; r + R <= r1; r += R) gemv_tile<R, T, WT>(w + r * cols, cols, x, cols, y + r, ld_y);
-    for (; r < r1; ++r) gemv_tile<1, T, WT>(w + r * cols, cols, x, cols, y + r, ld_y);
+    for (; r + R <= r1; r += R) gemv_tile<R, T, WT>(w + r * ld_w, ld_w, x, cols, y + r, ld_y);
+    for (; r < r1; ++r) gemv_tile<1, T, WT>(w + r * ld_w, ld_w, x, cols, y + r, ld_y);
 }
 
 // Rows [r0, r1) of y = x W^T (+ bias) for n <= gemv_max_tokens tokens.
-// x: [n, cols]; w: [rows, cols]; y: [n, rows]
+// x: [n, cols]; w: [rows, cols] with row stride ld_w elements; y: [n, rows]
 template <typename WT>
-void gemv_block(const float* x, const WT* w, const float* bias, int64_t rows, int64_t cols, int64_t n, float* y,
-                int64_t r0, int64_t r1) {
+void gemv_block(const float* x, const WT* w, int64_t ld_w, const float* bias, int64_t rows, int64_t cols, int64_t n,
+                float* y, int64_t r0, int64_t r1) {
     switch (n) {
         case 1:
-            gemv_rows<1>(w, cols, x, r0, r1, y, rows);
+            gemv_rows<1>(w, ld_w, cols, x, r0, r1, y, rows);
             break;
         case 2:
-            gemv_rows<2>(w, cols, x, r0, r1, y, rows);
+            gemv_rows<2>(w, ld_w, cols, x, r0, r1, y, rows);
             break;
         case 3:
-            gemv_rows<3>(w, cols, x, r0, r1, y, rows);
+            gemv_rows<3>(w, ld_w, cols, x, r0, r1, y, rows);
             break;
         default:
-            gemv_rows<4>(w, cols, x, r0, r1, y, rows);
+            gemv_rows<4>(w, ld_w, cols, x, r0, r1, y, rows);
             break;
     }
     if (bias)
@@ -116,10 +120,7 @@ void gemv_multi(const CpuContext& ctx, const float* x, int64_t n, const MatmulOu
         while (b >= first[o + 1]) ++o;
         const MatmulOut& m = outs[o];
         const int64_t r0 = (b - first[o]) * block, r1 = std::min(m.w.rows, r0 + block);
-        if (m.w.dtype == DType::dtype_f32)
-            gemv_block(x, static_cast<const float*>(m.w.data), m.bias, m.w.rows, m.w.cols, n, m.y, r0, r1);
-        else
-            gemv_block(x, static_cast<const uint16_t*>(m.w.data), m.bias, m.w.rows, m.w.cols, n, m.y, r0, r1);
+        cpu_type_traits(m.w.dtype).gemv(x, m.w, m.bias, n, m.y, r0, r1);
     }
 }
 
@@ -136,8 +137,28 @@ void thread_rows(int64_t rows, int tid, int nt, int64_t& r0, int64_t& r1) {
     r1 = std::min(rows, units * (tid + 1) / nt * 16);
 }
 
+// Row stride of w in elements of WT.
+template <typename WT>
+int64_t ld_of(const Weight& w) {
+    const int64_t stride = w.stride();
+    GRIDLM_ASSERT(stride % (int64_t)sizeof(WT) == 0 && stride / (int64_t)sizeof(WT) >= w.cols);
+    return stride / (int64_t)sizeof(WT);
+}
+
+}  // namespace
+
+void gemv_f32(const float* x, const Weight& w, const float* bias, int64_t n, float* y, int64_t r0, int64_t r1) {
+    gemv_block(x, static_cast<const float*>(w.data), ld_of<float>(w), bias, w.rows, w.cols, n, y, r0, r1);
+}
+
+void gemv_bf16(const float* x, const Weight& w, const float* bias, int64_t n, float* y, int64_t r0, int64_t r1) {
+    gemv_block(x, static_cast<const uint16_t*>(w.data), ld_of<uint16_t>(w), bias, w.rows, w.cols, n, y, r0, r1);
+}
+
 // x: [n, cols]; w: [rows, cols] f32; y: [n, rows]
-void gemm_f32(const CpuContext& ctx, const float* x, const float* w, int64_t rows, int64_t cols, int64_t n, float* y) {
+void gemm_f32(const CpuContext& ctx, const float* x, const Weight& wt, int64_t n, float* y) {
+    const float* w = static_cast<const float*>(wt.data);
+    const int64_t rows = wt.rows, cols = wt.cols, ld = ld_of<float>(wt);
     blas_single_threaded();
 #pragma omp parallel num_threads(ctx.n_threads)
     {
@@ -145,14 +166,15 @@ void gemm_f32(const CpuContext& ctx, const float* x, const float* w, int64_t row
         thread_rows(rows, omp_get_thread_num(), omp_get_num_threads(), r0, r1);
         if (r1 > r0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(r1 - r0), (int)cols, 1.0f, x, (int)cols,
-                        w + r0 * cols, (int)cols, 0.0f, y + r0, (int)rows);
+                        w + r0 * ld, (int)ld, 0.0f, y + r0, (int)rows);
     }
 }
 
 // As gemm_f32 for bf16 W: each thread widens panels of its rows (sized to stay in L2) and
 // multiplies them with sgemm.
-void gemm_bf16(const CpuContext& ctx, const float* x, const uint16_t* w, int64_t rows, int64_t cols, int64_t n,
-               float* y) {
+void gemm_bf16(const CpuContext& ctx, const float* x, const Weight& wt, int64_t n, float* y) {
+    const uint16_t* w = static_cast<const uint16_t*>(wt.data);
+    const int64_t rows = wt.rows, cols = wt.cols, ld = ld_of<uint16_t>(wt);
     blas_single_threaded();
     const int64_t panel = std::clamp<int64_t>((131072 / cols) / 16 * 16, 16, 512);
 #pragma omp parallel num_threads(ctx.n_threads)
@@ -162,14 +184,12 @@ void gemm_bf16(const CpuContext& ctx, const float* x, const uint16_t* w, int64_t
         std::vector<float> buf(panel * cols);
         for (int64_t p = r0; p < r1; p += panel) {
             const int64_t np = std::min(panel, r1 - p);
-            for (int64_t r = 0; r < np; ++r) bf16_to_f32_row(w + (p + r) * cols, buf.data() + r * cols, cols);
+            for (int64_t r = 0; r < np; ++r) bf16_to_f32_row(w + (p + r) * ld, buf.data() + r * cols, cols);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)np, (int)cols, 1.0f, x, (int)cols,
                         buf.data(), (int)cols, 0.0f, y + p, (int)rows);
         }
     }
 }
-
-}  // namespace
 
 // x: [n, w.cols]; bias: [w.rows] or nullptr; y: [n, w.rows]
 void matmul(const CpuContext& ctx, const float* x, const Weight& w, const float* bias, int64_t n, float* y) {
@@ -182,18 +202,15 @@ void matmul_multi(const CpuContext& ctx, const float* x, int64_t n, const Matmul
     if (n <= 0 || n_outs <= 0) return;
     for (int64_t o = 0; o < n_outs; ++o) {
         GRIDLM_ASSERT(outs[o].w.cols == outs[0].w.cols);
-        if (outs[o].w.dtype == DType::dtype_f16)
-            throw Error("matmul: f16 weights are not supported by the CPU backend yet (use f32 or bf16)");
+        if (!cpu_type_traits(outs[o].w.dtype).has_matmul())
+            throw Error(str("matmul: ", dtype_name(outs[o].w.dtype),
+                            " weights are not supported by the CPU backend yet (use f32 or bf16)"));
     }
     if (n <= gemv_max_tokens) return gemv_multi(ctx, x, n, outs, n_outs);
     for (int64_t o = 0; o < n_outs; ++o) {
         const Weight& w = outs[o].w;
         float* y = outs[o].y;
-        if (w.dtype == DType::dtype_f32) {
-            gemm_f32(ctx, x, static_cast<const float*>(w.data), w.rows, w.cols, n, y);
-        } else {
-            gemm_bf16(ctx, x, static_cast<const uint16_t*>(w.data), w.rows, w.cols, n, y);
-        }
+        cpu_type_traits(w.dtype).gemm(ctx, x, w, n, y);
         if (const float* bias = outs[o].bias) {
 #pragma omp parallel for num_threads(ctx.n_threads) schedule(static)
             for (int64_t t = 0; t < n; ++t)

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "engine/core/dtype.h"
 #include "engine/core/error.h"
 
 namespace gridlm {
@@ -52,6 +54,23 @@ public:
         std::vector<float> out((size_t)(shape[0] * n_cols));
         for (int64_t r = 0; r < shape[0]; ++r)
             std::copy_n(all.begin() + r * shape[1] + col0, n_cols, out.begin() + r * n_cols);
+        return out;
+    }
+
+    // The type the tensor is stored in, which read_rows_raw hands out. Throws gridlm::Error naming
+    // the tensor when it is unknown or stored in a type outside engine/core/dtype.h's table.
+    // The default suits a source that only produces floats: f32.
+    virtual DType stored_type(const std::string& name) const {
+        (void)shape_of(name);  // throws for an unknown name
+        return DType::dtype_f32;
+    }
+    // Whole rows [row0, row0 + n_rows) of a 1-D or 2-D tensor in its stored type, HF orientation
+    // [out, in]: n_rows rows of row_bytes(stored_type(name), cols) bytes each (a 1-D tensor has rows
+    // of one value). A row of a block type is whole blocks, so a rank can keep its rows quantised.
+    virtual std::vector<uint8_t> read_rows_raw(const std::string& name, int64_t row0, int64_t n_rows) const {
+        const std::vector<float> v = read_rows_f32(name, row0, n_rows);
+        std::vector<uint8_t> out(v.size() * sizeof(float));
+        if (!v.empty()) std::memcpy(out.data(), v.data(), out.size());
         return out;
     }
 

@@ -1,12 +1,15 @@
-// Communicator: how model code talks to the other ranks of its group (TP, PP or DP), without
+// Communicator: the interface through which model code talks to the other ranks of its group (TP, PP or DP), without
 // seeing MPI or NCCL. Passed explicitly; there is no global communicator.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <vector>
+
+#include "engine/core/error.h"
 
 namespace gridlm {
 
@@ -56,11 +59,20 @@ public:
     int rank() const override { return 0; }
     int size() const override { return 1; }
     void allreduce_sum(float*, size_t) override {}
-    void allgather(const float* in, size_t n, float* out) override;
+    void allgather(const float* in, size_t n, float* out) override {
+        if (out != in) std::memcpy(out, in, n * sizeof(float));
+    }
     void broadcast(void*, size_t, int) override {}
-    void send(const void*, size_t, int, int) override;
-    void recv(void*, size_t, int, int) override;
-    std::unique_ptr<PendingSend> isend(const void*, size_t, int, int) override;
+    void send(const void*, size_t, int dest, int) override {
+        GRIDLM_ASSERT(dest == 0 && "a single-rank group has no peer to send to");
+    }
+    void recv(void*, size_t, int src, int) override {
+        GRIDLM_ASSERT(src == 0 && "a single-rank group has no peer to receive from");
+    }
+    std::unique_ptr<PendingSend> isend(const void*, size_t, int dest, int) override {
+        GRIDLM_ASSERT(dest == 0 && "a single-rank group has no peer to send to");
+        return nullptr;
+    }
     std::optional<Incoming> probe(bool) override { return std::nullopt; }
     void barrier() override {}
     int64_t allreduce_min(int64_t v) override { return v; }

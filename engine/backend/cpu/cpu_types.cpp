@@ -1,0 +1,54 @@
+// The CPU kernel table (cpu_types.h) and the row widening kernels of the float types. The block
+// types have no CPU kernels yet: their dequantisers live in io/ (gguf_quant), which engine/ may
+// not call, so their rows say "not provided".
+#include "engine/backend/cpu/cpu_types.h"
+
+#include <cstring>
+
+#include "engine/backend/cpu/simd.h"
+
+namespace gridlm::cpu {
+
+namespace {
+
+void f32_to_float_row(const void* row, float* dst, int64_t n) { std::memcpy(dst, row, n * sizeof(float)); }
+
+void f16_to_float_row(const void* row, float* dst, int64_t n) {
+    const uint16_t* src = static_cast<const uint16_t*>(row);
+    for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+}
+
+void bf16_to_float_row(const void* row, float* dst, int64_t n) {
+    bf16_to_f32_row(static_cast<const uint16_t*>(row), dst, n);
+}
+
+constexpr CpuTypeTraits cpu_type_table[] = {
+    {DType::dtype_f32, f32_to_float_row, gemv_f32, gemm_f32},
+    {DType::dtype_f16, f16_to_float_row, nullptr, nullptr},
+    {DType::dtype_bf16, bf16_to_float_row, gemv_bf16, gemm_bf16},
+    {DType::dtype_q4_0, nullptr, nullptr, nullptr},
+    {DType::dtype_q4_1, nullptr, nullptr, nullptr},
+    {DType::dtype_q5_0, nullptr, nullptr, nullptr},
+    {DType::dtype_q5_1, nullptr, nullptr, nullptr},
+    {DType::dtype_q8_0, nullptr, nullptr, nullptr},
+    {DType::dtype_q4_k, nullptr, nullptr, nullptr},
+    {DType::dtype_q5_k, nullptr, nullptr, nullptr},
+    {DType::dtype_q6_k, nullptr, nullptr, nullptr},
+};
+
+constexpr bool table_in_order() {
+    if (sizeof(cpu_type_table) / sizeof(cpu_type_table[0]) != dtype_count) return false;
+    for (size_t i = 0; i < dtype_count; ++i)
+        if ((size_t)cpu_type_table[i].type != i) return false;
+    return true;
+}
+static_assert(table_in_order(), "cpu_type_table needs one row per DType, in DType order");
+
+}  // namespace
+
+const CpuTypeTraits& cpu_type_traits(DType type) {
+    GRIDLM_ASSERT((size_t)type < dtype_count);
+    return cpu_type_table[(size_t)type];
+}
+
+}  // namespace gridlm::cpu

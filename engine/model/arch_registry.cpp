@@ -1,0 +1,60 @@
+// The table of architectures. A new architecture is one file in engine/model/ (its layer
+// function built from blocks.h, its layer loader and config check, plus its scratch and KV
+// layout formulas) and one row here; its enum value and checkpoint names go in
+// engine/core/arch.h, and io/'s config readers learn its hyper-parameters.
+#include "engine/model/arch_registry.h"
+
+#include "engine/core/error.h"
+#include "engine/model/dense_decoder.h"
+
+namespace gridlm {
+
+namespace {
+
+constexpr ArchSpec arch_table[] = {
+    // SmolLM2, Llama 2/3: the dense decoder, no biases.
+    {.arch = Arch::arch_llama,
+     .check_config = check_dense_config,
+     .load_layer = load_dense_layer,
+     .layers = dense_decoder_layers,
+     .scratch_per_token = dense_scratch_per_token,
+     .kv_layout = KvLayout::gqa},
+    // Qwen2 / Qwen2.5: the dense decoder with q/k/v biases (config.attn_bias).
+    {.arch = Arch::arch_qwen2,
+     .check_config = check_dense_config,
+     .load_layer = load_dense_layer,
+     .layers = dense_decoder_layers,
+     .scratch_per_token = dense_scratch_per_token,
+     .kv_layout = KvLayout::gqa},
+};
+
+constexpr bool rows_in_enum_order() {
+    if (std::size(arch_table) != n_archs) return false;
+    for (size_t i = 0; i < n_archs; ++i)
+        if ((size_t)arch_table[i].arch != i) return false;
+    return true;
+}
+static_assert(rows_in_enum_order(), "arch_table needs one row per Arch value, in enum order");
+
+}  // namespace
+
+std::span<const ArchSpec> arch_rows() { return arch_table; }
+
+const ArchSpec& arch_spec(Arch arch) {
+    GRIDLM_ASSERT((size_t)arch < std::size(arch_table));
+    return arch_table[(size_t)arch];
+}
+
+const ArchSpec& arch_spec(std::string_view name) {
+    const std::optional<Arch> arch = find_arch(name);
+    if (!arch) throw Error(str("unsupported model architecture '", name, "' (supported: ", supported_archs(), ")"));
+    return arch_spec(*arch);
+}
+
+std::string supported_archs() {
+    std::string s;
+    for (const ArchSpec& row : arch_table) s += (s.empty() ? "" : ", ") + std::string(arch_name(row.arch));
+    return s;
+}
+
+}  // namespace gridlm
