@@ -332,13 +332,22 @@ std::vector<float> H5Checkpoint::read_f32(const std::string& name) const {
     return guarded(impl_->path, [&] { return impl_->read_block_f32(e, 0, e.info.shape[0], 0, cols); });
 }
 
+namespace {
+
+// Rows [row0, row0 + n_rows) must lie inside the tensor.
+void check_rows(const std::string& path, const std::string& name, const std::vector<int64_t>& shape, int64_t row0,
+                int64_t n_rows) {
+    if (row0 < 0 || n_rows < 0 || row0 > shape[0] - n_rows) {
+        throw Error(str("checkpoint ", path, ": rows [", row0, ", ", row0 + n_rows, ") are outside tensor ", name,
+                        " of shape ", shape_str(shape)));
+    }
+}
+
+}  // namespace
+
 std::vector<float> H5Checkpoint::read_rows_f32(const std::string& name, int64_t row0, int64_t n_rows) const {
     const Entry& e = impl_->entry(name);
-    const int64_t rows = e.info.shape[0];
-    if (row0 < 0 || n_rows < 0 || row0 > rows - n_rows) {
-        throw Error(str("checkpoint ", impl_->path, ": rows [", row0, ", ", row0 + n_rows, ") are outside tensor ",
-                        name, " of shape ", shape_str(e.info.shape)));
-    }
+    check_rows(impl_->path, name, e.info.shape, row0, n_rows);
     const int64_t cols = e.info.shape.size() > 1 ? e.info.shape.back() : 0;
     return guarded(impl_->path, [&] { return impl_->read_block_f32(e, row0, n_rows, 0, cols); });
 }
@@ -359,11 +368,7 @@ std::vector<float> H5Checkpoint::read_cols_f32(const std::string& name, int64_t 
 
 std::vector<uint8_t> H5Checkpoint::read_rows_raw(const std::string& name, int64_t row0, int64_t n_rows) const {
     const Entry& e = impl_->entry(name);
-    const int64_t rows = e.info.shape[0];
-    if (row0 < 0 || n_rows < 0 || row0 > rows - n_rows) {
-        throw Error(str("checkpoint ", impl_->path, ": rows [", row0, ", ", row0 + n_rows, ") are outside tensor ",
-                        name, " of shape ", shape_str(e.info.shape)));
-    }
+    check_rows(impl_->path, name, e.info.shape, row0, n_rows);
     const int64_t cols = e.info.shape.size() > 1 ? e.info.shape.back() : 0;
     return guarded(impl_->path, [&] {
         std::vector<uint8_t> out;

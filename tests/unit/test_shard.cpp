@@ -7,36 +7,14 @@
 #include <numeric>
 
 #include "test_support.h"
+#include "model_configs.h"
 
 using namespace gridlm;
 
 namespace {
 
-ModelConfig smollm2() {
-    ModelConfig c;
-    c.arch = "llama";
-    c.n_vocab = 49152;
-    c.n_embd = 576;
-    c.n_layer = 30;
-    c.n_head = 9;
-    c.n_head_kv = 3;
-    c.head_dim = 64;
-    c.n_ff = 1536;
-    return c;
-}
-
-ModelConfig qwen05() {
-    ModelConfig c;
-    c.arch = "qwen2";
-    c.n_vocab = 151936;
-    c.n_embd = 896;
-    c.n_layer = 24;
-    c.n_head = 14;
-    c.n_head_kv = 2;
-    c.head_dim = 64;
-    c.n_ff = 4864;
-    return c;
-}
+ModelConfig smollm2() { return test::smollm2_config(); }
+ModelConfig qwen05() { return test::qwen05_config(); }
 
 }  // namespace
 

@@ -16,6 +16,7 @@
 #include "engine/model/shard.h"
 #include "io/gguf_quant.h"
 #include "test_support.h"
+#include "model_configs.h"
 
 using namespace gridlm;
 
@@ -40,31 +41,8 @@ const SpecRow spec[] = {
     {DType::dtype_q6_k, "Q6_K", 14, 256, 210, true},
 };
 
-ModelConfig smollm2() {
-    ModelConfig c;
-    c.arch = "llama";
-    c.n_vocab = 49152;
-    c.n_embd = 576;
-    c.n_layer = 30;
-    c.n_head = 9;
-    c.n_head_kv = 3;
-    c.head_dim = 64;
-    c.n_ff = 1536;
-    return c;
-}
-
-ModelConfig qwen05() {
-    ModelConfig c;
-    c.arch = "qwen2";
-    c.n_vocab = 151936;
-    c.n_embd = 896;
-    c.n_layer = 24;
-    c.n_head = 14;
-    c.n_head_kv = 2;
-    c.head_dim = 64;
-    c.n_ff = 4864;
-    return c;
-}
+ModelConfig smollm2() { return test::smollm2_config(); }
+ModelConfig qwen05() { return test::qwen05_config(); }
 
 std::vector<float> randn(size_t n, unsigned seed) {
     std::mt19937 rng(seed);
