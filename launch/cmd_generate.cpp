@@ -27,7 +27,7 @@
 #include "launch/cli_options.h"
 #include "launch/commands.h"
 #include "launch/generate_job.h"
-#include "launch/job_output.h"
+#include "launch/prepare_output.h"
 #include "launch/job_report.h"
 #include "launch/open_checkpoint.h"
 #include "launch/progress.h"

@@ -1,5 +1,5 @@
-// The output file of a generate job before it starts (see job_output.h).
-#include "launch/job_output.h"
+// The output file of a generate job before it starts (see prepare_output.h).
+#include "launch/prepare_output.h"
 
 #include <unistd.h>
 
