@@ -1,6 +1,8 @@
 // The generate job loop (see generate_job.h): wires reader -> scheduler -> model step -> sampler
-// -> writer on one rank. Every decision about what runs is the Scheduler's (engine/sched/); this
-// file moves activations and sampled tokens between the stages and turns tokens into lines.
+// -> writer on one rank. Scheduling (admission, what each step computes, preemption) is the
+// Scheduler's (engine/sched/); this file picks the replica's records (index mod dp, skipping those
+// a resumed job has done), moves activations and sampled tokens between the stages and turns
+// tokens into lines.
 //
 // Per lane step, on every rank of the replica, in the same order:
 //   1. apply the lane's previous step: its sampled tokens and finished flags (the last stage has

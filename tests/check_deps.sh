@@ -4,7 +4,9 @@
 #   io/       includes only io/ and engine/core/ headers
 #   parallel/ includes only parallel/ and engine/core/ headers
 #   launch/   may include engine/, io/ and parallel/
-#   <mpi.h>, <nccl.h> (and other MPI / NCCL headers) only under parallel/
+#   <mpi.h>, <nccl.h> (and other MPI / NCCL headers) only under parallel/ (directly: io/'s parallel
+#   HDF5 header brings mpi.h in by itself)
+#   project headers are named "dir/file.h"; <engine/...>-style includes of them count the same
 #   no source file under engine/ io/ parallel/ launch/ longer than GRIDLM_MAX_LINES (default 600)
 #   bash tests/check_deps.sh [REPO]
 set -uo pipefail
@@ -33,8 +35,8 @@ for top in engine io parallel launch; do
         [[ $inc == "$p"* ]] && ok=1
       done
       [ $ok = 1 ] || breach "$file:$line includes \"$inc\"; $top/ may include only: $allowed"
-    done < <(grep -n -o -E '^[[:space:]]*#[[:space:]]*include[[:space:]]+"[^"]+"' "$file" |
-             sed -E 's/^([0-9]+):.*"([^"]+)"/\1:\2/')
+    done < <(grep -n -o -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*("[^"]+"|<(engine|io|parallel|launch|tests)/[^>]+>)' "$file" |
+             sed -E 's/^([0-9]+):[^"<]*["<]([^">]+)[">]/\1:\2/')
     # MPI and NCCL headers belong to parallel/.
     if [ "$top" != parallel ]; then
       while IFS=: read -r line inc; do

@@ -13,7 +13,7 @@ namespace gridlm {
 namespace {
 
 // An entry that cannot run here: make() reports why instead of returning a backend.
-BackendKind unavailable_kind(const std::string& name, const std::string& why) {
+[[maybe_unused]] BackendKind unavailable_kind(const std::string& name, const std::string& why) {
     auto refuse = [name, why](int) -> std::unique_ptr<Backend> {
         throw Error(str("backend '", name, "' cannot run here: ", why));
     };

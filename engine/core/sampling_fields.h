@@ -139,7 +139,7 @@ inline const std::array<SamplingField, 16>& sampling_fields() {
          at_least(0), true},
         {&P::ignore_eos, "ignore_eos", nullptr, "ignore-eos", '\0',
          "keep generating past EOS (default: EOS ends a choice)", none, unchecked(), true},
-        {&P::n, "n", nullptr, "n", '\0', "choices per prompt (1..64, at most --batch-size)", range,
+        {&P::n, "n", nullptr, "n", '\0', "choices per prompt (1..64, at most --max-seqs / --micro-batches)", range,
          up_to(1, B::sampling_bound_max_n), true},
         {&P::logprobs, "logprobs", nullptr, "logprobs", '\0',
          "report each generated token's log-probability (default: off)", none, unchecked(), true,
