@@ -258,7 +258,7 @@ private:
     void apply(int lane, StepEvents& events) {
         LaneIo& io = lanes_[lane];
         if (!g_.last_stage()) {
-            io.result.resize(sched_.pending_samples(lane).size() * 2);
+            io.result.resize((size_t)sched_.pending_samples(lane) * 2);
             g_.pp->recv(io.result.data(), io.result.size() * sizeof(int32_t), g_.stages - 1, tag_tokens);
         }
         sched_.apply(lane, io.result, events);

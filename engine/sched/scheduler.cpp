@@ -19,7 +19,7 @@ struct Scheduler::Lane {
     std::vector<std::unique_ptr<Sequence>> seqs;
     // The step in flight: the sequences it samples (row order) and those that took feed tokens
     // (their prompt blocks are published once the step is applied).
-    std::vector<const Sequence*> sampled;
+    std::vector<Sequence*> sampled;
     std::vector<Sequence*> prefilled;
     bool pending = false;
 };
@@ -69,7 +69,7 @@ std::optional<RecordError> Scheduler::check(const Request& r) const {
 
 bool Scheduler::pending(int lane) const { return lanes_.at(lane)->pending; }
 
-const std::vector<const Sequence*>& Scheduler::pending_samples(int lane) const { return lanes_.at(lane)->sampled; }
+int64_t Scheduler::pending_samples(int lane) const { return (int64_t)lanes_.at(lane)->sampled.size(); }
 
 const Sequence* Scheduler::sequence(SeqId id) const {
     for (const auto& lane : lanes_)
@@ -90,7 +90,7 @@ void Scheduler::apply(int lane_index, std::span<const int32_t> results, StepEven
         if (!s->preempted) kv_.publish_prefix(s->slot, actives_.at(s->record)->req.prompt_token_ids);
     lane.prefilled.clear();
     for (size_t r = 0; r < lane.sampled.size(); ++r) {
-        Sequence& s = const_cast<Sequence&>(*lane.sampled[r]);
+        Sequence& s = *lane.sampled[r];
         s.next_token = results[2 * r];
         s.generated.push_back(s.next_token);
         ++stats_.tokens_generated;
@@ -161,7 +161,7 @@ void Scheduler::start(Request r, Lane& lane) {
 
 bool Scheduler::plan(int lane_index, StepPlan& out) {
     Lane& lane = *lanes_.at(lane_index);
-    GRIDLM_ASSERT(!lane.pending);
+    GRIDLM_ASSERT(!lane.pending && lane.sampled.empty());
     out.lane = lane_index;
     out.batch.clear();
     out.rows.clear();
@@ -208,6 +208,7 @@ bool Scheduler::plan(int lane_index, StepPlan& out) {
             out.batch.add(s.slot, std::span<const int32_t>(&s.next_token, 1));
             out.rows.push_back(&s);
             out.sample.push_back(true);
+            lane.sampled.push_back(&s);
             continue;
         }
         out.batch.add(s.slot, std::span<const int32_t>(s.feed).subspan(s.fed, take));
@@ -216,11 +217,9 @@ bool Scheduler::plan(int lane_index, StepPlan& out) {
         budget -= take;
         out.rows.push_back(&s);
         out.sample.push_back(!s.feeding() && s.sample_after_feed);
+        if (out.sample.back()) lane.sampled.push_back(&s);
     }
     if (out.batch.seqs.empty()) return false;
-    lane.sampled.clear();
-    for (size_t r = 0; r < out.rows.size(); ++r)
-        if (out.sample[r]) lane.sampled.push_back(out.rows[r]);
     lane.pending = true;
     return true;
 }

@@ -144,8 +144,8 @@ public:
 
     // Step 1. True when the lane's last plan has not been applied yet.
     bool pending(int lane) const;
-    // The sequences sampled by the lane's pending step, in row order.
-    const std::vector<const Sequence*>& pending_samples(int lane) const;
+    // Rows the lane's pending step samples: apply() takes a (token, finished) pair for each.
+    int64_t pending_samples(int lane) const;
     // Applies the pending step: results holds (token, finished 0/1) per sampled row. Publishes the
     // prompt blocks the step wrote, appends the tokens, frees finished sequences' slots and reports
     // finished sequences and records in `events` (appended).
