@@ -152,9 +152,7 @@ void parse_sampling_value(const json& v, const char* name, const SamplingField& 
         [&](auto m) {
             using T = std::decay_t<decltype(p.*m)>;
             if constexpr (std::is_same_v<T, int32_t>) {
-                p.*m = as_int32(v, name);
-                if (f.minus_one_is_off && p.*m == -1) p.*m = 0;
-                if (f.implies_logprobs && p.*m > 0) p.logprobs = true;
+                set_sampling_int(f, m, as_int32(v, name), p);
             } else if constexpr (std::is_same_v<T, float>) {
                 p.*m = as_float(v, name);
             } else if constexpr (std::is_same_v<T, bool>) {

@@ -208,24 +208,24 @@ int run_generate(const std::vector<std::string>& args) {
 
     GenerateJobOptions job;
     SamplingParams p = sampling_params_from(vm, &job.seed);
-    job.batch_size = vm["max-seqs"].as<int>();
+    job.sched.max_seqs = vm["max-seqs"].as<int>();
     if (vm.count("batch-size")) {
         if (!vm["max-seqs"].defaulted() && vm["max-seqs"].as<int>() != vm["batch-size"].as<int>())
             throw UsageError("--batch-size and --max-seqs are the same option; give one");
-        job.batch_size = vm["batch-size"].as<int>();
+        job.sched.max_seqs = vm["batch-size"].as<int>();
     }
-    job.max_batched_tokens = vm["max-batched-tokens"].as<int64_t>();
-    if (job.max_batched_tokens < 0) throw UsageError("--max-batched-tokens must be >= 0");
+    job.sched.max_batched_tokens = vm["max-batched-tokens"].as<int64_t>();
+    if (job.sched.max_batched_tokens < 0) throw UsageError("--max-batched-tokens must be >= 0");
     const std::string schedule = vm["schedule"].as<std::string>();
     if (schedule != "continuous" && schedule != "static") throw UsageError("--schedule must be continuous or static");
-    job.static_batches = schedule == "static";
-    job.max_prompt_tokens = vm["max-prompt-tokens"].as<int64_t>();
-    job.prefill_chunk = vm["prefill-chunk"].as<int64_t>();
+    job.sched.static_batches = schedule == "static";
+    job.sched.max_prompt_tokens = vm["max-prompt-tokens"].as<int64_t>();
+    job.sched.prefill_chunk = vm["prefill-chunk"].as<int64_t>();
     const int64_t max_model_len = vm["max-model-len"].as<int64_t>();
     const int threads = vm["threads"].as<int>();
-    if (job.batch_size < 1 || job.batch_size > 4096) throw UsageError("--max-seqs must be in [1, 4096]");
-    if (job.max_prompt_tokens < 0) throw UsageError("--max-prompt-tokens must be >= 0");
-    if (job.prefill_chunk < 1) throw UsageError("--prefill-chunk must be >= 1");
+    if (job.sched.max_seqs < 1 || job.sched.max_seqs > 4096) throw UsageError("--max-seqs must be in [1, 4096]");
+    if (job.sched.max_prompt_tokens < 0) throw UsageError("--max-prompt-tokens must be >= 0");
+    if (job.sched.prefill_chunk < 1) throw UsageError("--prefill-chunk must be >= 1");
     if (max_model_len < 0 || max_model_len == 1) throw UsageError("--max-model-len must be 0 or >= 2");
     if (threads < 0) throw UsageError("--threads must be >= 0");
     const std::string dtype_name = vm["dtype"].as<std::string>();
@@ -239,7 +239,7 @@ int run_generate(const std::vector<std::string>& args) {
         throw UsageError(e.what());
     }
     SamplingLimits limits;
-    limits.max_n = std::min(limits.max_n, job.batch_size);
+    limits.max_n = std::min(limits.max_n, job.sched.max_seqs);
     if (auto problem = validate_sampling_params(p, limits)) throw UsageError(*problem);
 
     GridShape grid_shape{vm["dp"].as<int>(), vm["pp"].as<int>(), vm["tp"].as<int>()};
@@ -263,13 +263,13 @@ int run_generate(const std::vector<std::string>& args) {
     const std::string preempt = vm["preempt"].as<std::string>();
     if (preempt != "recompute" && preempt != "checkpoint")
         throw UsageError("--preempt must be recompute or checkpoint");
-    job.preempt_checkpoint = preempt == "checkpoint";
+    job.sched.preempt_checkpoint = preempt == "checkpoint";
     const bool resume = vm["resume"].as<bool>(), retry_errors = vm["retry-errors"].as<bool>();
     if (retry_errors && !resume) throw UsageError("--retry-errors goes with --resume");
-    job.micro_batches = vm["micro-batches"].as<int>();
-    if (job.micro_batches < 0) throw UsageError("--micro-batches must be >= 0");
-    if (job.micro_batches == 0) job.micro_batches = grid_shape.pp == 1 ? 1 : 2 * grid_shape.pp;
-    job.micro_batches = std::min(job.micro_batches, job.batch_size);
+    job.sched.lanes = vm["micro-batches"].as<int>();
+    if (job.sched.lanes < 0) throw UsageError("--micro-batches must be >= 0");
+    if (job.sched.lanes == 0) job.sched.lanes = grid_shape.pp == 1 ? 1 : 2 * grid_shape.pp;
+    job.sched.lanes = std::min(job.sched.lanes, job.sched.max_seqs);
 
     MpiEnv mpi(nullptr, nullptr);  // a plain `gridlm generate` is an MPI singleton
     install_stop_handler();        // a signal during start-up stops the job before its first step
@@ -310,7 +310,7 @@ int run_generate(const std::vector<std::string>& args) {
                                        output_options(vm, p, job.seed), resume, retry_errors);
         }
     });
-    job.context = context;
+    job.sched.context = context;
     limits.max_tokens = (int32_t)std::min<int64_t>(context, INT32_MAX);
     if (p.max_tokens > limits.max_tokens) p.max_tokens = limits.max_tokens;  // the default fits any context
 
@@ -336,20 +336,20 @@ int run_generate(const std::vector<std::string>& args) {
                                         std::shared_ptr<Backend>(make_cpu_backend(threads)), shard, comms.tp.get());
         ck.weights.reset();  // the weights now live in the model; drop the file's copy
         ck.gguf.reset();
-        kv = model->make_kv_cache(job.batch_size, context);
+        kv = model->make_kv_cache(job.sched.max_seqs, context);
     });
     if (kv_bytes > 0) {
         auto* cache = dynamic_cast<BlockKvCache*>(kv.get());
         GRIDLM_ASSERT(cache != nullptr);
         // Every rank of a replica must schedule the same: all use the smallest rank's block count.
-        job.kv_blocks = comms.world->allreduce_min(kv_bytes / cache->block_bytes());
+        job.sched.kv_blocks = comms.world->allreduce_min(kv_bytes / cache->block_bytes());
         collective_phase(mpi, [&] {
-            if (job.kv_blocks < 1)
+            if (job.sched.kv_blocks < 1)
                 throw Error(str("--kv-cache-bytes ", kv_bytes, " holds no KV block on some rank (a block of ",
                                 cache->block_size(), " tokens takes ", cache->block_bytes(), " bytes here)"));
         });
-        cache->set_max_blocks(job.kv_blocks);
-        if (writer_rank && !quiet) report_kv_budget(*cache, job.kv_blocks);
+        cache->set_max_blocks(job.sched.kv_blocks);
+        if (writer_rank && !quiet) report_kv_budget(*cache, job.sched.kv_blocks);
     }
     if (!quiet) report_shards(*comms.world, *topo, *model, writer_rank);
 
@@ -395,7 +395,7 @@ int run_generate(const std::vector<std::string>& args) {
     if (writer_rank && !quiet) {
         std::fprintf(stderr, "gridlm: %s (%s, %s weights), context %lld, batch %d, chat template %s\n",
                      wopts.model_name.c_str(), ck.config.arch.c_str(), dtype_name.c_str(), (long long)context,
-                     job.batch_size, chat->template_name().c_str());
+                     job.sched.max_seqs, chat->template_name().c_str());
     }
 
     grid.world = comms.world.get();
@@ -429,11 +429,11 @@ int run_generate(const std::vector<std::string>& args) {
         mpi.abort(exit_fatal, str("generate failed: ", e.what()));
     }
     if (progress) progress->finish();
-    if (writer_rank && !quiet && job.kv_blocks > 0)
-        report_kv_usage(*dynamic_cast<BlockKvCache*>(kv.get()), result, job.kv_blocks);
-    if (job.preempt_checkpoint && job.kv_blocks > 0 && !quiet)
+    if (writer_rank && !quiet && job.sched.kv_blocks > 0)
+        report_kv_usage(*dynamic_cast<BlockKvCache*>(kv.get()), result, job.sched.kv_blocks);
+    if (job.sched.preempt_checkpoint && job.sched.kv_blocks > 0 && !quiet)
         report_checkpoints(*comms.world, *topo, result, writer_rank);
-    report_grid(*comms.world, *topo, *model, result, writer_rank && !quiet, job.micro_batches);
+    report_grid(*comms.world, *topo, *model, result, writer_rank && !quiet, job.sched.lanes);
     // Error lines kept from an earlier run of a resumed job count too.
     const int code = result.records_failed > 0 || (writer_rank && recovered.failed > 0) ? exit_partial : exit_ok;
     return (int)-comms.world->allreduce_min(-(int64_t)code);

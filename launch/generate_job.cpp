@@ -47,21 +47,6 @@ double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock:
 // Message tags along a pipeline: activations forward, tokens back.
 enum Tag : int { tag_activations = 11, tag_tokens = 12 };
 
-SchedulerOptions scheduler_options(const GenerateJobOptions& o) {
-    SchedulerOptions s;
-    s.max_seqs = o.batch_size;
-    s.lanes = o.micro_batches;
-    s.context = o.context;
-    s.max_prompt_tokens = o.max_prompt_tokens;
-    s.prefill_chunk = o.prefill_chunk;
-    s.max_batched_tokens = o.max_batched_tokens;
-    s.static_batches = o.static_batches;
-    s.order_window = o.order_window;
-    s.kv_blocks = o.kv_blocks;
-    s.preempt_checkpoint = o.preempt_checkpoint;
-    return s;
-}
-
 // Last stage: a sequence's sampler, stop checks and detokenizer. Stages after the first with
 // --preempt checkpoint: the activations that entered this stage for every token in the KV cache so
 // far, [tokens, n_embd]; they outlive a preemption.
@@ -97,8 +82,8 @@ public:
           n_embd_(m.model.config().n_embd),
           eog_ids_(m.tokenizer.end_of_generation_ids()),
           out_(g, writer, progress),
-          sched_(scheduler_options(o), m.kv, *this, this),
-          lanes_(o.micro_batches) {
+          sched_(o.sched, m.kv, *this, this),
+          lanes_(o.sched.lanes) {
         GRIDLM_ASSERT(g.stages == 1 || g.pp != nullptr);
     }
 
@@ -174,7 +159,7 @@ public:
             for (int i = 0; i < p.n; ++i) choices[i].index = i;
         }
         const int64_t prompt_len = (int64_t)r.prompt_token_ids.size();
-        const int32_t max_tokens = (int32_t)std::min<int64_t>(p.max_tokens, o_.context - prompt_len);
+        const int32_t max_tokens = (int32_t)std::min<int64_t>(p.max_tokens, o_.sched.context - prompt_len);
         const uint64_t seed = request_seed(p.seed ? &*p.seed : nullptr, r.ref.id, o_.seed);
         // The sampler's EOS is covered by stop_token_ids (prepare() added every end token).
         const int32_t eos = p.ignore_eos ? -1 : m_.tokenizer.eos_id();
@@ -189,7 +174,7 @@ public:
     // nothing sampled, so every stage restores at once instead of waiting for the stages before.
     void restore(const Sequence& s) override {
         const double t0 = now_s();
-        const int64_t n = s.kv_tokens, chunk = std::max<int64_t>(1, o_.prefill_chunk);
+        const int64_t n = s.kv_tokens, chunk = std::max<int64_t>(1, o_.sched.prefill_chunk);
         const std::vector<float>& inputs = seqs_.at(s.id).stage_inputs;
         GRIDLM_ASSERT(g_.stage == 0 || (int64_t)inputs.size() == n * n_embd_);
         for (int64_t at = 0; at < n; at += chunk) {
@@ -297,7 +282,7 @@ private:
         const float* x_in = nullptr;
         if (g_.stage > 0) {
             x_in = receive_activations(n);
-            if (o_.preempt_checkpoint) keep_stage_inputs(plan);
+            if (o_.sched.preempt_checkpoint) keep_stage_inputs(plan);
         }
         const double t0 = now_s();
         io.result.clear();

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <unordered_set>
 
+#include "engine/sched/scheduler.h"
+
 namespace gridlm {
 
 class PromptReader;
@@ -25,32 +27,15 @@ class ChatPrompter;
 class Communicator;
 
 struct GenerateJobOptions {
-    int batch_size = 16;             // sequences (n choices count n times) in flight per replica
-    int micro_batches = 1;           // the batch is split into this many independently refilled lanes
-    int64_t context = 0;             // tokens per sequence, prompt + output
-    int64_t max_prompt_tokens = 0;   // longer prompts are record errors; 0 => context - 1
-    int64_t prefill_chunk = 1024;    // prompt tokens per lane step at most
-    int64_t max_batched_tokens = 0;  // tokens per lane step at most, decodes first; 0 = no cap
-    // true: a lane takes new records only once all of its sequences have finished (static
-    // batches); false: each free slot is refilled at once (continuous batching).
-    bool static_batches = false;
+    // What the replica's scheduler runs: --max-seqs (max_seqs), --micro-batches (lanes), the
+    // context, chunking and step caps, static or continuous batches, the KV budget in blocks and
+    // the preemption mode (engine/sched/scheduler.h).
+    SchedulerOptions sched;
     uint64_t seed = 0;  // job seed; records without "seed" derive theirs from it
-    // Records admitted at most this far (in input index) past the oldest unfinished one of the
-    // replica: bounds what --order input holds back.
-    int64_t order_window = 1 << 16;
     // Stage-boundary activations travel as 1/tp slices, each tp rank sending its own to the same
     // tp rank of the next stage, which re-gathers them over TP: tp times fewer bytes between
     // stages (usually between nodes) for one allgather inside the receiving node.
     bool pp_slices = false;
-    // KV blocks the cache may hold (--kv-cache-bytes, the same on every rank); 0 = no limit. With a
-    // limit, records are admitted by the blocks their prompts need and sequences are preempted
-    // (their KV dropped and recomputed later) when decoding runs out of blocks.
-    int64_t kv_blocks = 0;
-    // How a preempted sequence gets its KV back. false (recompute): its tokens go through the
-    // whole pipeline again. true (checkpoint): every stage after the first keeps the activations
-    // that entered it for each sequence, and on resumption each stage rebuilds its own KV from
-    // them at once, without waiting for the stages before it.
-    bool preempt_checkpoint = false;
     // Records already in the output (a resumed job): skipped.
     std::unordered_set<uint64_t> done;
     // Set (by a SIGTERM handler) to stop: the writer rank leaves the loop at the next step, with

@@ -62,12 +62,10 @@ SamplingParams sampling_params_from(const po::variables_map& vm, uint64_t* job_s
                 } else if constexpr (std::is_same_v<T, std::vector<std::string>> ||
                                      std::is_same_v<T, std::vector<int32_t>>) {
                     if (!v.empty()) p.*m = v.as<T>();
+                } else if constexpr (std::is_same_v<T, int32_t>) {
+                    set_sampling_int(f, m, v.as<T>(), p);
                 } else {
                     p.*m = v.as<T>();
-                    if constexpr (std::is_same_v<T, int32_t>) {
-                        if (f.minus_one_is_off && p.*m == -1) p.*m = 0;
-                        if (f.implies_logprobs && p.*m > 0) p.logprobs = true;
-                    }
                 }
             },
             f.member);

@@ -151,54 +151,50 @@ inline const std::array<SamplingField, 16>& sampling_fields() {
     return fields;
 }
 
+// Sets an integer field from a record or the command line, as the row reads it: -1 as 0 where
+// -1 means off, and logprobs turned on by a count that implies them.
+inline void set_sampling_int(const SamplingField& f, int32_t SamplingParams::*m, int32_t value, SamplingParams& p) {
+    p.*m = f.minus_one_is_off && value == -1 ? 0 : value;
+    if (f.implies_logprobs && p.*m > 0) p.logprobs = true;
+}
+
 // True for the list-valued fields (stop, stop_token_ids).
 inline bool sampling_field_is_list(const SamplingField& f) {
     return std::holds_alternative<std::vector<std::string> SamplingParams::*>(f.member) ||
            std::holds_alternative<std::vector<int32_t> SamplingParams::*>(f.member);
 }
 
-// "in [1, 4096]", "in (0, 1]", ">= 0 (0 or -1 = off)", "> 0": the accepted range as messages name it.
-inline std::string sampling_range_text(const SamplingRange& r, const SamplingParams& p, const SamplingLimits& limits) {
-    std::string hi;
+// The range's upper bound for p under limits (infinity: none).
+inline double sampling_upper_bound(const SamplingRange& r, const SamplingParams& p, const SamplingLimits& limits) {
     switch (r.hi_from) {
         case SamplingBound::sampling_bound_const:
-            if (std::isfinite(r.hi)) hi = str(r.hi);
             break;
         case SamplingBound::sampling_bound_max_tokens:
-            hi = str(limits.max_tokens);
-            break;
+            return limits.max_tokens;
         case SamplingBound::sampling_bound_max_n:
-            hi = str(limits.max_n);
-            break;
+            return limits.max_n;
         case SamplingBound::sampling_bound_max_top_logprobs:
-            hi = str(limits.max_top_logprobs);
-            break;
+            return limits.max_top_logprobs;
         case SamplingBound::sampling_bound_own_max_tokens:
-            hi = str("max_tokens=", p.max_tokens);
-            break;
+            return p.max_tokens;
     }
-    if (hi.empty()) return str(r.lo_open ? "> " : ">= ", r.lo, r.note);
-    return str("in ", r.lo_open ? "(" : "[", r.lo, ", ", hi, r.hi_open ? ")" : "]", r.note);
+    return r.hi;
+}
+
+// "in [1, 4096]", "in (0, 1]", ">= 0 (0 or -1 = off)", "> 0": the accepted range as messages name it.
+inline std::string sampling_range_text(const SamplingRange& r, const SamplingParams& p, const SamplingLimits& limits) {
+    const double hi = sampling_upper_bound(r, p, limits);
+    if (!std::isfinite(hi)) return str(r.lo_open ? "> " : ">= ", r.lo, r.note);
+    // A limit is a whole number (printed as one); the record's own max_tokens is named.
+    const std::string hi_text = r.hi_from == SamplingBound::sampling_bound_const ? str(hi)
+                                : r.hi_from == SamplingBound::sampling_bound_own_max_tokens
+                                    ? str("max_tokens=", p.max_tokens)
+                                    : str((int64_t)hi);
+    return str("in ", r.lo_open ? "(" : "[", r.lo, ", ", hi_text, r.hi_open ? ")" : "]", r.note);
 }
 
 inline bool sampling_in_range(double v, const SamplingRange& r, const SamplingParams& p, const SamplingLimits& limits) {
-    double hi = r.hi;
-    switch (r.hi_from) {
-        case SamplingBound::sampling_bound_const:
-            break;
-        case SamplingBound::sampling_bound_max_tokens:
-            hi = limits.max_tokens;
-            break;
-        case SamplingBound::sampling_bound_max_n:
-            hi = limits.max_n;
-            break;
-        case SamplingBound::sampling_bound_max_top_logprobs:
-            hi = limits.max_top_logprobs;
-            break;
-        case SamplingBound::sampling_bound_own_max_tokens:
-            hi = p.max_tokens;
-            break;
-    }
+    const double hi = sampling_upper_bound(r, p, limits);
     const bool above_lo = r.lo_open ? v > r.lo : v >= r.lo;
     const bool below_hi = r.hi_open ? v < hi : v <= hi;
     return above_lo && below_hi && (!r.finite || std::isfinite(v));

@@ -51,10 +51,7 @@ const ArchSpec& arch_spec(std::string_view name) {
     return arch_spec(*arch);
 }
 
-std::string supported_archs() {
-    std::string s;
-    for (const ArchSpec& row : arch_table) s += (s.empty() ? "" : ", ") + std::string(arch_name(row.arch));
-    return s;
-}
+// Every Arch has a row (rows_in_enum_order), so the registry's names are arch.h's list.
+std::string supported_archs() { return arch_name_list(); }
 
 }  // namespace gridlm

@@ -51,6 +51,14 @@ Range kv_heads_of(const ModelConfig& c, Range heads) {
     return {first, last - first + 1};
 }
 
+// Rank r's run of the n_ff MLP columns: whole blocks of down_proj's type when n_ff is whole
+// blocks (any column without tp), else plain near-equal runs (which check_column_blocks refuses
+// for a block type).
+Range ff_share(const ModelConfig& c, int tp, int r, DType down_proj) {
+    const int64_t block = tp == 1 ? 1 : dtype_block_size(down_proj);
+    return c.n_ff % block == 0 ? split_range_aligned(c.n_ff, tp, r, block) : split_range(c.n_ff, tp, r);
+}
+
 // Refuses a split whose cuts along a matrix's input columns fall inside a block of its type, or
 // that leaves a rank no columns.  parts: [tp] each rank's columns
 void check_column_blocks(int tp, const char* tensor, DType type, int64_t total, const std::vector<Range>& parts) {
@@ -90,13 +98,10 @@ void check_tensor_parallel(const ModelConfig& c, int tp, const TpSplitTypes& typ
     if (c.n_vocab < tp) throw Error(str("tp=", tp, " is larger than the vocabulary ", c.n_vocab));
     if (tp == 1) return;  // nothing is cut
     std::vector<Range> o_cols, ff_cols;
-    const int64_t ff_block = dtype_block_size(types.down_proj);
     for (int r = 0; r < tp; ++r) {
         const Range heads = split_range(c.n_head, tp, r);
         o_cols.push_back({heads.begin * c.head_dim, heads.size * c.head_dim});
-        // A total that is not whole blocks gets plain near-equal parts, which the check refuses.
-        ff_cols.push_back(c.n_ff % ff_block == 0 ? split_range_aligned(c.n_ff, tp, r, ff_block)
-                                                 : split_range(c.n_ff, tp, r));
+        ff_cols.push_back(ff_share(c, tp, r, types.down_proj));
     }
     check_column_blocks(tp, "self_attn.o_proj", types.o_proj, c.n_head * c.head_dim, o_cols);
     check_column_blocks(tp, "mlp.down_proj", types.down_proj, c.n_ff, ff_cols);
@@ -111,7 +116,7 @@ TpShard tp_shard(const ModelConfig& c, int tp, int rank, const TpSplitTypes& typ
     s.heads = split_range(c.n_head, tp, rank);
     s.kv_heads = kv_heads_of(c, s.heads);
     // One range for gate/up rows and down columns, so it follows down_proj's blocks.
-    s.ff = split_range_aligned(c.n_ff, tp, rank, tp == 1 ? 1 : dtype_block_size(types.down_proj));
+    s.ff = ff_share(c, tp, rank, types.down_proj);
     s.vocab = split_range(c.n_vocab, tp, rank);
     s.vocab_max = split_range(c.n_vocab, tp, 0).size;
     return s;

@@ -52,13 +52,7 @@ double tol_matmul(DType dtype) { return dtype == DType::dtype_bf16 ? tol_matmul_
 // Host threads per backend: 3 splits rows unevenly across threads.
 constexpr int test_threads = 3;
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> d(0.f, scale);
-    std::vector<float> v(n);
-    for (float& x : v) x = d(rng);
-    return v;
-}
+using test::randn;
 
 // Checks |got[i] - ref[i]| <= bound[i] for all i (NaN fails); reports the count and the first few.
 void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<double>& bound,

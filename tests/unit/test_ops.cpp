@@ -8,18 +8,13 @@
 
 #include "engine/backend/cpu/cpu_ops.h"
 #include "engine/kv/kv_cache.h"
+#include "test_support.h"
 
 using namespace gridlm;
 
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> d(0.f, scale);
-    std::vector<float> v(n);
-    for (float& x : v) x = d(rng);
-    return v;
-}
+using gridlm::test::randn;
 
 std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
     std::vector<uint16_t> r(v.size());

@@ -3,13 +3,25 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <initializer_list>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "engine/core/error.h"
 #include "engine/core/tokenizer_data.h"
 
 namespace gridlm::test {
+
+// n normally distributed values (mean 0, standard deviation scale) from a seeded generator.
+inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0.f, scale);
+    std::vector<float> v(n);
+    for (float& x : v) x = d(rng);
+    return v;
+}
 
 // The model cache: $GRIDLM_MODELS, else the directory configured at build time (<repo>/models).
 std::string models_dir();

@@ -44,13 +44,7 @@ const SpecRow spec[] = {
 ModelConfig smollm2() { return test::smollm2_config(); }
 ModelConfig qwen05() { return test::qwen05_config(); }
 
-std::vector<float> randn(size_t n, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> d;
-    std::vector<float> v(n);
-    for (float& x : v) x = d(rng);
-    return v;
-}
+using test::randn;
 
 bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
