@@ -65,8 +65,9 @@ inline bool ggml_can_dequantize(GgmlType type) { return ggml_traits(type).can_de
 uint64_t ggml_n_bytes(GgmlType type, int64_t n);
 
 // Dequantises n elements (a multiple of the block size) from src into dst[n].
-// Supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K. Results are bit-identical
-// to ggml's reference dequantize_row_* (same float operation order, no fused multiply-add).
+// Supported: the types of engine/core/dtype.h's table (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q8_0, Q4_K, Q5_K, Q6_K), through engine/core/quant_blocks.h's dequantize_row: bit-identical to
+// ggml's reference dequantize_row_* (same float operation order, no fused multiply-add).
 // Large inputs are split across OpenMP threads. Throws gridlm::Error for other types or a bad n.
 void dequantize(GgmlType type, const void* src, int64_t n, float* dst);
 

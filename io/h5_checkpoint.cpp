@@ -2,12 +2,14 @@
 // row / column hyperslabs (the slices tensor-parallel ranks load).
 #include "io/h5_checkpoint.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <unordered_map>
 
+#include "engine/core/quant_blocks.h"
 #include "io/h5_util.h"
 
 namespace gridlm {
@@ -23,10 +25,24 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 }
 
 struct Entry {
-    TensorInfo info;  // name, shape, stored dtype as source_type
+    TensorInfo info;  // name, logical shape, stored dtype as source_type
     DType dtype;
-    std::string origin;  // source_type attribute: the type in the file this was converted from
+    std::string origin;     // source_type attribute: the type in the file this was converted from
+    int64_t row_bytes = 0;  // block types: bytes per stored row (the dataset's second dimension)
 };
+
+// The dtype a dataset's dtype attribute names, or nullptr.
+const DTypeTraits* dtype_by_name(const std::string& name) {
+    for (const DTypeTraits& t : dtype_table)
+        if (name == t.name) return &t;
+    return nullptr;
+}
+
+std::string dtype_list() {
+    std::string s;
+    for (const DTypeTraits& t : dtype_table) s += (s.empty() ? "" : ", ") + std::string(t.name);
+    return s;
+}
 
 }  // namespace
 
@@ -47,6 +63,9 @@ struct H5Checkpoint::Impl {
     void read_config();
     void read_tokenizer();
     void read_tensor_list();
+    // Checks a block-quantised dataset ([rows, row bytes] of uint8 and its shape / block_size /
+    // block_bytes attributes) and fills e's logical shape and row_bytes.
+    void read_block_layout(hid_t dset, hid_t type, const std::string& w, Entry& e) const;
     void check_tensor_shapes() const;
     const Entry& entry(const std::string& name) const;
     // Reads the box [start, start + count) of a tensor into dst as `memtype`.
@@ -56,6 +75,11 @@ struct H5Checkpoint::Impl {
     std::vector<float> read_block_f32(const Entry& e, int64_t row0, int64_t n_rows, int64_t col0, int64_t n_cols) const;
     std::vector<uint16_t> read_block_raw16(const Entry& e, int64_t row0, int64_t n_rows, int64_t col0,
                                            int64_t n_cols) const;
+    // Block types: rows [row0, row0+n_rows) x bytes [byte0, byte0+n_bytes) of the dataset.
+    std::vector<uint8_t> read_bytes(const Entry& e, int64_t row0, int64_t n_rows, int64_t byte0, int64_t n_bytes) const;
+    // Block types: the blocks covering columns [col0, col0+n_cols) of the rows, dequantised and cut.
+    std::vector<float> read_blocks_f32(const Entry& e, int64_t row0, int64_t n_rows, int64_t col0,
+                                       int64_t n_cols) const;
     std::vector<hsize_t> box_start(const Entry& e, int64_t row0, int64_t col0) const;
     std::vector<hsize_t> box_count(const Entry& e, int64_t n_rows, int64_t n_cols) const;
 };
@@ -89,10 +113,11 @@ void H5Checkpoint::Impl::open_file() {
                         h5_format_name, "'"));
     }
     const int64_t v = h5::read_attr_int(file, "format_version", where("root group"));
-    if (v != h5_format_version) {
+    static_assert(h5_format_version_min == 1 && h5_format_version == 2, "update the message below");
+    if (v < h5_format_version_min || v > h5_format_version) {
         throw Error(str("cannot open checkpoint ", path, ": format_version ", v,
-                        " is not supported (this gridlm reads version ", h5_format_version,
-                        "); convert the model again with this gridlm"));
+                        " is not supported (this gridlm reads version 1, float tensors, and version 2, which ",
+                        "adds block-quantised tensors); convert the model again with this gridlm"));
     }
     version = (int)v;
     vocab_only = h5::read_attr_int(file, "vocab_only", where("root group")) != 0;
@@ -168,39 +193,67 @@ void H5Checkpoint::Impl::read_tensor_list() {
         e.info.name = name;
         e.info.shape = h5::dataset_shape(obj);
         const std::string dtype = h5::read_attr_string(obj, "dtype", w);
-        if (dtype != "f32" && dtype != "bf16" && dtype != "f16") {
-            throw Error(str(w, ": attribute dtype is '", dtype, "' (expected f32, bf16 or f16)"));
-        }
-        e.dtype = dtype_from_name(dtype);
+        const DTypeTraits* traits = dtype_by_name(dtype);
+        if (!traits) throw Error(str(w, ": attribute dtype is '", dtype, "' (expected one of ", dtype_list(), ")"));
+        e.dtype = traits->type;
         if (h5::has_attr(obj, "source_type")) e.origin = h5::read_attr_string(obj, "source_type", w);
-        // The stored type must be the float layout the dtype attribute names.
-        Handle type(H5_CHECK(H5Dget_type(obj)));
-        bool ok = false;
-        switch (e.dtype) {
-            case DType::dtype_f32:
-                ok = H5_CHECK(H5Tequal(type, H5T_IEEE_F32LE)) > 0;
-                break;
-            case DType::dtype_f16:
-                ok = H5_CHECK(H5Tequal(type, f16)) > 0;
-                break;
-            case DType::dtype_bf16:
-                ok = H5_CHECK(H5Tequal(type, bf16)) > 0;
-                break;
-            default:  // dtype_from_name gives plain types only
-                break;
-        }
-        if (!ok) {
-            throw Error(str(w, ": stored element type does not match its dtype attribute '", dtype_name(e.dtype), "'"));
-        }
         if (e.info.shape.empty()) throw Error(str(w, ": scalar datasets are not tensors"));
-        std::string upper(dtype_name(e.dtype));
-        for (char& ch : upper) ch = (char)std::toupper((unsigned char)ch);
-        e.info.source_type = upper;
-        e.info.source_bytes = (uint64_t)e.info.numel() * dtype_size(e.dtype);
+        Handle type(H5_CHECK(H5Dget_type(obj)));
+        if (traits->quantized) {
+            read_block_layout(obj, type, w, e);
+        } else {
+            // The stored type must be the float layout the dtype attribute names.
+            const bool ok = H5_CHECK(H5Tequal(type, e.dtype == DType::dtype_f32   ? H5T_IEEE_F32LE
+                                                    : e.dtype == DType::dtype_f16 ? f16.get()
+                                                                                  : bf16.get())) > 0;
+            if (!ok) {
+                throw Error(
+                    str(w, ": stored element type does not match its dtype attribute '", dtype_name(e.dtype), "'"));
+            }
+            e.info.source_bytes = (uint64_t)e.info.numel() * dtype_size(e.dtype);
+        }
+        e.info.source_type = traits->file_name;
         index[name] = entries.size();
         entries.push_back(std::move(e));
     }
     for (const Entry& e : entries) infos.push_back(e.info);
+}
+
+void H5Checkpoint::Impl::read_block_layout(hid_t dset, hid_t type, const std::string& w, Entry& e) const {
+    const DTypeTraits& t = dtype_traits(e.dtype);
+    if (version < 2) {
+        throw Error(str(w, ": dtype '", t.name, "' needs format_version 2, but the file says ", version));
+    }
+    if (H5_CHECK(H5Tget_class(type)) != H5T_INTEGER || H5Tget_size(type) != 1 ||
+        H5_CHECK(H5Tget_sign(type)) != H5T_SGN_NONE) {
+        throw Error(str(w, ": a ", t.name, " tensor must be stored as bytes (uint8), not another element type"));
+    }
+    const std::vector<int64_t> dims = e.info.shape;
+    if (dims.size() != 2) {
+        throw Error(str(w, ": a ", t.name, " tensor must be a 2-D dataset [rows, row bytes], not ", shape_str(dims)));
+    }
+    for (const auto& [attr, want] : {std::pair{"block_size", t.block_size}, std::pair{"block_bytes", t.block_bytes}}) {
+        const int64_t got = h5::read_attr_int(dset, attr, w);
+        if (got != want) {
+            throw Error(str(w, ": attribute ", attr, " is ", got, " but a ", t.name, " block has ", want));
+        }
+    }
+    const std::vector<int64_t> shape = h5::read_attr_int_array(dset, "shape", w);
+    if (shape.size() != 2 || shape[0] != dims[0] || shape[1] < 0) {
+        throw Error(str(w, ": attribute shape is ", shape_str(shape), " but the dataset holds ", dims[0],
+                        " rows (expected [", dims[0], ", columns])"));
+    }
+    if (shape[1] % t.block_size != 0) {
+        throw Error(str(w, ": attribute shape gives rows of ", shape[1], " values, not whole ", t.name, " blocks of ",
+                        t.block_size));
+    }
+    e.row_bytes = row_bytes(e.dtype, shape[1]);
+    if (dims[1] != e.row_bytes) {
+        throw Error(str(w, ": rows of ", dims[1], " bytes, but a ", t.name, " row of ", shape[1], " values takes ",
+                        e.row_bytes, " bytes (row_bytes mismatch)"));
+    }
+    e.info.shape = shape;
+    e.info.source_bytes = (uint64_t)(shape[0] * e.row_bytes);
 }
 
 void H5Checkpoint::Impl::check_tensor_shapes() const {
@@ -266,8 +319,41 @@ std::vector<uint16_t> H5Checkpoint::Impl::read_block_raw16(const Entry& e, int64
     return out;
 }
 
+std::vector<uint8_t> H5Checkpoint::Impl::read_bytes(const Entry& e, int64_t row0, int64_t n_rows, int64_t byte0,
+                                                    int64_t n_bytes) const {
+    std::vector<uint8_t> out((size_t)(n_rows * n_bytes));
+    read_box(e, {(hsize_t)row0, (hsize_t)byte0}, {(hsize_t)n_rows, (hsize_t)n_bytes}, H5T_NATIVE_UINT8, out.data());
+    return out;
+}
+
+std::vector<float> H5Checkpoint::Impl::read_blocks_f32(const Entry& e, int64_t row0, int64_t n_rows, int64_t col0,
+                                                       int64_t n_cols) const {
+    const int64_t bs = dtype_block_size(e.dtype), bb = dtype_block_bytes(e.dtype);
+    const int64_t b0 = col0 / bs, b1 = (col0 + n_cols + bs - 1) / bs;  // the blocks covering the columns
+    const int64_t span = (b1 - b0) * bs, skip = col0 - b0 * bs;
+    std::vector<float> out((size_t)(n_rows * n_cols));
+    if (out.empty()) return out;
+    const std::vector<uint8_t> raw = read_bytes(e, row0, n_rows, b0 * bb, (b1 - b0) * bb);
+    const uint8_t* src = raw.data();
+#pragma omp parallel if (n_rows * span >= (1 << 20))
+    {
+        std::vector<float> row(span == n_cols ? 0 : (size_t)span);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < n_rows; ++r) {
+            if (row.empty()) {
+                dequantize_row(e.dtype, src + r * (b1 - b0) * bb, out.data() + r * n_cols, span);
+            } else {
+                dequantize_row(e.dtype, src + r * (b1 - b0) * bb, row.data(), span);
+                std::copy_n(row.begin() + skip, n_cols, out.begin() + r * n_cols);
+            }
+        }
+    }
+    return out;
+}
+
 std::vector<float> H5Checkpoint::Impl::read_block_f32(const Entry& e, int64_t row0, int64_t n_rows, int64_t col0,
                                                       int64_t n_cols) const {
+    if (dtype_is_quantized(e.dtype)) return read_blocks_f32(e, row0, n_rows, col0, n_cols);
     if (e.dtype == DType::dtype_f32) {
         const std::vector<hsize_t> count = box_count(e, n_rows, n_cols);
         size_t n = 1;
@@ -372,7 +458,9 @@ std::vector<uint8_t> H5Checkpoint::read_rows_raw(const std::string& name, int64_
     const int64_t cols = e.info.shape.size() > 1 ? e.info.shape.back() : 0;
     return guarded(impl_->path, [&] {
         std::vector<uint8_t> out;
-        if (e.dtype == DType::dtype_f32) {
+        if (dtype_is_quantized(e.dtype)) {
+            out = impl_->read_bytes(e, row0, n_rows, 0, e.row_bytes);
+        } else if (e.dtype == DType::dtype_f32) {
             // The file's own type as memory type: HDF5 copies the bits, no conversion.
             const std::vector<hsize_t> count = impl_->box_count(e, n_rows, cols);
             size_t n = 1;
@@ -390,8 +478,9 @@ std::vector<uint8_t> H5Checkpoint::read_rows_raw(const std::string& name, int64_
 
 std::vector<uint16_t> H5Checkpoint::read_raw16(const std::string& name, int64_t row0, int64_t n_rows) const {
     const Entry& e = impl_->entry(name);
-    if (e.dtype == DType::dtype_f32) {
-        throw Error(str("checkpoint ", impl_->path, ": tensor ", name, " is stored as f32, not as 16-bit floats"));
+    if (e.dtype == DType::dtype_f32 || dtype_is_quantized(e.dtype)) {
+        throw Error(str("checkpoint ", impl_->path, ": tensor ", name, " is stored as ", dtype_name(e.dtype),
+                        ", not as 16-bit floats"));
     }
     const int64_t rows = e.info.shape[0];
     if (n_rows < 0) n_rows = rows - row0;

@@ -5,9 +5,12 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <system_error>
 
 #include "engine/core/arch.h"
+#include "engine/core/quant_blocks.h"
+#include "engine/core/quantize.h"
 #include "io/h5_checkpoint.h"
 #include "io/h5_util.h"
 
@@ -167,20 +170,43 @@ hsize_t even_chunk(hsize_t dim, hsize_t target) {
     return (dim + n_chunks - 1) / n_chunks;
 }
 
-void write_tensor(hid_t group, const TensorInfo& info, const std::vector<float>& data, DType dtype) {
-    const size_t rank = info.shape.size();
-    if (rank == 0) throw Error(str("tensor ", info.name, " is a scalar; checkpoints store arrays of rank >= 1"));
+// Bytes a tensor takes when stored as `type` (a block type stores 2-D tensors only).
+uint64_t stored_bytes(const TensorInfo& t, DType type) {
+    if (dtype_is_quantized(type)) return (uint64_t)(t.shape[0] * row_bytes(type, t.shape[1]));
+    return (uint64_t)t.numel() * dtype_size(type);
+}
+
+// The source's stored type, or none when the source cannot name it (a GGUF type outside the table).
+std::optional<DType> source_type_of(const TensorSource& src, const std::string& name) {
+    try {
+        return src.stored_type(name);
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+}
+
+// Creates the dataset of a tensor: floats with their logical shape, block types as [rows, row
+// bytes] of uint8 with the attributes that describe the blocks. Chunks are tiles of about
+// [256, 1024] values; for a block type their columns are whole blocks.
+Handle create_dataset(hid_t group, const TensorInfo& info, DType dtype) {
+    const bool blocks = dtype_is_quantized(dtype);
     std::vector<hsize_t> dims(info.shape.begin(), info.shape.end());
+    if (blocks) dims[1] = (hsize_t)row_bytes(dtype, info.shape[1]);
+    const size_t rank = dims.size();
     Handle space(H5_CHECK(H5Screate_simple((int)rank, dims.data(), nullptr)));
     Handle dcpl(H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)));
-    const bool empty = info.numel() == 0;
-    if (!empty) {
+    if (info.numel() != 0) {
         // Tiles of about [256, 1024] elements serve both row-block and column-block hyperslabs
         // (tensor-parallel splits of q/k/v/gate/up by rows, o/down by columns); 1-D tensors in
         // runs of about 256 Ki.
         std::vector<hsize_t> chunk(rank, 1);
         if (rank == 1) {
             chunk[0] = even_chunk(dims[0], h5_chunk_rows * h5_chunk_cols);
+        } else if (blocks) {
+            const hsize_t bs = (hsize_t)dtype_block_size(dtype), bb = (hsize_t)dtype_block_bytes(dtype);
+            const hsize_t n_blocks = dims[1] / bb, target = std::max<hsize_t>(1, h5_chunk_cols / bs);
+            chunk[1] = even_chunk(n_blocks, target) * bb;
+            chunk[0] = even_chunk(dims[0], h5_chunk_rows);
         } else {
             chunk[rank - 1] = even_chunk(dims[rank - 1], h5_chunk_cols);
             chunk[rank - 2] = even_chunk(dims[rank - 2], h5_chunk_rows);
@@ -199,32 +225,129 @@ void write_tensor(hid_t group, const TensorInfo& info, const std::vector<float>&
         case DType::dtype_bf16:
             file_type = h5::bf16_file_type();
             break;
-        default:  // write_h5_checkpoint refuses block types up front
-            GRIDLM_ASSERT(!"write_tensor: checkpoints store plain float types only");
+        default:
+            file_type = Handle(H5_CHECK(H5Tcopy(H5T_STD_U8LE)));
+            break;
     }
     Handle dset(H5_CHECK(H5Dcreate2(group, info.name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)));
     h5::write_attr_string(dset, "dtype", std::string(dtype_name(dtype)));
     h5::write_attr_string(dset, "source_type", info.source_type);
-    if (empty) return;
+    if (blocks) {
+        h5::write_attr_int_array(dset, "shape", info.shape);
+        h5::write_attr_int(dset, "block_size", dtype_block_size(dtype), H5T_STD_I64LE);
+        h5::write_attr_int(dset, "block_bytes", dtype_block_bytes(dtype), H5T_STD_I64LE);
+    }
+    return dset;
+}
+
+// Memory type that hands HDF5 the stored bytes unchanged.
+Handle memory_type(hid_t dset, DType dtype) {
+    if (dtype == DType::dtype_f32) return Handle(H5_CHECK(H5Tcopy(H5T_NATIVE_FLOAT)));
+    if (dtype_is_quantized(dtype)) return Handle(H5_CHECK(H5Tcopy(H5T_NATIVE_UINT8)));
+    return Handle(H5_CHECK(H5Dget_type(dset)));  // 16-bit floats: the file's own layout
+}
+
+// Adds the error of `got` against `ref` (same length) to p.
+void add_error(const float* ref, const float* got, int64_t n, ConvertProgress& p) {
+    for (int64_t i = 0; i < n; ++i) {
+        const double e = (double)got[i] - ref[i];
+        p.sq_err += e * e;
+        p.sq_ref += (double)ref[i] * ref[i];
+        p.max_abs_err = std::max(p.max_abs_err, std::fabs(e));
+    }
+}
+
+// Quantises [rows, cols] f32 rows to `dtype` blocks (rows in parallel) and measures the error of
+// their dequantised values.
+std::vector<uint8_t> quantize_rows(const std::vector<float>& data, const TensorInfo& info, DType dtype,
+                                   ConvertProgress& p) {
+    const int64_t rows = info.shape[0], cols = info.shape[1], rb = row_bytes(dtype, cols);
+    std::vector<uint8_t> out((size_t)(rows * rb));
+    std::string failure;
+    double sq_err = 0, sq_ref = 0, max_abs = 0;
+#pragma omp parallel reduction(+ : sq_err, sq_ref) reduction(max : max_abs)
+    {
+        std::vector<float> back((size_t)cols);
+        ConvertProgress local;
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t r = 0; r < rows; ++r) {
+            try {
+                quantize_row(dtype, data.data() + r * cols, out.data() + r * rb, cols);
+                dequantize_row(dtype, out.data() + r * rb, back.data(), cols);
+                add_error(data.data() + r * cols, back.data(), cols, local);
+            } catch (const Error& e) {
+#pragma omp critical
+                if (failure.empty()) failure = str("row ", r, ": ", e.what());
+            }
+        }
+        sq_err += local.sq_err;
+        sq_ref += local.sq_ref;
+        max_abs = std::max(max_abs, local.max_abs_err);
+    }
+    if (!failure.empty()) throw Error(str("tensor ", info.name, ", ", failure));
+    p.sq_err = sq_err;
+    p.sq_ref = sq_ref;
+    p.max_abs_err = max_abs;
+    return out;
+}
+
+// Writes one tensor as `dtype`: a copy of the source's stored rows when it already is `dtype`,
+// else its f32 values narrowed or quantised. Fills the per-tensor fields of p.
+void write_tensor(hid_t group, const TensorSource& src, const TensorInfo& info, DType dtype, ConvertProgress& p) {
+    if (info.shape.empty())
+        throw Error(str("tensor ", info.name, " is a scalar; checkpoints store arrays of rank >= 1"));
+    Handle dset = create_dataset(group, info, dtype);
+    p.dtype = dtype;
+    p.copied = false;
+    p.exact = true;
+    p.sq_err = p.sq_ref = p.max_abs_err = 0;
+    if (info.numel() == 0) return;
+    const uint64_t bytes = stored_bytes(info, dtype);
+    Handle mem = memory_type(dset, dtype);
+    if (source_type_of(src, info.name) == dtype && info.shape.size() <= 2) {
+        const std::vector<uint8_t> raw = src.read_rows_raw(info.name, 0, info.shape[0]);
+        if (raw.size() != bytes) {
+            throw Error(str("tensor ", info.name, ": the source returned ", raw.size(), " bytes of ", dtype_name(dtype),
+                            " rows, expected ", bytes));
+        }
+        H5_CHECK(H5Dwrite(dset, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()));
+        p.copied = true;
+        return;
+    }
+    const std::vector<float> data = src.read_f32(info.name);  // [numel], HF orientation
+    if ((int64_t)data.size() != info.numel()) {
+        throw Error(str("tensor ", info.name, ": the source returned ", data.size(), " values for shape ",
+                        shape_str(info.shape)));
+    }
     if (dtype == DType::dtype_f32) {
-        H5_CHECK(H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()));
-    } else {
-        // Memory and file share the 16-bit layout: HDF5 copies the bits without converting.
+        H5_CHECK(H5Dwrite(dset, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()));
+    } else if (!dtype_is_quantized(dtype)) {
         const std::vector<uint16_t> bits = narrow(data, dtype, info.name);
-        H5_CHECK(H5Dwrite(dset, file_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, bits.data()));
+        std::vector<float> back(bits.size());
+        for (size_t i = 0; i < bits.size(); ++i)
+            back[i] = dtype == DType::dtype_bf16 ? bf16_to_f32(bits[i]) : f16_to_f32(bits[i]);
+        add_error(data.data(), back.data(), (int64_t)data.size(), p);
+        p.exact = p.sq_err == 0;
+        H5_CHECK(H5Dwrite(dset, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, bits.data()));
+    } else {
+        const std::vector<uint8_t> blocks = quantize_rows(data, info, dtype, p);
+        p.exact = p.sq_err == 0;
+        H5_CHECK(H5Dwrite(dset, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, blocks.data()));
     }
 }
 
 void write_file(const std::string& tmp, const ModelConfig& cfg, const TokenizerData& tok, const TensorSource* weights,
-                DType dtype, const ProgressFn& progress) {
+                const std::vector<DType>& plan, const ProgressFn& progress) {
     Handle fapl(H5_CHECK(H5Pcreate(H5P_FILE_ACCESS)));
     // 1.8 object formats or newer: compact link storage for groups of hundreds of tensors and
     // creation-order indexes; readable by every HDF5 since 1.8.
     H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST));
     Handle file(H5_CHECK(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl)));
     {
+        // Version 2 only where needed: float-only files stay readable by version-1 readers.
+        const bool any_blocks = std::any_of(plan.begin(), plan.end(), dtype_is_quantized);
         h5::write_attr_string(file, "gridlm_format", h5_format_name);
-        h5::write_attr_int(file, "format_version", h5_format_version, H5T_STD_I32LE);
+        h5::write_attr_int(file, "format_version", any_blocks ? 2 : 1, H5T_STD_I32LE);
         h5::write_attr_int(file, "vocab_only", weights == nullptr, H5T_STD_I8LE);
         write_config(file, cfg);
         write_tokenizer(file, tok);
@@ -234,22 +357,15 @@ void write_file(const std::string& tmp, const ModelConfig& cfg, const TokenizerD
         H5_CHECK(H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
         Handle group(H5_CHECK(H5Gcreate2(file, "tensors", H5P_DEFAULT, gcpl, H5P_DEFAULT)));
         if (weights) {
+            const std::vector<TensorInfo>& tensors = weights->tensors();
             ConvertProgress p;
-            p.tensors_total = weights->tensors().size();
-            for (const TensorInfo& t : weights->tensors()) p.bytes_total += (uint64_t)t.numel() * dtype_size(dtype);
-            for (const TensorInfo& t : weights->tensors()) {
-                if (t.name.empty() || t.name.find('/') != std::string::npos || t.name == ".") {
-                    throw Error(str("tensor name '", t.name, "' cannot be an HDF5 dataset name"));
-                }
-                std::vector<float> data = weights->read_f32(t.name);  // [numel], HF orientation
-                if ((int64_t)data.size() != t.numel()) {
-                    throw Error(str("tensor ", t.name, ": the source returned ", data.size(), " values for shape ",
-                                    shape_str(t.shape)));
-                }
-                write_tensor(group, t, data, dtype);
+            p.tensors_total = tensors.size();
+            for (size_t i = 0; i < tensors.size(); ++i) p.bytes_total += stored_bytes(tensors[i], plan[i]);
+            for (size_t i = 0; i < tensors.size(); ++i) {
+                write_tensor(group, *weights, tensors[i], plan[i], p);
                 p.tensors_done++;
-                p.bytes_done += (uint64_t)t.numel() * dtype_size(dtype);
-                p.tensor = t.name;
+                p.bytes_done += stored_bytes(tensors[i], plan[i]);
+                p.tensor = tensors[i].name;
                 if (progress) progress(p);
             }
         }
@@ -257,22 +373,47 @@ void write_file(const std::string& tmp, const ModelConfig& cfg, const TokenizerD
     H5_CHECK(H5Fclose(file.release()));
 }
 
+// The stored type of every tensor, checked before anything is written.
+std::vector<DType> make_plan(const TensorSource& weights, const TypeChooser& choose, const std::string& where) {
+    std::vector<DType> plan;
+    for (const TensorInfo& t : weights.tensors()) {
+        if (t.name.empty() || t.name.find('/') != std::string::npos || t.name == ".") {
+            throw Error(str(where, ": tensor name '", t.name, "' cannot be an HDF5 dataset name"));
+        }
+        const DType d = choose(t);
+        if (dtype_is_quantized(d)) {
+            const int64_t bs = dtype_block_size(d);
+            if (t.shape.size() != 2) {
+                throw Error(str(where, ": tensor ", t.name, " of shape ", shape_str(t.shape), " cannot be stored as ",
+                                dtype_name(d), " (block types hold 2-D tensors only)"));
+            }
+            if (t.shape[1] % bs != 0) {
+                throw Error(str(where, ": tensor ", t.name, " of shape ", shape_str(t.shape), " cannot be stored as ",
+                                dtype_name(d), ": its rows of ", t.shape[1], " values are not whole blocks of ", bs));
+            }
+        }
+        plan.push_back(d);
+    }
+    return plan;
+}
+
 }  // namespace
 
 void write_h5_checkpoint(const std::string& path, const ModelConfig& cfg, const TokenizerData& tok,
-                         const TensorSource* weights, DType dtype, ProgressFn progress) {
+                         const TensorSource* weights, const TypeChooser& choose, ProgressFn progress) {
     const std::string where = str("writing checkpoint ", path);
-    if (dtype_is_quantized(dtype)) {
-        throw Error(str(where, ": cannot store tensors as ", dtype_name(dtype), " (expected f32, bf16 or f16)"));
-    }
     validate_model_config(cfg, where);
     validate_tokenizer(tok, cfg, where);
-    if (weights) validate_weights(*weights, cfg, where);
+    std::vector<DType> plan;
+    if (weights) {
+        validate_weights(*weights, cfg, where);
+        plan = make_plan(*weights, choose, where);
+    }
 
     const std::string tmp = path + ".tmp";
     h5::ErrorSilencer quiet;
     try {
-        write_file(tmp, cfg, tok, weights, dtype, progress);
+        write_file(tmp, cfg, tok, weights, plan, progress);
         std::error_code ec;
         std::filesystem::rename(tmp, path, ec);
         if (ec) throw Error(str("cannot rename ", tmp, " to ", path, ": ", ec.message()));
@@ -285,6 +426,14 @@ void write_h5_checkpoint(const std::string& path, const ModelConfig& cfg, const 
         std::filesystem::remove(tmp, ignored);
         throw;
     }
+}
+
+void write_h5_checkpoint(const std::string& path, const ModelConfig& cfg, const TokenizerData& tok,
+                         const TensorSource* weights, DType dtype, ProgressFn progress) {
+    const bool blocks = dtype_is_quantized(dtype);
+    write_h5_checkpoint(
+        path, cfg, tok, weights,
+        [&](const TensorInfo& t) { return blocks && t.shape.size() != 2 ? DType::dtype_f32 : dtype; }, progress);
 }
 
 }  // namespace gridlm

@@ -105,6 +105,13 @@ void write_attr_double(hid_t obj, const char* name, double value) {
     H5_CHECK(H5Awrite(attr, H5T_NATIVE_DOUBLE, &value));
 }
 
+void write_attr_int_array(hid_t obj, const char* name, const std::vector<int64_t>& values) {
+    const hsize_t dims[1] = {values.size()};
+    Handle space(H5_CHECK(H5Screate_simple(1, dims, nullptr)));
+    Handle attr(H5_CHECK(H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT)));
+    if (!values.empty()) H5_CHECK(H5Awrite(attr, H5T_NATIVE_INT64, values.data()));
+}
+
 // Opens an attribute and checks it is a single value of the wanted class.
 static Handle open_scalar_attr(hid_t obj, const char* name, const std::string& where, const char* want,
                                bool (*class_ok)(H5T_class_t)) {
@@ -149,6 +156,19 @@ double read_attr_double(hid_t obj, const char* name, const std::string& where) {
         open_scalar_attr(obj, name, where, "number", [](H5T_class_t c) { return c == H5T_FLOAT || c == H5T_INTEGER; });
     double v = 0;
     H5_CHECK(H5Aread(attr, H5T_NATIVE_DOUBLE, &v));
+    return v;
+}
+
+std::vector<int64_t> read_attr_int_array(hid_t obj, const char* name, const std::string& where) {
+    if (!has_attr(obj, name)) throw Error(str(where, ": missing attribute '", name, "'"));
+    Handle attr(H5_CHECK(H5Aopen(obj, name, H5P_DEFAULT)));
+    Handle type(H5_CHECK(H5Aget_type(attr)));
+    Handle space(H5_CHECK(H5Aget_space(attr)));
+    if (H5_CHECK(H5Tget_class(type)) != H5T_INTEGER || H5_CHECK(H5Sget_simple_extent_ndims(space)) > 1) {
+        throw Error(str(where, ": attribute '", name, "' should be a 1-D array of integers"));
+    }
+    std::vector<int64_t> v((size_t)H5_CHECK(H5Sget_simple_extent_npoints(space)));
+    if (!v.empty()) H5_CHECK(H5Aread(attr, H5T_NATIVE_INT64, v.data()));
     return v;
 }
 

@@ -93,12 +93,16 @@ void write_attr_string(hid_t obj, const char* name, const std::string& value);
 // An integer attribute stored with the given HDF5 file type (e.g. H5T_STD_I64LE, H5T_STD_I8LE).
 void write_attr_int(hid_t obj, const char* name, int64_t value, hid_t file_type);
 void write_attr_double(hid_t obj, const char* name, double value);
+// A 1-D int64 attribute (H5T_STD_I64LE), e.g. a tensor's logical shape.
+void write_attr_int_array(hid_t obj, const char* name, const std::vector<int64_t>& values);
 
 // Readers throw gridlm::Error("<where>: missing attribute 'name'") or a type mismatch message;
 // `where` names the file and object, e.g. "checkpoint m.h5, group /config".
 std::string read_attr_string(hid_t obj, const char* name, const std::string& where);
 int64_t read_attr_int(hid_t obj, const char* name, const std::string& where);
 double read_attr_double(hid_t obj, const char* name, const std::string& where);
+// A 1-D (or scalar) integer attribute of any integer type, as int64 values.
+std::vector<int64_t> read_attr_int_array(hid_t obj, const char* name, const std::string& where);
 
 // 1-D datasets. Strings are variable-length UTF-8; a string must not contain a NUL byte (HDF5
 // stores them NUL-terminated), which the writer refuses with a message naming `what`.

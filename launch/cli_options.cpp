@@ -38,4 +38,18 @@ void require_options(const po::variables_map& vm, std::initializer_list<const ch
     }
 }
 
+void add_kv_cache_dtype_option(po::options_description& opts) {
+    opts.add_options()("kv-cache-dtype",
+                       po::value<std::string>()->default_value(std::string(dtype_name(kv_cache_dtype_default))),
+                       "element type of the KV cache: f32, bf16 or f16 (bf16 / f16 take half the memory and "
+                       "bandwidth of f32; attention still computes in f32)");
+}
+
+DType kv_cache_dtype_from(const po::variables_map& vm) {
+    const std::string name = vm.count("kv-cache-dtype") ? vm["kv-cache-dtype"].as<std::string>()
+                                                        : std::string(dtype_name(kv_cache_dtype_default));
+    if (name != "f32" && name != "bf16" && name != "f16") throw UsageError("--kv-cache-dtype must be f32, bf16 or f16");
+    return dtype_from_name(name);
+}
+
 }  // namespace gridlm

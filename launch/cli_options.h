@@ -8,6 +8,8 @@
 
 #include <boost/program_options.hpp>
 
+#include "engine/core/dtype.h"
+
 namespace gridlm {
 
 // Parses args against `options` (+ `positional` when given). With `config_option` set and
@@ -20,5 +22,15 @@ boost::program_options::variables_map parse_options(
 
 // Throws UsageError "--NAME is required" for the first missing option.
 void require_options(const boost::program_options::variables_map& vm, std::initializer_list<const char*> names);
+
+// --kv-cache-dtype f32|bf16|f16: the element type of the KV cache (commands that run the model).
+// kv_cache_dtype_default is what a command line without the option gets: f32, because a bf16 or
+// f16 cache, though half the bytes, moves some greedy continuations of the golden references at
+// near-ties (tests/unit/test_kv_dtype.cpp).
+inline constexpr DType kv_cache_dtype_default = DType::dtype_f32;
+// Adds the option (with its default and help) to opts.
+void add_kv_cache_dtype_option(boost::program_options::options_description& opts);
+// The parsed option; throws UsageError "--kv-cache-dtype must be f32, bf16 or f16" for another value.
+DType kv_cache_dtype_from(const boost::program_options::variables_map& vm);
 
 }  // namespace gridlm

@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,15 +31,30 @@ namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
 const char* usage_head =
-    "usage: gridlm convert --from SRC --to OUT.h5 [--dtype auto|f32|bf16|f16] [--vocab-only] [--force]\n\n"
+    "usage: gridlm convert --from SRC --to OUT.h5 [--dtype TYPE] [--vocab-only] [--force]\n\n"
     "Writes a gridlm checkpoint (one HDF5 file: config, tokenizer, weights in Hugging Face names and\n"
     "orientation; see docs/checkpoint-format.md). SRC is one of\n"
-    "  - a .gguf file (llama / qwen2; quantised tensors are dequantised),\n"
+    "  - a .gguf file (llama / qwen2),\n"
     "  - a Hugging Face model directory (config.json, tokenizer.json, tokenizer_config.json,\n"
     "    model.safetensors or model.safetensors.index.json + shards),\n"
-    "  - a gridlm .h5 checkpoint (to store it in another dtype).\n"
+    "  - a gridlm .h5 checkpoint (to store it in other types).\n"
     "The file is written to OUT.h5.tmp and renamed when complete: a failed convert leaves no OUT.h5.\n"
-    "Progress goes to stderr, a one-line summary to stdout.\n\n"
+    "Progress goes to stderr; to stdout one line per tensor whose values change (its relative RMSE\n"
+    "and max |error| against the source's values, and any type fallback), a total error line and a\n"
+    "one-line summary.\n\n"
+    "--dtype TYPE:\n"
+    "  keep      every tensor in its stored type: GGUF blocks are copied as they are (no requantising)\n"
+    "  auto      keep when the source holds block-quantised tensors (a quantised GGUF), else bf16 / f16\n"
+    "            when every source tensor already is, else f32. Lossless in every case\n"
+    "  f32, bf16, f16\n"
+    "            every tensor in that float type (f16 fails on values beyond +-65504)\n"
+    "  q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k\n"
+    "            2-D weights quantised with the reference (llama.cpp) quantisers, from any source\n"
+    "            (quantised sources are dequantised first; tensors already of that type are copied).\n"
+    "            Norms and biases stay f32. As llama.cpp does, the LM head (the embedding when tied)\n"
+    "            gets q6_k, or q8_0 for --dtype q8_0 or when its rows are not whole 256-blocks. Rows that\n"
+    "            are not whole blocks of the type fall back to a legacy type of similar size: q4_k ->\n"
+    "            q5_0, q5_k -> q5_1, q6_k -> q8_0; f32 when not even 32-blocks fit\n\n"
     "exit status: 0 success; 1 unreadable or invalid input, write failure; 2 usage error\n\n"
     "options";
 
@@ -88,18 +106,100 @@ Source open_source(const std::string& path, bool vocab_only) {
     return s;
 }
 
-// auto: keep 16-bit sources 16-bit (exact); anything else (GGUF blocks, F32, mixed) becomes f32,
-// the only type that holds a dequantised value exactly.
-DType choose_dtype(const std::string& opt, const TensorSource* weights) {
-    if (opt != "auto") return dtype_from_name(opt);
-    if (!weights || weights->tensors().empty()) return DType::dtype_f32;
-    bool all_bf16 = true, all_f16 = true;
-    for (const TensorInfo& t : weights->tensors()) {
-        all_bf16 &= t.source_type == "BF16";
-        all_f16 &= t.source_type == "F16";
-    }
-    return all_bf16 ? DType::dtype_bf16 : all_f16 ? DType::dtype_f16 : DType::dtype_f32;
+const char* dtype_choices = "keep, auto, f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k";
+
+// The --dtype value as a type; nullopt for keep / auto. Throws UsageError for anything else.
+std::optional<DType> parse_dtype(const std::string& opt) {
+    if (opt == "keep" || opt == "auto") return std::nullopt;
+    for (const DTypeTraits& t : dtype_table)
+        if (opt == t.name) return t.type;
+    throw UsageError(str("--dtype '", opt, "' is not one of ", dtype_choices));
 }
+
+bool has_block_tensors(const TensorSource& w) {
+    for (const TensorInfo& t : w.tensors()) {
+        try {
+            if (dtype_is_quantized(w.stored_type(t.name))) return true;
+        } catch (const Error&) {
+            return true;  // a GGUF block type outside gridlm's table
+        }
+    }
+    return false;
+}
+
+// The legacy type a K type falls back to when a row is not whole 256-blocks (llama.cpp's choice).
+DType k_fallback(DType t) {
+    switch (t) {
+        case DType::dtype_q4_k:
+            return DType::dtype_q5_0;
+        case DType::dtype_q5_k:
+            return DType::dtype_q5_1;
+        case DType::dtype_q6_k:
+            return DType::dtype_q8_0;
+        default:
+            return t;
+    }
+}
+
+// Stored type of every tensor for --dtype, with a note where it differs from what was asked.
+class TypePolicy {
+public:
+    TypePolicy(const std::string& opt, const TensorSource& w, const ModelConfig& cfg) : w_(w), cfg_(cfg) {
+        target_ = parse_dtype(opt);
+        keep_ = opt == "keep" || (opt == "auto" && has_block_tensors(w));
+        if (opt == "auto" && !keep_) {
+            bool all_bf16 = !w.tensors().empty(), all_f16 = !w.tensors().empty();
+            for (const TensorInfo& t : w.tensors()) {
+                all_bf16 &= t.source_type == "BF16";
+                all_f16 &= t.source_type == "F16";
+            }
+            target_ = all_bf16 ? DType::dtype_bf16 : all_f16 ? DType::dtype_f16 : DType::dtype_f32;
+        }
+    }
+    // "keep" or the single target type, for messages.
+    std::string describe() const { return keep_ ? "stored types (keep)" : std::string(dtype_name(*target_)); }
+
+    DType operator()(const TensorInfo& t) {
+        if (keep_) {
+            const DType s = w_.stored_type(t.name);
+            if (dtype_is_quantized(s) && t.shape.size() != 2) return note(t, DType::dtype_f32, "1-D, dequantised");
+            return s;
+        }
+        const DType want = *target_;
+        if (!dtype_is_quantized(want)) return want;
+        if (t.shape.size() != 2) return DType::dtype_f32;  // norms and biases
+        const int64_t cols = t.shape[1];
+        const bool head = t.name == "lm_head.weight" || (cfg_.tied_embeddings && t.name == "model.embed_tokens.weight");
+        if (head) {
+            const DType h = want == DType::dtype_q8_0 || cols % 256 != 0 ? DType::dtype_q8_0 : DType::dtype_q6_k;
+            if (cols % 32 != 0)
+                return note(t, DType::dtype_f32, str("LM head, ", cols, " columns are not whole blocks"));
+            return h == want ? h : note(t, h, "LM head, as llama.cpp");
+        }
+        if (cols % dtype_block_size(want) == 0) return want;
+        const DType fb = k_fallback(want);
+        if (fb != want && cols % dtype_block_size(fb) == 0) {
+            return note(t, fb, str(dtype_name(want), " fallback: ", cols, " columns are not whole 256-blocks"));
+        }
+        return note(t, DType::dtype_f32, str(dtype_name(want), " fallback: ", cols, " columns are not whole blocks"));
+    }
+    const std::string& note_of(std::string_view name) const {
+        static const std::string none;
+        auto it = notes_.find(std::string(name));
+        return it == notes_.end() ? none : it->second;
+    }
+
+private:
+    DType note(const TensorInfo& t, DType d, std::string why) {
+        notes_[t.name] = std::move(why);
+        return d;
+    }
+    const TensorSource& w_;
+    const ModelConfig& cfg_;
+    std::optional<DType> target_;
+    bool keep_ = false;
+    std::map<std::string, std::string> notes_;
+};
 
 std::string mib(uint64_t bytes) {
     char buf[32];
@@ -125,6 +225,67 @@ ProgressFn progress_printer(bool quiet) {
     };
 }
 
+// Collects the per-tensor error of a convert: prints a line for each tensor whose values change
+// (or whose type fell back), then a total line.
+class ErrorReport {
+public:
+    ErrorReport(const TensorSource* w, const TypePolicy* policy) : policy_(policy) {
+        if (w)
+            for (const TensorInfo& t : w->tensors()) source_type_[t.name] = t.source_type;
+    }
+    void add(const ConvertProgress& p, uint64_t bytes) {
+        const std::string name(p.tensor);
+        auto& [n, b] = by_type_[std::string(dtype_name(p.dtype))];
+        n++;
+        b += bytes;
+        const std::string& note = policy_ ? policy_->note_of(name) : std::string();
+        if (p.exact) {
+            n_exact_++;
+        } else {
+            n_changed_++;
+            sq_err_ += p.sq_err;
+            sq_ref_ += p.sq_ref;
+            max_abs_ = std::max(max_abs_, p.max_abs_err);
+        }
+        if (p.exact && note.empty()) return;
+        if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");  // the progress line
+        const std::string from = source_type_[name], to(dtype_name(p.dtype));
+        std::printf("  %-50s %5s -> %-5s", name.c_str(), from.c_str(), to.c_str());
+        if (p.exact) {
+            std::printf("  exact");
+        } else {
+            std::printf("  rel RMSE %7.4f %%  max |err| %.4g", 100 * rel(p.sq_err, p.sq_ref), p.max_abs_err);
+        }
+        std::printf("%s%s\n", note.empty() ? "" : "  (", note.empty() ? "" : (note + ")").c_str());
+        std::fflush(stdout);
+    }
+    void print_total() const {
+        if (n_changed_ == 0) {
+            std::printf("error: none; all %zu tensors stored exactly (copied or widened)\n", n_exact_);
+            return;
+        }
+        std::printf(
+            "error: %zu tensors changed, relative RMSE %.4f %% over all their values, max |err| %.4g; %zu "
+            "tensors stored exactly\n",
+            n_changed_, 100 * rel(sq_err_, sq_ref_), max_abs_, n_exact_);
+    }
+    // "of f32 tensor data" for one type, else "of tensor data (q4_k: 120 tensors, f32: 60)".
+    std::string data_description(uint64_t total_bytes) const {
+        if (by_type_.size() == 1) return str(mib(total_bytes), " of ", by_type_.begin()->first, " tensor data");
+        std::string parts;
+        for (const auto& [type, nb] : by_type_) parts += str(parts.empty() ? "" : ", ", type, ": ", nb.first);
+        return str(mib(total_bytes), " of tensor data (", parts, ")");
+    }
+
+private:
+    static double rel(double e, double r) { return r > 0 ? std::sqrt(e / r) : 0.0; }
+    const TypePolicy* policy_;
+    std::map<std::string, std::string> source_type_;
+    std::map<std::string, std::pair<size_t, uint64_t>> by_type_;  // stored type -> tensors, bytes
+    double sq_err_ = 0, sq_ref_ = 0, max_abs_ = 0;
+    size_t n_changed_ = 0, n_exact_ = 0;
+};
+
 int run_convert(const std::vector<std::string>& args) {
     po::options_description opts(usage_head);
     // clang-format off
@@ -133,8 +294,8 @@ int run_convert(const std::vector<std::string>& args) {
         ("from", po::value<std::string>(), "source: .gguf file, Hugging Face model directory or gridlm .h5 (required)")
         ("to", po::value<std::string>(), "output checkpoint path, e.g. model.h5 (required)")
         ("dtype", po::value<std::string>()->default_value("auto"),
-         "element type of every stored tensor: f32, bf16, f16, or auto = bf16 / f16 when every source tensor "
-         "already is, else f32 (lossless for dequantised GGUF blocks). f16 fails on values beyond +-65504")
+         "how tensors are stored: keep, auto, f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k "
+         "(see above)")
         ("vocab-only", po::bool_switch(), "write config and tokenizer only; no tensor data is read (a GGUF cut off "
                                           "after its header works). Default: off")
         ("force", po::bool_switch(), "overwrite OUT if it exists (default: refuse)")
@@ -149,9 +310,7 @@ int run_convert(const std::vector<std::string>& args) {
     const std::string from = vm["from"].as<std::string>();
     const std::string to = vm["to"].as<std::string>();
     const std::string dtype_opt = vm["dtype"].as<std::string>();
-    if (dtype_opt != "auto" && dtype_opt != "f32" && dtype_opt != "bf16" && dtype_opt != "f16") {
-        throw UsageError(str("--dtype '", dtype_opt, "' is not one of auto, f32, bf16, f16"));
-    }
+    (void)parse_dtype(dtype_opt);  // usage errors before touching any file
     const bool vocab_only = vm["vocab-only"].as<bool>();
 
     std::error_code ec;
@@ -168,25 +327,30 @@ int run_convert(const std::vector<std::string>& args) {
 
     const auto t0 = std::chrono::steady_clock::now();
     Source src = open_source(from, vocab_only);
-    const DType dtype = choose_dtype(dtype_opt, src.weights.get());
+    std::unique_ptr<TypePolicy> policy;
+    if (src.weights) policy = std::make_unique<TypePolicy>(dtype_opt, *src.weights, src.cfg);
     if (!vm["quiet"].as<bool>()) {
         std::fprintf(stderr, "converting %s (%s, %s, %zu tensors) -> %s as %s\n", from.c_str(), src.kind.c_str(),
                      src.cfg.arch.c_str(), src.weights ? src.weights->tensors().size() : (size_t)0, to.c_str(),
-                     vocab_only ? "vocabulary only" : std::string(dtype_name(dtype)).c_str());
+                     policy ? policy->describe().c_str() : "vocabulary only");
     }
     uint64_t tensor_bytes = 0;
     size_t n_tensors = 0;
+    ErrorReport report(src.weights.get(), policy.get());
     ProgressFn print = progress_printer(vm["quiet"].as<bool>());
-    write_h5_checkpoint(to, src.cfg, src.tok, src.weights.get(), dtype, [&](const ConvertProgress& p) {
-        tensor_bytes = p.bytes_done;
-        n_tensors = p.tensors_done;
-        if (print) print(p);
-    });
+    TypeChooser choose = [&](const TensorInfo& t) { return (*policy)(t); };
+    write_h5_checkpoint(to, src.cfg, src.tok, src.weights.get(), policy ? choose : TypeChooser(),
+                        [&](const ConvertProgress& p) {
+                            report.add(p, p.bytes_done - tensor_bytes);
+                            tensor_bytes = p.bytes_done;
+                            n_tensors = p.tensors_done;
+                            if (print) print(p);
+                        });
+    if (src.weights) report.print_total();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const uint64_t file_bytes = fs::file_size(to, ec);
-    const std::string what =
-        vocab_only ? std::string("vocabulary only")
-                   : str(n_tensors, " tensors, ", mib(tensor_bytes), " of ", dtype_name(dtype), " tensor data");
+    const std::string what = vocab_only ? std::string("vocabulary only")
+                                        : str(n_tensors, " tensors, ", report.data_description(tensor_bytes));
     std::printf("converted %s -> %s: %s, %zu tokens, %zu merges, file %s (%llu bytes), %.2f s\n", from.c_str(),
                 to.c_str(), what.c_str(), src.tok.tokens.size(), src.tok.merges.size(), mib(file_bytes).c_str(),
                 (unsigned long long)file_bytes, seconds);

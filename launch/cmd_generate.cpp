@@ -81,7 +81,7 @@ const char* usage_head =
 std::map<std::string, std::string> output_options(const po::variables_map& vm, const SamplingParams& p,
                                                   uint64_t job_seed) {
     std::map<std::string, std::string> o = sampling_manifest_options(p, job_seed);
-    for (const char* k : {"input-format", "order", "dtype"}) o[k] = vm[k].as<std::string>();
+    for (const char* k : {"input-format", "order", "dtype", "kv-cache-dtype"}) o[k] = vm[k].as<std::string>();
     o["max-model-len"] = str(vm["max-model-len"].as<int64_t>());
     o["max-prompt-tokens"] = str(vm["max-prompt-tokens"].as<int64_t>());
     o["model-name"] = vm.count("model-name") ? vm["model-name"].as<std::string>() : "";
@@ -180,7 +180,10 @@ int run_generate(const std::vector<std::string>& args) {
          "(fewer bytes between nodes; default: whole)")
         ("micro-batches", po::value<int>()->default_value(0),
          "lanes the batch is split into, each refilled on its own; 0 = 1 without a pipeline, else 2*pp")
-        ("dtype", po::value<std::string>()->default_value("f32"), "weight element type in memory: f32 or bf16")
+        ("dtype", po::value<std::string>()->default_value("auto"),
+         "weight matrices in memory: auto (each as the checkpoint stores it: q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k "
+         "q6_k blocks, bf16 or f32, multiplied by integer / float kernels; f16 is widened to f32), or every "
+         "matrix converted to f32, bf16 or f16")
         ("model-name", po::value<std::string>(), "\"model\" in OpenAI-shaped output (default: the checkpoint's name)")
         ("kv-cache-bytes", po::value<int64_t>()->default_value(0),
          "KV cache budget per rank in bytes (the smallest rank's block count holds for all); sequences are "
@@ -198,6 +201,7 @@ int run_generate(const std::vector<std::string>& args) {
          "seconds between progress lines when stderr is not a terminal")
         ("quiet,q", po::bool_switch(), "no progress, only the final summary");
     // clang-format on
+    add_kv_cache_dtype_option(opts);
 
     const po::variables_map vm = parse_options(args, opts, nullptr, "config");
     if (vm.count("help")) {
@@ -228,8 +232,7 @@ int run_generate(const std::vector<std::string>& args) {
     if (job.sched.prefill_chunk < 1) throw UsageError("--prefill-chunk must be >= 1");
     if (max_model_len < 0 || max_model_len == 1) throw UsageError("--max-model-len must be 0 or >= 2");
     if (threads < 0) throw UsageError("--threads must be >= 0");
-    const std::string dtype_name = vm["dtype"].as<std::string>();
-    if (dtype_name != "f32" && dtype_name != "bf16") throw UsageError("--dtype must be f32 or bf16");
+    const WeightPolicy weight_policy = weight_policy_option(vm["dtype"].as<std::string>());
     InputFormat input_format;
     OutputOrder order;
     try {
@@ -260,6 +263,7 @@ int run_generate(const std::vector<std::string>& args) {
     job.pp_slices = vm["pp-slices"].as<bool>();
     const int64_t kv_bytes = vm["kv-cache-bytes"].as<int64_t>();
     if (kv_bytes < 0) throw UsageError("--kv-cache-bytes must be >= 0");
+    const DType kv_dtype = kv_cache_dtype_from(vm);
     const std::string preempt = vm["preempt"].as<std::string>();
     if (preempt != "recompute" && preempt != "checkpoint")
         throw UsageError("--preempt must be recompute or checkpoint");
@@ -285,6 +289,7 @@ int run_generate(const std::vector<std::string>& args) {
     RecoveredOutput recovered;
     int64_t context = 0;
     std::vector<int64_t> stage_layers;
+    TpSplitTypes split_types;
     collective_phase(mpi, [&] {
         topo = std::make_unique<Topology>(grid_shape, mpi.size());  // world size == dp*pp*tp
         me = topo->coord_of(mpi.rank());
@@ -298,7 +303,8 @@ int run_generate(const std::vector<std::string>& args) {
             if (!probe || fs::is_directory(prompts_path)) throw Error(str("cannot open prompts file ", prompts_path));
         }
         ck = open_checkpoint(vm["model"].as<std::string>());
-        check_tensor_parallel(ck.config, grid_shape.tp);
+        split_types = weight_split_types(ck, weight_policy);
+        check_tensor_parallel(ck.config, grid_shape.tp, split_types);
         stage_layers = pipeline_layers(ck.config, grid_shape.pp, pp_layers);
         context = max_model_len > 0 && (ck.config.n_ctx_train <= 0 || max_model_len < ck.config.n_ctx_train)
                       ? max_model_len
@@ -331,12 +337,12 @@ int run_generate(const std::vector<std::string>& args) {
     collective_phase(mpi, [&] {
         tokenizer = std::make_unique<Tokenizer>(ck.tokenizer);
         chat = std::make_unique<ChatPrompter>(ck.tokenizer);
-        const ModelShard shard = ModelShard::of(ck.config, stage_layers, me.pp, grid_shape.tp, me.tp);
-        model = std::make_unique<Model>(ck.config, *ck.weights, dtype_from_name(dtype_name),
+        const ModelShard shard = ModelShard::of(ck.config, stage_layers, me.pp, grid_shape.tp, me.tp, split_types);
+        model = std::make_unique<Model>(ck.config, *ck.weights, weight_policy,
                                         std::shared_ptr<Backend>(make_cpu_backend(threads)), shard, comms.tp.get());
         ck.weights.reset();  // the weights now live in the model; drop the file's copy
         ck.gguf.reset();
-        kv = model->make_kv_cache(job.sched.max_seqs, context);
+        kv = model->make_kv_cache(job.sched.max_seqs, context, kv_dtype);
     });
     if (kv_bytes > 0) {
         auto* cache = dynamic_cast<BlockKvCache*>(kv.get());
@@ -393,8 +399,9 @@ int run_generate(const std::vector<std::string>& args) {
             std::fprintf(stderr, "gridlm: %lld error lines removed to run again\n", (long long)recovered.retried);
     }
     if (writer_rank && !quiet) {
-        std::fprintf(stderr, "gridlm: %s (%s, %s weights), context %lld, batch %d, chat template %s\n",
-                     wopts.model_name.c_str(), ck.config.arch.c_str(), dtype_name.c_str(), (long long)context,
+        std::fprintf(stderr, "gridlm: %s (%s; weights %s), context %lld, batch %d, chat template %s\n",
+                     wopts.model_name.c_str(), ck.config.arch.c_str(),
+                     weight_types_text(model->weight_bytes_by_type()).c_str(), (long long)context,
                      job.sched.max_seqs, chat->template_name().c_str());
     }
 

@@ -1,11 +1,15 @@
 // Opening the checkpoint of a generate job (see open_checkpoint.h).
 #include "launch/open_checkpoint.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <utility>
 
 #include "engine/core/error.h"
 #include "io/gguf_model.h"
 #include "io/h5_checkpoint.h"
+#include "launch/commands.h"
 
 namespace gridlm {
 
@@ -30,6 +34,32 @@ OpenedCheckpoint open_checkpoint(const std::string& path) {
     }
     if (!l.config.name.empty()) l.name = l.config.name;
     return l;
+}
+
+WeightPolicy weight_policy_option(const std::string& name) {
+    try {
+        return WeightPolicy::from_name(name);
+    } catch (const Error&) {
+        throw UsageError(str("--dtype '", name, "' is not one of auto, f32, bf16, f16"));
+    }
+}
+
+TpSplitTypes weight_split_types(const OpenedCheckpoint& ck, const WeightPolicy& policy) {
+    return policy.keep && ck.weights ? tp_split_types(ck.config, *ck.weights) : TpSplitTypes{};
+}
+
+std::string weight_types_text(const std::vector<int64_t>& bytes_by_type) {
+    std::vector<std::pair<int64_t, size_t>> order;
+    for (size_t t = 0; t < bytes_by_type.size(); ++t)
+        if (bytes_by_type[t] > 0) order.emplace_back(bytes_by_type[t], t);
+    std::sort(order.rbegin(), order.rend());
+    std::string text;
+    for (const auto& [bytes, t] : order) {
+        char mib[32];
+        std::snprintf(mib, sizeof mib, "%.1f", bytes / 1048576.0);
+        text += str(text.empty() ? "" : ", ", dtype_name((DType)t), " ", mib, " MiB");
+    }
+    return text.empty() ? "none" : text;
 }
 
 }  // namespace gridlm

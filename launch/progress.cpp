@@ -102,7 +102,15 @@ std::string Progress::summary_line() const {
                " prompt + ", t_.completion_tokens, " completion tokens in ", format_duration(elapsed_s()), " (",
                rate((double)t_.completion_tokens, elapsed_s()), " generated tok/s); steps of this rank: prefill ",
                rate((double)t_.prefill_tokens, t_.prefill_s), " tok/s, decode ",
-               rate((double)t_.decode_tokens, t_.decode_s), " tok/s");
+               rate((double)t_.decode_tokens, t_.decode_s), " tok/s, ", step_share(), " of the run");
+}
+
+// The model steps' share of the time since the job started: what the loop around them (input,
+// scheduling, sampling, detokenising, writing) leaves to the model.
+std::string Progress::step_share() const {
+    const double elapsed = elapsed_s();
+    if (elapsed <= 0) return "0%";
+    return str((int)std::lround(100 * std::min(1.0, (t_.prefill_s + t_.decode_s) / elapsed)), "%");
 }
 
 void Progress::finish() {

@@ -39,6 +39,8 @@ public:
     void tick();
     // Clears the bar and prints the summary.
     void finish();
+    // "87%": the model steps' share of the run so far (the rest is the job loop's own cost).
+    std::string step_share() const;
 
     const ProgressTotals& totals() const { return t_; }
     double elapsed_s() const;

@@ -38,22 +38,34 @@ struct MatmulOut {
 // One sequence's keys and values for one layer, stored in fixed-size blocks so that a paged
 // cache can hand out the same view. Position p lives in block p / block_size at row
 // p % block_size; each block holds, per layer, K as [block_size, k_row] then V as
-// [block_size, v_row]. K and V rows may differ in width. v_row == 0 is a latent cache (MLA, see
-// shared/DEEPSEEK-V3.md): one row per token (576 values for DeepSeek-V3) whose first values
-// also serve as V, so v(pos) == k(pos).
+// [block_size, v_row], all of element type dtype (f32, bf16 or f16: kv_store rounds to it,
+// attention widens it back to f32). K and V rows may differ in width. v_row == 0 is a latent
+// cache (MLA, see shared/DEEPSEEK-V3.md): one row per token (576 values for DeepSeek-V3) whose
+// first values also serve as V, so v(pos) == k(pos).
 struct KvSeqView {
-    float* const* blocks = nullptr;  // [n_blocks] block base pointers (backend memory)
-    int64_t block_size = 0;          // positions per block
-    int64_t k_offset = 0;            // element offset of this layer's K inside a block
-    int64_t v_offset = 0;            // element offset of this layer's V inside a block (unused when v_row == 0)
-    int64_t k_row = 0;               // elements per position of K: n_head_kv * head_dim for GQA
-    int64_t v_row = 0;               // elements per position of V; 0: V is read from the K row
+    uint8_t* const* blocks = nullptr;  // [n_blocks] block base pointers (backend memory)
+    DType dtype = DType::dtype_f32;    // element type of every K and V value
+    int64_t block_size = 0;            // positions per block
+    int64_t k_offset = 0;              // element offset of this layer's K inside a block
+    int64_t v_offset = 0;              // element offset of this layer's V inside a block (unused when v_row == 0)
+    int64_t k_row = 0;                 // elements per position of K: n_head_kv * head_dim for GQA
+    int64_t v_row = 0;                 // elements per position of V; 0: V is read from the K row
 
-    float* k(int64_t pos) const { return blocks[pos / block_size] + k_offset + (pos % block_size) * k_row; }
-    float* v(int64_t pos) const {
-        return v_row == 0 ? k(pos) : blocks[pos / block_size] + v_offset + (pos % block_size) * v_row;
+    // Bytes per element (4 for f32, 2 for bf16 / f16).
+    int64_t elem_bytes() const { return (int64_t)dtype_size(dtype); }
+    // The first element of position pos's K / V row (k_row / v_row elements of dtype).
+    void* k(int64_t pos) const {
+        return blocks[pos / block_size] + (k_offset + (pos % block_size) * k_row) * elem_bytes();
+    }
+    void* v(int64_t pos) const {
+        return v_row == 0 ? k(pos) : blocks[pos / block_size] + (v_offset + (pos % block_size) * v_row) * elem_bytes();
     }
 };
+
+// The element types a KV cache (KvSeqView::dtype) may hold: f32, bf16 and f16.
+inline bool kv_dtype_supported(DType t) {
+    return t == DType::dtype_f32 || t == DType::dtype_bf16 || t == DType::dtype_f16;
+}
 
 // One sequence's share of a batched attention call: its queries are rows
 // [token_offset, token_offset + n_new) of q / out, at positions pos0 .. pos0 + n_new - 1, and
@@ -82,6 +94,8 @@ public:
     virtual int n_threads() const = 0;
     // True when backend memory is host memory (callers may then skip staging copies).
     virtual bool host_memory() const = 0;
+    // True when matmul (and embedding) take weights of this type as they are.
+    virtual bool supports_weight(DType type) const { return type == DType::dtype_f32 || type == DType::dtype_bf16; }
 
     // Memory. alloc returns memory aligned to 64 bytes; free accepts nullptr.
     virtual void* alloc(size_t bytes) = 0;
@@ -106,12 +120,14 @@ public:
     virtual void rope_table(const int32_t* pos, int64_t n, int64_t head_dim, double theta, float* cs) = 0;
     // Rotates every head of every token in place.  x: [n, n_heads, head_dim]; cs: [n, head_dim]
     virtual void rope(float* x, const float* cs, int64_t n, int64_t n_heads, int64_t head_dim) = 0;
-    // Writes new keys / values into the cache at positions pos0 .. pos0 + n_new - 1 of each seq.
+    // Writes new keys / values into the cache at positions pos0 .. pos0 + n_new - 1 of each seq,
+    // rounded to nearest even when the view's dtype is bf16 or f16.
     // k: [n_tokens, kv.k_row], v: [n_tokens, kv.v_row] (ignored, may be nullptr, for a latent
     // cache with v_row == 0), rows ordered as the seqs' token_offset say.
     virtual void kv_store(const float* k, const float* v, const AttentionSeq* seqs, int64_t n_seqs) = 0;
     // Causal GQA attention: query head h reads KV head h / (n_head / n_head_kv), at column
-    // (h / group) * head_dim of the K row and (h / group) * v_dim() of the V row.
+    // (h / group) * head_dim of the K row and (h / group) * v_dim() of the V row. The cached
+    // values are widened to f32; products, softmax and sums are f32.
     // q: [n_tokens, n_head, head_dim]; out: [n_tokens, n_head, v_dim()]
     virtual void attention(const float* q, const AttentionSeq* seqs, int64_t n_seqs, const AttentionShape& shape,
                            float* out) = 0;

@@ -14,7 +14,7 @@ BlockKvCache::BlockKvCache(Backend& backend, const KvLayout& layout, int n_slots
       layout_(layout),
       block_size_(block_size),
       max_length_(max_length),
-      block_floats_(block_size * layout.floats_per_token()),
+      block_bytes_(0),
       slots_(n_slots) {
     if (n_slots <= 0 || max_length <= 0 || block_size <= 0)
         throw Error(str("KV cache needs positive slots, length and block size (got ", n_slots, ", ", max_length, ", ",
@@ -22,10 +22,13 @@ BlockKvCache::BlockKvCache(Backend& backend, const KvLayout& layout, int n_slots
     if (layout.n_layer <= 0 || layout.k_row <= 0 || layout.v_row < 0)
         throw Error(str("KV cache layout needs layers and a K row (got ", layout.n_layer, " layers, K row ",
                         layout.k_row, ", V row ", layout.v_row, ")"));
+    if (!kv_dtype_supported(layout.dtype))
+        throw Error(str("KV cache element type ", dtype_name(layout.dtype), " is not supported (f32, bf16 or f16)"));
+    block_bytes_ = block_size * layout.bytes_per_token();
 }
 
 BlockKvCache::~BlockKvCache() {
-    for (float* b : all_blocks_) backend_.free(b);
+    for (uint8_t* b : all_blocks_) backend_.free(b);
 }
 
 const BlockKvCache::Slot& BlockKvCache::slot_at(int slot) const {
@@ -64,15 +67,15 @@ int64_t BlockKvCache::blocks_needed(int slot, int64_t n_new) const {
     return std::max<int64_t>(0, blocks - (int64_t)s.blocks.size());
 }
 
-float* BlockKvCache::take_block() {
-    float* b;
+uint8_t* BlockKvCache::take_block() {
+    uint8_t* b;
     // Without a budget, cached prefixes nobody uses are kept up to two blocks per slot.
     const bool evict_first = max_blocks_ == 0 && (int64_t)evictable_.size() > 2 * (int64_t)slots_.size();
     if (!free_blocks_.empty()) {
         b = free_blocks_.back();
         free_blocks_.pop_back();
     } else if (!evict_first && (max_blocks_ == 0 || (int64_t)all_blocks_.size() < max_blocks_)) {
-        b = static_cast<float*>(backend_.alloc(block_floats_ * sizeof(float)));
+        b = static_cast<uint8_t*>(backend_.alloc((size_t)block_bytes_));
         all_blocks_.push_back(b);
     } else if (!evictable_.empty()) {  // the least recently used cached prefix block
         b = evictable_.front();
@@ -86,7 +89,7 @@ float* BlockKvCache::take_block() {
     return b;
 }
 
-void BlockKvCache::release(float* b) {
+void BlockKvCache::release(uint8_t* b) {
     BlockInfo& i = info_[b];
     GRIDLM_ASSERT(i.refs > 0);
     if (--i.refs > 0) return;
@@ -116,7 +119,7 @@ int64_t BlockKvCache::attach_prefix(int slot, std::span<const int32_t> tokens) {
         h = chain(h, tokens.subspan(n, block_size_));
         auto it = cached_.find(h);
         if (it == cached_.end()) break;
-        float* b = it->second;
+        uint8_t* b = it->second;
         BlockInfo& i = info_[b];
         if (i.refs++ == 0) evictable_.erase(i.lru);
         s.blocks.push_back(b);
@@ -146,10 +149,11 @@ KvSeqView BlockKvCache::view(int slot, int layer) const {
     GRIDLM_ASSERT(layer >= 0 && layer < layout_.n_layer);
     KvSeqView v;
     v.blocks = s.blocks.data();
+    v.dtype = layout_.dtype;
     v.block_size = block_size_;
     v.k_row = layout_.k_row;
     v.v_row = layout_.v_row;
-    // Block layout: [n_layer][K [block_size][k_row], V [block_size][v_row]]
+    // Block layout: [n_layer][K [block_size][k_row], V [block_size][v_row]], elements of dtype
     v.k_offset = layer * block_size_ * (layout_.k_row + layout_.v_row);
     v.v_offset = v.k_offset + block_size_ * layout_.k_row;
     return v;
@@ -163,7 +167,7 @@ void BlockKvCache::commit(int slot, int64_t n_new) {
 
 void BlockKvCache::clear(int slot) {
     Slot& s = const_cast<Slot&>(slot_at(slot));
-    for (float* b : s.blocks) release(b);
+    for (uint8_t* b : s.blocks) release(b);
     s = Slot{};
 }
 

@@ -11,23 +11,28 @@
 #include <vector>
 
 #include "engine/backend/backend.h"
+#include "engine/core/dtype.h"
 #include "engine/core/model_config.h"
 
 namespace gridlm {
 
-// What one token occupies in the cache, per layer: a K row and a V row (elements). Llama-style
-// GQA layers store n_head_kv * head_dim each; a latent (MLA) layer stores one k_row-wide row and
-// no V row (v_row == 0), its V being read from the K row (KvSeqView::v).
+// What one token occupies in the cache, per layer: a K row and a V row (elements of dtype).
+// Llama-style GQA layers store n_head_kv * head_dim each; a latent (MLA) layer stores one
+// k_row-wide row and no V row (v_row == 0), its V being read from the K row (KvSeqView::v).
+// dtype is f32, bf16 or f16 (kv_dtype_supported, backend.h): bf16 and f16 halve the cache's bytes.
 struct KvLayout {
     int64_t n_layer = 0;
     int64_t k_row = 0;
     int64_t v_row = 0;
+    DType dtype = DType::dtype_f32;
 
-    // K and V rows of n_head_kv * head_dim (Llama, Qwen2), for config's layers.
+    // K and V rows of n_head_kv * head_dim (Llama, Qwen2), for config's layers; f32.
     static KvLayout gqa(const ModelConfig& config) {
         return {config.n_layer, config.n_head_kv * config.head_dim, config.n_head_kv * config.head_dim};
     }
-    int64_t floats_per_token() const { return n_layer * (k_row + v_row); }
+    // Elements one token takes over all layers, and their bytes.
+    int64_t values_per_token() const { return n_layer * (k_row + v_row); }
+    int64_t bytes_per_token() const { return values_per_token() * (int64_t)dtype_size(dtype); }
 };
 
 class KvCache {
@@ -67,7 +72,9 @@ public:
     virtual void publish_prefix(int slot, std::span<const int32_t> tokens) = 0;
 };
 
-// f32 keys/values in blocks of block_size positions, each block holding every layer's K and V.
+// Keys/values of layout.dtype in blocks of block_size positions, each block holding every layer's
+// K and V (block_bytes() = block_size * layout.bytes_per_token()). The constructor throws
+// gridlm::Error for non-positive sizes, an empty layout or an unsupported dtype.
 class BlockKvCache final : public KvCache {
 public:
     BlockKvCache(Backend& backend, const KvLayout& layout, int n_slots, int64_t max_length, int64_t block_size = 64);
@@ -96,7 +103,8 @@ public:
     // At most this many blocks in all (0: no limit, blocks are allocated as needed).
     void set_max_blocks(int64_t n) { max_blocks_ = n; }
     int64_t max_blocks() const { return max_blocks_; }
-    int64_t block_bytes() const { return block_floats_ * (int64_t)sizeof(float); }
+    int64_t block_bytes() const { return block_bytes_; }
+    DType dtype() const { return layout_.dtype; }
     int64_t blocks_allocated() const { return (int64_t)all_blocks_.size(); }
     int64_t blocks_in_use() const;  // held by at least one slot
     int64_t prefix_tokens_reused() const { return prefix_reused_; }
@@ -105,29 +113,29 @@ private:
     struct Slot {
         int64_t length = 0;
         int64_t reserved = 0;
-        std::vector<float*> blocks;  // [ceil(reserved / block_size)]
+        std::vector<uint8_t*> blocks;  // [ceil(reserved / block_size)]
     };
     struct BlockInfo {
         int refs = 0;
-        bool cached = false;              // holds a published prefix (in cached_)
-        uint64_t hash = 0;                // of the tokens up to the end of this block
-        std::list<float*>::iterator lru;  // in evictable_ when cached and unreferenced
+        bool cached = false;                // holds a published prefix (in cached_)
+        uint64_t hash = 0;                  // of the tokens up to the end of this block
+        std::list<uint8_t*>::iterator lru;  // in evictable_ when cached and unreferenced
     };
     const Slot& slot_at(int slot) const;
-    float* take_block();
-    void release(float* b);
+    uint8_t* take_block();
+    void release(uint8_t* b);
 
     Backend& backend_;
     KvLayout layout_;
-    int64_t block_size_, max_length_, block_floats_;
+    int64_t block_size_, max_length_, block_bytes_;
     int64_t max_blocks_ = 0;
     int64_t prefix_reused_ = 0;
     std::vector<Slot> slots_;
-    std::vector<float*> free_blocks_;  // allocated, holding nothing
-    std::vector<float*> all_blocks_;
-    std::unordered_map<float*, BlockInfo> info_;
-    std::unordered_map<uint64_t, float*> cached_;  // prefix hash -> block
-    std::list<float*> evictable_;                  // cached, unreferenced; least recently used first
+    std::vector<uint8_t*> free_blocks_;  // allocated, holding nothing
+    std::vector<uint8_t*> all_blocks_;
+    std::unordered_map<uint8_t*, BlockInfo> info_;
+    std::unordered_map<uint64_t, uint8_t*> cached_;  // prefix hash -> block
+    std::list<uint8_t*> evictable_;                  // cached, unreferenced; least recently used first
 };
 
 }  // namespace gridlm

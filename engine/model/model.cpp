@@ -12,25 +12,23 @@
 
 namespace gridlm {
 
-Model::Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype, int n_threads)
-    : Model(config, source, weight_dtype, std::shared_ptr<Backend>(make_cpu_backend(n_threads))) {}
+Model::Model(const ModelConfig& config, const TensorSource& source, WeightPolicy weights, int n_threads)
+    : Model(config, source, weights, std::shared_ptr<Backend>(make_cpu_backend(n_threads))) {}
 
-Model::Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype,
+Model::Model(const ModelConfig& config, const TensorSource& source, WeightPolicy weights,
              std::shared_ptr<Backend> backend)
-    : Model(config, source, weight_dtype, std::move(backend), ModelShard::whole(config), nullptr) {}
+    : Model(config, source, weights, std::move(backend), ModelShard::whole(config), nullptr) {}
 
-Model::Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype,
+Model::Model(const ModelConfig& config, const TensorSource& source, WeightPolicy weights,
              std::shared_ptr<Backend> backend, const ModelShard& shard, Communicator* tp)
     : config_(config),
       shard_(shard),
       local_(config),
       tp_(tp),
-      weight_dtype_(weight_dtype),
+      policy_(weights),
       backend_(std::move(backend)) {
     arch_ = &arch_spec(config_.arch);
     arch_->check_config(config_);
-    if (weight_dtype != DType::dtype_f32 && weight_dtype != DType::dtype_bf16)
-        throw Error(str("weight dtype ", dtype_name(weight_dtype), " is not supported (use f32 or bf16)"));
     const int tp_size = tp_ ? tp_->size() : 1;
     if (tp_size != shard_.tp.size)
         throw Error(str("model shard is for tp=", shard_.tp.size, " but the TP group has ", tp_size, " ranks"));
@@ -40,13 +38,23 @@ Model::Model(const ModelConfig& config, const TensorSource& source, DType weight
     local_.n_head_kv = shard_.tp.kv_heads.size;
     local_.n_ff = shard_.tp.ff.size;
     local_.n_vocab = shard_.tp.vocab.size;
-    weights_ = load_weights(*backend_, config_, source, weight_dtype, shard_, arch_->load_layer);
+    weights_ = load_weights(*backend_, config_, source, policy_, shard_, arch_->load_layer);
 }
 
 Model::~Model() = default;
 
-std::unique_ptr<KvCache> Model::make_kv_cache(int n_slots, int64_t max_length) const {
-    return std::make_unique<BlockKvCache>(*backend_, arch_->kv_layout(local_), n_slots, max_length);
+int64_t Model::streamed_weight_bytes() const {
+    int64_t bytes = 0;
+    for (int64_t b : weights_.bytes_by_type) bytes += b;
+    const Weight& e = weights_.embed;
+    if (e.data && e.data != weights_.lm_head.data) bytes -= e.rows * row_bytes(e.dtype, e.cols);
+    return bytes;
+}
+
+std::unique_ptr<KvCache> Model::make_kv_cache(int n_slots, int64_t max_length, DType kv_dtype) const {
+    KvLayout layout = arch_->kv_layout(local_);
+    layout.dtype = kv_dtype;
+    return std::make_unique<BlockKvCache>(*backend_, layout, n_slots, max_length);
 }
 
 void StepContext::reduce(float* data, int64_t count) {

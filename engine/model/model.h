@@ -3,7 +3,7 @@
 // forward() once per step with any mix of prefill chunks and decode tokens; logits come back in
 // host memory.
 //
-//   Model model(config, source, DType::dtype_bf16, /*n_threads=*/0);
+//   Model model(config, source, WeightPolicy::keep_stored(), /*n_threads=*/0);
 //   auto kv = model.make_kv_cache(/*n_slots=*/64, /*max_length=*/4096);
 //   ForwardBatch b;  b.add(0, prompt0);  b.add(1, prompt1);       // prefill two sequences
 //   std::vector<float> logits(b.n_logit_rows() * config.n_vocab);
@@ -36,15 +36,16 @@ struct ArchSpec;
 
 class Model {
 public:
-    // Loads the weights named by HF convention from source, converting matrices to weight_dtype
-    // (f32 or bf16). n_threads 0: the cores this process may use. Throws gridlm::Error for an
-    // unsupported architecture or a missing / misshapen tensor.
-    Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype, int n_threads = 0);
+    // Loads the weights named by HF convention from source, keeping or converting the matrices as
+    // `weights` says (a plain DType converts every matrix to it: f32, bf16 or f16). n_threads 0:
+    // the cores this process may use. Throws gridlm::Error for an unsupported architecture or a
+    // missing / misshapen tensor.
+    Model(const ModelConfig& config, const TensorSource& source, WeightPolicy weights, int n_threads = 0);
     // The same on a backend the caller made (e.g. a CPU backend shared by several models).
-    Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype, std::shared_ptr<Backend> backend);
+    Model(const ModelConfig& config, const TensorSource& source, WeightPolicy weights, std::shared_ptr<Backend> backend);
     // One rank's shard of the model. tp: the tensor-parallel group (size shard.tp.size; may be
     // nullptr when that is 1). Reads only the shard's slices of the checkpoint.
-    Model(const ModelConfig& config, const TensorSource& source, DType weight_dtype, std::shared_ptr<Backend> backend,
+    Model(const ModelConfig& config, const TensorSource& source, WeightPolicy weights, std::shared_ptr<Backend> backend,
           const ModelShard& shard, Communicator* tp);
     ~Model();
     Model(const Model&) = delete;
@@ -54,13 +55,19 @@ public:
     const ModelShard& shard() const { return shard_; }
     // The shard's own dimensions: its layers, heads, KV heads and MLP columns.
     const ModelConfig& local_config() const { return local_; }
-    DType weight_dtype() const { return weight_dtype_; }
+    const WeightPolicy& weight_policy() const { return policy_; }
+    // Matrix bytes held per weight type (indexed by DType), e.g. to print "q4_k 210 MiB, q6_k 40 MiB".
+    const std::vector<int64_t>& weight_bytes_by_type() const { return weights_.bytes_by_type; }
     Backend& backend() const { return *backend_; }
     int64_t weight_bytes() const { return weights_.bytes; }
+    // Weight bytes one decode step reads: every matrix, the LM head included, but of the embedding
+    // table (when it is not also the LM head) only a row per token.
+    int64_t streamed_weight_bytes() const;
 
     // A KV cache on this model's backend for the shard's layers and KV heads, laid out as the
-    // architecture says: n_slots sequences of up to max_length tokens each.
-    std::unique_ptr<KvCache> make_kv_cache(int n_slots, int64_t max_length) const;
+    // architecture says: n_slots sequences of up to max_length tokens each, holding kv_dtype
+    // values (f32, bf16 or f16; bf16 / f16 halve its bytes). Throws gridlm::Error for another type.
+    std::unique_ptr<KvCache> make_kv_cache(int n_slots, int64_t max_length, DType kv_dtype = DType::dtype_f32) const;
 
     // One step: appends each sequence's new tokens at its current length in kv (slots must be
     // distinct within a batch) and writes logits to logits_out (host memory):
@@ -86,7 +93,7 @@ private:
     Communicator* tp_ = nullptr;
     int64_t tp_bytes_ = 0;
     std::vector<float> gather_;  // logits gather staging: [tp, rows, vocab_max]
-    DType weight_dtype_;
+    WeightPolicy policy_;
     std::shared_ptr<Backend> backend_;
     ModelWeights weights_;
     const ArchSpec* arch_ = nullptr;  // the registry row of config_.arch

@@ -1,11 +1,14 @@
 // A decoder's weights in backend memory, loaded from any TensorSource (HF names, [out, in]).
-// Matrices take the requested dtype (f32 or bf16); norms and biases stay f32. The model-level
-// tensors (embedding, final norm, LM head) are loaded here; each layer by its architecture's
-// loader (arch_registry.h) through a WeightLoader.
+// Matrices are kept in their stored type (block-quantised GGUF / HDF5 rows copied as they are) or
+// converted to one float type, as a WeightPolicy says; norms and biases are always f32. The
+// model-level tensors (embedding, final norm, LM head) are loaded here; each layer by its
+// architecture's loader (arch_registry.h) through a WeightLoader.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -15,6 +18,25 @@
 #include "engine/core/tensor_source.h"
 
 namespace gridlm {
+
+// How the loader stores a matrix. keep: in its stored type when the backend multiplies that type
+// (Backend::supports_weight), else converted to `dtype`; otherwise always converted to `dtype`
+// (f32, bf16 or f16: values rounded to nearest even).
+struct WeightPolicy {
+    bool keep = false;
+    DType dtype = DType::dtype_f32;
+
+    WeightPolicy() = default;
+    WeightPolicy(DType convert_to) : dtype(convert_to) {}  // NOLINT: a plain type converts
+    static WeightPolicy keep_stored(DType fallback = DType::dtype_f32) {
+        WeightPolicy p(fallback);
+        p.keep = true;
+        return p;
+    }
+    // "auto" (keep, f32 fallback), "f32", "bf16" or "f16"; throws gridlm::Error for other names.
+    static WeightPolicy from_name(std::string_view name);
+    std::string name() const { return keep ? "auto" : std::string(dtype_name(dtype)); }
+};
 
 // Grouped-query self-attention, shapes of the rank's shard (hd = head_dim).
 struct AttentionWeights {
@@ -48,6 +70,7 @@ struct ModelWeights {
     Weight lm_head;                     // [n_vocab, n_embd]  lm_head (== embed when tied; last stage)
     std::vector<BackendBuffer> storage;
     int64_t bytes = 0;  // weight bytes held in backend memory
+    std::vector<int64_t> bytes_by_type = std::vector<int64_t>(dtype_count, 0);  // matrix bytes per DType
 };
 
 // Reads tensors (or the shard's slices of them) from a TensorSource after checking their full
@@ -55,7 +78,7 @@ struct ModelWeights {
 // gridlm::Error naming the tensor when one is missing or has an unexpected shape.
 class WeightLoader {
 public:
-    WeightLoader(Backend& be, const TensorSource& src, DType dtype, ModelWeights& out);
+    WeightLoader(Backend& be, const TensorSource& src, WeightPolicy policy, ModelWeights& out);
 
     bool has(const std::string& name) const { return infos_.count(name) != 0; }
 
@@ -64,18 +87,23 @@ public:
     const float* vec(const std::string& name, int64_t n) { return vec(name, n, {0, n}); }
 
     // Rows `part` of a [rows, cols] matrix (column-parallel), or its columns `part`
-    // (row-parallel), in the loader's dtype.
+    // (row-parallel), in the type the policy gives. A kept block type's column cut must fall on
+    // block boundaries (shard.h's TpSplitTypes makes sure); throws gridlm::Error otherwise.
     Weight mat_rows(const std::string& name, int64_t rows, int64_t cols, Range part);
     Weight mat_cols(const std::string& name, int64_t rows, int64_t cols, Range part);
 
 private:
+    const TensorInfo& check(const std::string& name, const std::vector<int64_t>& shape) const;
     std::vector<float> read(const std::string& name, std::vector<int64_t> shape, Range part, bool cols) const;
     Weight to_weight(const std::vector<float>& v, int64_t rows, int64_t cols);
+    // The stored type when the policy keeps this tensor as stored, else nullopt.
+    std::optional<DType> kept_type(const std::string& name) const;
+    Weight raw_weight(const std::string& name, DType type, int64_t rows, int64_t cols, Range part, bool by_cols);
     const void* upload(const void* src, size_t bytes);
 
     Backend& be_;
     const TensorSource& src_;
-    DType dtype_;
+    WeightPolicy policy_;
     ModelWeights& out_;
     std::unordered_map<std::string, const TensorInfo*> infos_;
 };
@@ -85,7 +113,7 @@ using LayerLoader = LayerWeights (*)(WeightLoader& ld, const ModelConfig& config
 
 // Loads the shard's weights, reading only its slices: the embedding on the first stage, each of
 // its layers with load_layer, the final norm and LM head on the last stage.
-ModelWeights load_weights(Backend& backend, const ModelConfig& config, const TensorSource& source, DType dtype,
-                          const ModelShard& shard, LayerLoader load_layer);
+ModelWeights load_weights(Backend& backend, const ModelConfig& config, const TensorSource& source,
+                          const WeightPolicy& policy, const ModelShard& shard, LayerLoader load_layer);
 
 }  // namespace gridlm

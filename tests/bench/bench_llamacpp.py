@@ -2,6 +2,7 @@
 # Same-machine comparison for bench_decode: llama.cpp's prefill and batch-1 decode speed on the
 # test models, F32 (re-quantised with llama_model_quantize) and the original quantised file.
 # Prints numbers; asserts nothing.
+# Superseded by tests/bench/bench_peer.sh (llama.cpp's own tools next to gridlm, one table).
 #
 # Environment (Python 3.11, PyPI): pip install llama-cpp-python==0.3.36 (builds llama.cpp, ~10 min)
 # Usage: python bench_llamacpp.py [--models DIR] [--threads 2] [--only smollm2|qwen]

@@ -1,6 +1,8 @@
 # End-to-end test of `gridlm convert` and `gridlm inspect`: both GGUF models, the DeepSeek head
-# (vocabulary only) and the tiny HF checkpoints to .h5, checked with inspect, h5ls and h5dump; bad
-# inputs; prints timings and sizes. Usage: test_convert_inspect.sh GRIDLM MODELS_DIR
+# (vocabulary only) and the tiny HF checkpoints to .h5, checked with inspect, h5ls and h5dump;
+# block-quantised checkpoints (format version 2: GGUF blocks kept as they are, quantised targets
+# with fallbacks and error lines) and `gridlm generate` giving the same text from the kept .h5 as
+# from the .gguf; bad inputs; prints timings and sizes. Usage: test_convert_inspect.sh GRIDLM MODELS_DIR
 set -u
 gridlm=$1
 models=$2
@@ -40,7 +42,27 @@ expect_out "smollm2 summary" "$tmp/smollm2-f32.convert.out" "272 tensors, 513\.1
 expect_out "r1 summary" "$tmp/r1-vocab-only.convert.out" "vocabulary only, 152064 tokens"
 expect_out "tiny auto dtype" "$tmp/tiny-hf-auto.convert.out" "27 tensors, .* of f32 tensor data"
 expect_out "sharded auto dtype" "$tmp/tiny-sharded-bf16-auto.convert.out" "27 tensors, .* of bf16 tensor data"
-for f in smol qwen r1 tiny tiny16 tiny-f16; do
+convert smollm2-keep --from "$smol" --to "$tmp/smol-keep.h5" --dtype keep
+convert smollm2-auto --from "$smol" --to "$tmp/smol-auto.h5" -q
+convert smollm2-q4_k --from "$smol" --to "$tmp/smol-q4k.h5" --dtype q4_k -q
+convert tiny-q8_0 --from "$golden/tiny-qwen2-hf" --to "$tmp/tiny-q8.h5" --dtype q8_0 -q
+convert h5-keep --from "$tmp/smol-q4k.h5" --to "$tmp/smol-q4k-copy.h5" --dtype keep -q
+expect_out "keep summary" "$tmp/smollm2-keep.convert.out" "272 tensors, 92\.1 MiB of tensor data \(f32: 61, q4_1: 210, q8_0: 1\)"
+expect_out "keep is exact" "$tmp/smollm2-keep.convert.out" "^error: none; all 272 tensors stored exactly"
+expect_out "auto keeps GGUF blocks" "$tmp/smollm2-auto.convert.out" "q4_1: 210"
+# q4_k: down_proj (1536 columns) is q4_k; 576-column rows fall back to q5_0; the tied embedding is
+# the LM head, q8_0 as llama.cpp (576 is not whole 256-blocks) and already q8_0 in the GGUF.
+expect_out "q4_k down_proj" "$tmp/smollm2-q4_k.convert.out" \
+    "^  model\.layers\.0\.mlp\.down_proj\.weight +Q4_1 -> q4_k +rel RMSE +[0-9.]+ %  max \|err\| [0-9.e-]+$"
+expect_out "q4_k fallback" "$tmp/smollm2-q4_k.convert.out" \
+    "^  model\.layers\.0\.self_attn\.q_proj\.weight +Q4_1 -> q5_0 .*\(q4_k fallback: 576 columns are not whole 256-blocks\)$"
+expect_out "q4_k head" "$tmp/smollm2-q4_k.convert.out" "^  model\.embed_tokens\.weight +Q8_0 -> q8_0 +exact +\(LM head"
+expect_out "q4_k total" "$tmp/smollm2-q4_k.convert.out" \
+    "^error: 210 tensors changed, relative RMSE [0-9.]+ % over all their values, max \|err\| [0-9.e-]+; 62 tensors stored exactly$"
+expect_out "q4_k summary" "$tmp/smollm2-q4_k.convert.out" "\(f32: 61, q4_k: 30, q5_0: 180, q8_0: 1\)"
+expect_out "tiny q8_0 total" "$tmp/tiny-q8_0.convert.out" "^error: [0-9]+ tensors changed, relative RMSE 0\.[0-9]+ %"
+expect_out "h5 keep copies blocks" "$tmp/h5-keep.convert.out" "^error: none; all 272 tensors stored exactly"
+for f in smol qwen r1 tiny tiny16 tiny-f16 smol-keep smol-auto smol-q4k tiny-q8 smol-q4k-copy; do
     [ -f "$tmp/$f.h5.tmp" ] && fail "$f.h5.tmp left behind"
 done
 
@@ -90,6 +112,42 @@ inspect tiny16 "$tmp/tiny16.h5"
 jq -e 'all(.tensors[]; .dtype == "bf16" and .source_type == "BF16")' "$tmp/tiny16.json" >/dev/null ||
     fail "tiny16: tensors are not bf16 from BF16"
 
+# --- block-quantised checkpoints (format version 2) -------------------------------------------------
+inspect smol-keep "$tmp/smol-keep.h5"
+expect_out "keep format" "$tmp/smol-keep.txt" "gridlm-checkpoint version 2, with weights"
+expect_out "keep q_proj" "$tmp/smol-keep.txt" "model\.layers\.29\.self_attn\.q_proj\.weight +\[576, 576\] +q4_1 +207360  from Q4_1"
+jq -e '.format_version == 2 and (.tensors | length) == 272 and .totals.by_dtype == {"f32": 61, "q4_1": 210, "q8_0": 1} and
+    (.tensors[] | select(.name == "model.embed_tokens.weight") | .dtype == "q8_0" and .shape == [49152, 576] and
+        .bytes == 30081024)' "$tmp/smol-keep.json" >/dev/null || fail "smol-keep inspect --json: unexpected content"
+inspect smol-q4k "$tmp/smol-q4k.h5"
+jq -e '.totals.by_dtype == {"f32": 61, "q4_k": 30, "q5_0": 180, "q8_0": 1} and
+    (.tensors[] | select(.name == "model.layers.3.mlp.down_proj.weight") | .dtype == "q4_k" and .bytes == 497664)' \
+    "$tmp/smol-q4k.json" >/dev/null || fail "smol-q4k inspect --json: unexpected content"
+inspect smol-q4k-copy "$tmp/smol-q4k-copy.h5"
+[ "$(jq -c '[.tensors[] | [.name, .dtype, .bytes]]' "$tmp/smol-q4k.json")" = \
+    "$(jq -c '[.tensors[] | [.name, .dtype, .bytes]]' "$tmp/smol-q4k-copy.json")" ] ||
+    fail "h5 -> h5 keep: tensor types or sizes changed"
+# Plain HDF5 tools see a block tensor as [rows, row bytes] of uint8 with its logical shape attribute.
+h5ls -r "$tmp/smol-keep.h5" >"$tmp/keep.h5ls" || fail "h5ls keep"
+expect_out "h5ls block dataset" "$tmp/keep.h5ls" "^/tensors/model\.layers\.0\.self_attn\.q_proj\.weight Dataset \{576, 360\}$"
+h5dump -A -d /tensors/model.layers.0.self_attn.q_proj.weight "$tmp/smol-keep.h5" >"$tmp/dump" || fail "h5dump block attrs"
+expect_out "block dtype attribute" "$tmp/dump" '"q4_1"'
+expect_out "block shape attribute" "$tmp/dump" "\(0\): 576, 576"
+expect_out "block uint8" "$tmp/dump" "H5T_STD_U8LE"
+# generate dequantises (--dtype f32) or keeps (auto) the same blocks from either file: the same text.
+printf 'The capital of France is\n' >"$tmp/p.txt"
+for dt in f32 auto; do
+    for m in gguf h5; do
+        model=$smol
+        [ $m = h5 ] && model=$tmp/smol-keep.h5
+        expect_rc 0 "generate --dtype $dt from $m" "$gridlm" generate --model "$model" --prompts "$tmp/p.txt" \
+            --output "$tmp/gen-$dt-$m.jsonl" --dtype $dt --max-tokens 12 --threads 2 -q
+    done
+    [ -s "$tmp/gen-$dt-gguf.jsonl" ] || fail "generate --dtype $dt from gguf wrote nothing"
+    cmp -s "$tmp/gen-$dt-gguf.jsonl" "$tmp/gen-$dt-h5.jsonl" ||
+        fail "generate --dtype $dt: .h5 (keep) and .gguf outputs differ: $(cat "$tmp/gen-$dt-gguf.jsonl" "$tmp/gen-$dt-h5.jsonl")"
+done
+
 # The tokenizer in the converted tiny checkpoint gives the ids HF tokenizers gave.
 expect_rc 0 "tokenize tiny" "$gridlm" tokenize --model "$tmp/tiny.h5" --json "Hello world"
 jq -e '.ids == [409, 267, 300, 351]' "$tmp/stdout" >/dev/null || fail "tokenize tiny: $(cat "$tmp/stdout")"
@@ -121,7 +179,9 @@ expect_out "h5dump special tokens" "$tmp/dump" '"<\|endoftext\|>", "<\|im_start\
 expect_rc 1 "missing --from file" "$gridlm" convert --from "$tmp/none.gguf" --to "$tmp/x.h5"
 expect_stderr "missing --from file" "$tmp/none.gguf"
 expect_rc 2 "bad --dtype" "$gridlm" convert --from "$smol" --to "$tmp/x.h5" --dtype f64
-expect_stderr "bad --dtype" "--dtype 'f64'"
+expect_stderr "bad --dtype" "--dtype 'f64' is not one of keep, auto, f32"
+expect_rc 1 "vocab-only h5 as weights for a quantised target" "$gridlm" convert --from "$tmp/r1.h5" --to "$tmp/x.h5" --dtype q4_k
+expect_stderr "vocab-only h5 as weights for a quantised target" "--vocab-only"
 expect_rc 2 "missing --to" "$gridlm" convert --from "$smol"
 expect_stderr "missing --to" "--to"
 expect_rc 2 "unknown option" "$gridlm" convert --from "$smol" --to "$tmp/x.h5" --bogus

@@ -158,7 +158,7 @@ TEST(ArchRegistry, KvLayoutMatchesConfig) {
         auto kv = m.make_kv_cache(2, 128);
         auto* block_kv = dynamic_cast<BlockKvCache*>(kv.get());
         ASSERT_NE(block_kv, nullptr);
-        EXPECT_EQ(block_kv->block_bytes(), block_kv->block_size() * l.floats_per_token() * (int64_t)sizeof(float));
+        EXPECT_EQ(block_kv->block_bytes(), block_kv->block_size() * l.bytes_per_token());
         kv->reserve(1, 3);
         for (int layer = 0; layer < 3; ++layer) {
             const KvSeqView v = kv->view(1, layer);

@@ -117,6 +117,109 @@ TEST(H5Checkpoint, OpenErrorsNameFileAndProblem) {
     expect_has(error_of([&] { ck.read_raw16("extra.big"); }), {good, "f32"});
 }
 
+// Writes a version-2 checkpoint whose extra.q is a [4, 512] q4_k tensor ([4, 288] bytes), lets
+// `edit` damage it through the HDF5 API, and returns the error H5Checkpoint gives for it.
+template <typename F>
+std::string block_open_error_after(F&& edit, std::string* path_out) {
+    const std::string path = test::temp_dir() + "/blocks.h5";
+    const ModelConfig cfg = tiny_config();
+    MemorySource src = tiny_weights(cfg);
+    src.add("extra.q", {4, 512}, test::randn(4 * 512, 3, 0.1f));
+    write_h5_checkpoint(path, cfg, tiny_tokenizer(), &src,
+                        [](const TensorInfo& t) { return t.name == "extra.q" ? DType::dtype_q4_k : DType::dtype_f32; });
+    {
+        h5::ErrorSilencer quiet;
+        Handle file(H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)));
+        edit(file.get());
+    }
+    *path_out = path;
+    return error_of([&] { H5Checkpoint ck(path); });
+}
+
+// Replaces an attribute of /tensors/extra.q.
+void set_attr(hid_t f, const char* name, const std::string& value) {
+    Handle d(H5_CHECK(H5Dopen2(f, "tensors/extra.q", H5P_DEFAULT)));
+    H5_CHECK(H5Adelete(d, name));
+    h5::write_attr_string(d, name, value);
+}
+void set_attr(hid_t f, const char* name, int64_t value) {
+    Handle d(H5_CHECK(H5Dopen2(f, "tensors/extra.q", H5P_DEFAULT)));
+    H5_CHECK(H5Adelete(d, name));
+    h5::write_attr_int(d, name, value, H5T_STD_I64LE);
+}
+void set_attr(hid_t f, const char* name, const std::vector<int64_t>& value) {
+    Handle d(H5_CHECK(H5Dopen2(f, "tensors/extra.q", H5P_DEFAULT)));
+    H5_CHECK(H5Adelete(d, name));
+    h5::write_attr_int_array(d, name, value);
+}
+
+// A dataset of `type` and `dims` with the attributes of a q8_0 tensor of logical shape [rows, 64].
+void add_fake_block_tensor(hid_t f, const char* name, hid_t type, std::vector<hsize_t> dims) {
+    Handle space(H5_CHECK(H5Screate_simple((int)dims.size(), dims.data(), nullptr)));
+    Handle d(H5_CHECK(
+        H5Dcreate2(f, (std::string("tensors/") + name).c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
+    h5::write_attr_string(d, "dtype", "q8_0");
+    h5::write_attr_int_array(d, "shape", {(int64_t)dims[0], 64});
+    h5::write_attr_int(d, "block_size", 32, H5T_STD_I64LE);
+    h5::write_attr_int(d, "block_bytes", 34, H5T_STD_I64LE);
+}
+
+TEST(H5Checkpoint, BlockTensorErrorsNameFileTensorAndValues) {
+    const std::string t = "/tensors/extra.q";
+    // The error of a damaged file must name the file and hold every part.
+    auto expect_error = [&](auto edit, std::initializer_list<std::string> parts) {
+        std::string path;
+        const std::string err = block_open_error_after(edit, &path);
+        expect_has(err, {path});
+        expect_has(err, parts);
+    };
+    expect_error([](hid_t f) { set_attr(f, "dtype", std::string("q3_k")); }, {t, "dtype is 'q3_k'", "q4_0", "q6_k"});
+    expect_error(
+        [](hid_t f) {
+            H5_CHECK(H5Adelete(f, "format_version"));
+            h5::write_attr_int(f, "format_version", 1, H5T_STD_I32LE);
+        },
+        {t, "'q4_k' needs format_version 2", "says 1"});
+    expect_error([](hid_t f) { set_attr(f, "block_bytes", int64_t{140}); },
+                 {t, "block_bytes is 140", "q4_k block has 144"});
+    expect_error([](hid_t f) { set_attr(f, "block_size", int64_t{32}); }, {t, "block_size is 32", "has 256"});
+    expect_error(
+        [](hid_t f) {
+            set_attr(f, "shape", std::vector<int64_t>{4, 500});
+        },
+        {t, "rows of 500 values", "q4_k blocks of 256"});
+    expect_error(
+        [](hid_t f) {
+            set_attr(f, "shape", std::vector<int64_t>{4, 768});
+        },
+        {t, "rows of 288 bytes", "768 values takes 432", "row_bytes mismatch"});
+    expect_error(
+        [](hid_t f) {
+            set_attr(f, "shape", std::vector<int64_t>{5, 512});
+        },
+        {t, "shape is [5, 512]", "4 rows"});
+    expect_error(
+        [](hid_t f) {
+            Handle d(H5_CHECK(H5Dopen2(f, "tensors/extra.q", H5P_DEFAULT)));
+            H5_CHECK(H5Adelete(d, "shape"));
+        },
+        {t, "missing attribute 'shape'"});
+    expect_error(
+        [](hid_t f) {
+            add_fake_block_tensor(f, "extra.i16", H5T_STD_I16LE, {3, 68});
+        },
+        {"/tensors/extra.i16", "q8_0", "uint8"});
+    expect_error([](hid_t f) { add_fake_block_tensor(f, "extra.flat", H5T_STD_U8LE, {68}); },
+                 {"/tensors/extra.flat", "2-D dataset", "[68]"});
+    // The undamaged file opens and dequantises the tensor.
+    const std::string good = test::temp_dir() + "/good-blocks.h5";
+    MemorySource src = tiny_weights(tiny_config());
+    src.add("extra.q", {4, 512}, test::randn(4 * 512, 3, 0.1f));
+    write_h5_checkpoint(good, tiny_config(), tiny_tokenizer(), &src,
+                        [](const TensorInfo& i) { return i.name == "extra.q" ? DType::dtype_q4_k : DType::dtype_f32; });
+    EXPECT_EQ(H5Checkpoint(good).read_f32("extra.q").size(), 2048u);
+}
+
 // Every tensor of SmolLM2 through GGUF -> HDF5 (f32) -> read back equals GgufTensorSource::read_f32.
 }  // namespace
 }  // namespace gridlm

@@ -12,6 +12,8 @@
 #include "checkpoint_fixtures.h"
 #include "engine/backend/cpu/cpu_ops.h"
 #include "engine/backend/cpu/cpu_types.h"
+#include "engine/backend/cpu/quant/quant_kernels.h"
+#include "engine/core/quant_blocks.h"
 #include "engine/core/dtype.h"
 #include "engine/model/shard.h"
 #include "io/gguf_quant.h"
@@ -137,38 +139,31 @@ TEST(CpuTypeTable, SaysWhatTheCpuProvides) {
         const DType t = (DType)i;
         const cpu::CpuTypeTraits& k = cpu::cpu_type_traits(t);
         EXPECT_EQ(k.type, t);
+        EXPECT_NE(k.to_float_row, nullptr) << dtype_name(t);
+        EXPECT_TRUE(k.has_matmul()) << dtype_name(t);
+        // Float types through GEMV / GEMM, block types through their integer kernels.
         const bool plain = !dtype_is_quantized(t);
-        EXPECT_EQ(k.to_float_row != nullptr, plain) << dtype_name(t);
-        const bool matmul = t == DType::dtype_f32 || t == DType::dtype_bf16;
-        EXPECT_EQ(k.has_matmul(), matmul) << dtype_name(t);
-        EXPECT_EQ(k.gemv != nullptr, matmul) << dtype_name(t);
-        EXPECT_EQ(k.gemm != nullptr, matmul) << dtype_name(t);
+        EXPECT_EQ(k.gemv != nullptr, plain) << dtype_name(t);
+        EXPECT_EQ(k.gemm != nullptr, plain) << dtype_name(t);
+        EXPECT_EQ(cpu::quant_kernels(t, cpu::Isa::scalar) != nullptr, !plain) << dtype_name(t);
+        EXPECT_TRUE(cpu::make_scalar_backend(1)->supports_weight(t)) << dtype_name(t);
     }
 }
 
-TEST(CpuTypeTable, MissingKernelsAreErrorsNamingTheType) {
+TEST(CpuTypeTable, MisfitInputsAreErrorsNamingTheType) {
     const cpu::CpuContext ctx{1};
-    std::vector<float> x(64, 1.f), y(64);
     std::vector<uint8_t> data(4096);
-    // f16 keeps its message from before the table.
-    EXPECT_EQ(test::error_of([&] {
-                  cpu::matmul(ctx, x.data(), Weight{DType::dtype_f16, 2, 32, data.data()}, nullptr, 1, y.data());
-              }),
-              "matmul: f16 weights are not supported by the CPU backend yet (use f32 or bf16)");
     for (DType t : {DType::dtype_q4_0, DType::dtype_q8_0, DType::dtype_q4_k, DType::dtype_q6_k}) {
         const int64_t cols = dtype_block_size(t);
-        for (int64_t n : {1, 9}) {  // the GEMV and the GEMM paths
-            std::vector<float> xs(n * cols, 1.f), ys(n * 2);
-            const std::string msg = test::error_of([&] {
-                cpu::matmul(ctx, xs.data(), Weight{t, 2, cols, data.data()}, nullptr, n, ys.data());
-            });
-            test::expect_has(msg, {"matmul", std::string(dtype_name(t)), "not supported by the CPU backend"});
+        for (int64_t n : {1, 9}) {
+            // Two weights of different widths in one multi-matmul.
+            std::vector<float> xs(n * cols, 1.f), y1(n * 2), y2(n * 2);
+            const Weight a{t, 2, cols, data.data()}, b{t, 2, 2 * cols, data.data()};
+            const MatmulOut outs[] = {{a, nullptr, y1.data()}, {b, nullptr, y2.data()}};
+            test::expect_has(test::error_of([&] { cpu::matmul_quant(ctx, xs.data(), n, outs, 2); }),
+                             {"matmul", std::string(dtype_name(t)), std::to_string(2 * cols) + " columns",
+                              "does not fit"});
         }
-        const int32_t id = 0;
-        test::expect_has(test::error_of([&] {
-                             cpu::embedding(ctx, Weight{t, 2, cols, data.data()}, 0, &id, 1, y.data());
-                         }),
-                         {"embedding", std::string(dtype_name(t)), "not supported"});
     }
 }
 
@@ -193,6 +188,20 @@ TEST(CpuTypeTable, MatmulUsesTheRowStride) {
         cpu::matmul(ctx, x.data(), Weight{DType::dtype_bf16, rows, cols, wb_pad.data(), ld * 2}, b.data(), n,
                     y_pad.data());
         EXPECT_TRUE(bit_equal(y, y_pad)) << "bf16 n=" << n;
+        // f16 weights: the same arithmetic as f32 weights holding the widened values.
+        std::vector<uint16_t> wh(w.size());
+        std::vector<float> wh_f32(w.size());
+        for (size_t i = 0; i < w.size(); ++i) {
+            wh[i] = f32_to_f16(w[i]);
+            wh_f32[i] = f16_to_f32(wh[i]);
+        }
+        const std::vector<uint16_t> wh_pad = padded<uint16_t>(wh, rows, cols, ld, 0x7e01);
+        std::vector<float> y_ref(n * rows);
+        cpu::matmul(ctx, x.data(), Weight{DType::dtype_f32, rows, cols, wh_f32.data()}, b.data(), n, y_ref.data());
+        cpu::matmul(ctx, x.data(), Weight{DType::dtype_f16, rows, cols, wh_pad.data(), ld * 2}, b.data(), n,
+                    y_pad.data());
+        // The same products; the compiler may fuse a row's tail differently per weight type.
+        for (size_t i = 0; i < y_ref.size(); ++i) EXPECT_NEAR(y_pad[i], y_ref[i], 1e-4f) << "f16 n=" << n;
     }
 }
 
@@ -227,6 +236,35 @@ TEST(CpuTypeTable, EmbeddingUsesTheRowStride) {
                                                              : f16_to_f32(th[4 * d + i]);
             EXPECT_EQ(out_wide[i], want) << dtype_name(c.type) << " " << i;
         }
+    }
+}
+
+// A block-quantised table gives the rows of the reference dequantiser, bit for bit.
+TEST(CpuTypeTable, EmbeddingOfBlockTypes) {
+    const cpu::CpuContext ctx{2};
+    for (DType t : {DType::dtype_q4_0, DType::dtype_q4_1, DType::dtype_q5_0, DType::dtype_q5_1, DType::dtype_q8_0,
+                    DType::dtype_q4_k, DType::dtype_q5_k, DType::dtype_q6_k}) {
+        const int64_t rows = 5, d = 2 * dtype_block_size(t), rb = row_bytes(t, d);
+        std::mt19937 rng(7);
+        std::vector<uint8_t> table((size_t)(rows * rb));
+        for (uint8_t& b : table) b = (uint8_t)rng();
+        // Scales stay small finite halves: set every block's first bytes (d, and dmin for K types).
+        for (int64_t off = 0; off < rows * rb; off += dtype_block_bytes(t)) {
+            const uint16_t h = f32_to_f16(0.01f);
+            if (t == DType::dtype_q6_k) {
+                std::memcpy(&table[off + dtype_block_bytes(t) - 2], &h, 2);
+            } else {
+                std::memcpy(&table[off], &h, 2);
+                if (t == DType::dtype_q4_1 || t == DType::dtype_q5_1 || t == DType::dtype_q4_k || t == DType::dtype_q5_k)
+                    std::memcpy(&table[off + 2], &h, 2);
+            }
+        }
+        const std::vector<int32_t> ids = {3, 0, 9};
+        std::vector<float> out(ids.size() * d), want(d);
+        cpu::embedding(ctx, Weight{t, rows, d, table.data()}, 0, ids.data(), (int64_t)ids.size(), out.data());
+        dequantize_row(t, table.data() + 3 * rb, want.data(), d);
+        EXPECT_TRUE(bit_equal(std::vector<float>(out.begin(), out.begin() + d), want)) << dtype_name(t);
+        for (int64_t i = 2 * d; i < 3 * d; ++i) EXPECT_EQ(out[i], 0.f) << "id 9 is outside the table";
     }
 }
 

@@ -1,4 +1,5 @@
-// The CPU backend: host memory and the ops in engine/backend/cpu/ops/, on OpenMP threads.
+// The CPU backend: host memory and the ops in engine/backend/cpu/ops/, on one persistent thread
+// team (thread_pool.h) started with the backend and joined when it is destroyed.
 #include <sched.h>
 
 #include <cstdlib>
@@ -7,6 +8,8 @@
 
 #include "engine/backend/backend.h"
 #include "engine/backend/cpu/cpu_ops.h"
+#include "engine/backend/cpu/cpu_types.h"
+#include "engine/backend/cpu/thread_pool.h"
 
 namespace gridlm {
 
@@ -47,13 +50,17 @@ private:
 class CpuBackend final : public Backend {
 public:
     // scalar: run the portable scalar kernels even when SIMD ones are compiled in.
-    CpuBackend(int n_threads, bool scalar) : scalar_(scalar) {
-        ctx_.n_threads = n_threads > 0 ? n_threads : cpu::default_thread_count();
+    // Starts the n_threads - 1 worker threads (see thread_pool.h for the environment it reads).
+    CpuBackend(int n_threads, bool scalar)
+        : pool_(n_threads > 0 ? n_threads : cpu::default_thread_count()), scalar_(scalar) {
+        ctx_.n_threads = pool_.size();
+        ctx_.pool = &pool_;
     }
 
     std::string name() const override { return scalar_ ? "cpu-scalar" : "cpu"; }
     int n_threads() const override { return ctx_.n_threads; }
     bool host_memory() const override { return true; }
+    bool supports_weight(DType type) const override { return cpu::cpu_type_traits(type).has_matmul(); }
 
     void* alloc(size_t bytes) override {
         // 64-byte alignment: whole cache lines for the streaming kernels.
@@ -109,6 +116,7 @@ public:
     }
 
 private:
+    cpu::ThreadPool pool_;
     cpu::CpuContext ctx_;
     bool scalar_;
 };

@@ -1,5 +1,6 @@
 // The CPU ops, one file each under engine/backend/cpu/ops/. Shapes as in engine/backend/backend.h;
-// every op runs on ctx.n_threads OpenMP threads and must be called outside a parallel region.
+// every op splits its work over ctx.n_threads threads of ctx.pool (parallel.h). Called from inside
+// another op's task, an op runs serially on that thread.
 #pragma once
 
 #include <cstdint>
@@ -9,20 +10,25 @@
 
 namespace gridlm::cpu {
 
+class ThreadPool;
+
+// What an op runs on. pool: the backend's team (thread_pool.h), not owned, used when its size is
+// n_threads; null (or another size): a process-wide team of n_threads (shared_thread_pool).
 struct CpuContext {
     int n_threads = 1;
+    ThreadPool* pool = nullptr;
 };
 
 // The number of CPUs this process may run on (sched_getaffinity), at least 1.
 int default_thread_count();
 
-// SIMD level the kernels use. Compiled in when the build targets AVX2+FMA (-march=native on
+// SIMD level the kernels use. Compiled in when the build targets AVX2+FMA+F16C (-march=native on
 // x86-64); set_simd_enabled(false) forces the portable scalar kernels (tests compare the two).
 namespace detail {
 inline bool simd_on = true;  // set once before running ops (tests); read in hot loops
 }
 constexpr bool simd_compiled() {
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
     return true;
 #else
     return false;

@@ -1,11 +1,13 @@
-// The CPU kernel table (cpu_types.h) and the row widening kernels of the float types. The block
-// types have no CPU kernels yet: their dequantisers live in io/ (gguf_quant), which engine/ may
-// not call, so their rows say "not provided".
+// The CPU kernel table (cpu_types.h): row widening for every type (the block types through the
+// core's reference dequantisers), GEMV / GEMM for the float types. Block types multiply through
+// quant/quant_kernels.h.
 #include "engine/backend/cpu/cpu_types.h"
 
 #include <cstring>
 
+#include "engine/backend/cpu/quant/quant_kernels.h"
 #include "engine/backend/cpu/simd.h"
+#include "engine/core/quant_blocks.h"
 
 namespace gridlm::cpu {
 
@@ -15,25 +17,36 @@ void f32_to_float_row(const void* row, float* dst, int64_t n) { std::memcpy(dst,
 
 void f16_to_float_row(const void* row, float* dst, int64_t n) {
     const uint16_t* src = static_cast<const uint16_t*>(row);
-    for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+    int64_t i = 0;
+#if GRIDLM_CPU_AVX2
+    if (simd_enabled())
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+#endif
+    for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
 
 void bf16_to_float_row(const void* row, float* dst, int64_t n) {
     bf16_to_f32_row(static_cast<const uint16_t*>(row), dst, n);
 }
 
+template <DType T>
+void block_to_float_row(const void* row, float* dst, int64_t n) {
+    dequantize_row(T, row, dst, n);
+}
+
 constexpr CpuTypeTraits cpu_type_table[] = {
     {DType::dtype_f32, f32_to_float_row, gemv_f32, gemm_f32},
-    {DType::dtype_f16, f16_to_float_row, nullptr, nullptr},
+    {DType::dtype_f16, f16_to_float_row, gemv_f16, gemm_f16},
     {DType::dtype_bf16, bf16_to_float_row, gemv_bf16, gemm_bf16},
-    {DType::dtype_q4_0, nullptr, nullptr, nullptr},
-    {DType::dtype_q4_1, nullptr, nullptr, nullptr},
-    {DType::dtype_q5_0, nullptr, nullptr, nullptr},
-    {DType::dtype_q5_1, nullptr, nullptr, nullptr},
-    {DType::dtype_q8_0, nullptr, nullptr, nullptr},
-    {DType::dtype_q4_k, nullptr, nullptr, nullptr},
-    {DType::dtype_q5_k, nullptr, nullptr, nullptr},
-    {DType::dtype_q6_k, nullptr, nullptr, nullptr},
+    {DType::dtype_q4_0, block_to_float_row<DType::dtype_q4_0>, nullptr, nullptr},
+    {DType::dtype_q4_1, block_to_float_row<DType::dtype_q4_1>, nullptr, nullptr},
+    {DType::dtype_q5_0, block_to_float_row<DType::dtype_q5_0>, nullptr, nullptr},
+    {DType::dtype_q5_1, block_to_float_row<DType::dtype_q5_1>, nullptr, nullptr},
+    {DType::dtype_q8_0, block_to_float_row<DType::dtype_q8_0>, nullptr, nullptr},
+    {DType::dtype_q4_k, block_to_float_row<DType::dtype_q4_k>, nullptr, nullptr},
+    {DType::dtype_q5_k, block_to_float_row<DType::dtype_q5_k>, nullptr, nullptr},
+    {DType::dtype_q6_k, block_to_float_row<DType::dtype_q6_k>, nullptr, nullptr},
 };
 
 constexpr bool table_in_order() {
@@ -45,6 +58,11 @@ constexpr bool table_in_order() {
 static_assert(table_in_order(), "cpu_type_table needs one row per DType, in DType order");
 
 }  // namespace
+
+bool CpuTypeTraits::has_matmul() const {
+    if (dtype_is_quantized(type)) return quant_kernels(type, Isa::scalar) != nullptr;
+    return gemv != nullptr && gemm != nullptr;
+}
 
 const CpuTypeTraits& cpu_type_traits(DType type) {
     GRIDLM_ASSERT((size_t)type < dtype_count);

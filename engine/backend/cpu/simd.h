@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #define GRIDLM_CPU_AVX2 1
 #else

@@ -1,10 +1,10 @@
 // Linear layer y = x W^T (+ bias), dispatched through the CPU kernel table (cpu_types.h), and the
-// f32 / bf16 kernels behind it. Few tokens (decode): a streaming GEMV that reads each weight row
-// once for up to four tokens. Many tokens (prefill, batched decode): OpenBLAS sgemm on per-thread
-// slices of W's rows; bf16 slices are widened into a small f32 panel first, so a bf16 weight costs
-// one conversion per element per call, not per token.
+// f32 / bf16 / f16 kernels behind it (block-quantised weights: matmul_quant.cpp). Few tokens
+// (decode): a streaming GEMV that reads each weight row once for up to four tokens. Many tokens
+// (prefill, batched decode): OpenBLAS sgemm on per-thread slices of W's rows; 16-bit slices are
+// widened into a small f32 panel first, so such a weight costs one conversion per element per
+// call, not per token.
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <mutex>
@@ -12,18 +12,26 @@
 
 #include "engine/backend/cpu/cpu_ops.h"
 #include "engine/backend/cpu/cpu_types.h"
+#include "engine/backend/cpu/parallel.h"
 #include "engine/backend/cpu/simd.h"
 
 namespace gridlm::cpu {
 
 namespace {
 
+// An IEEE half weight (uint16_t alone means bf16 here).
+struct Half {
+    uint16_t bits;
+};
+
 inline float load1(const float* p) { return *p; }
 inline float load1(const uint16_t* p) { return bf16_to_f32(*p); }
+inline float load1(const Half* p) { return f16_to_f32(p->bits); }
 
 #if GRIDLM_CPU_AVX2
 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 load8(const uint16_t* p) { return load_bf16x8(p); }
+inline __m256 load8(const Half* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
 // y[t, r] = dot(w[r, :], x[t, :]) for R rows and T tokens; each weight vector is loaded once
 // and used T times. w: [R, cols] (row stride ld_w); x: [T, cols]; y: [T, *] (row stride ld_y)
@@ -107,21 +115,20 @@ void gemv_block(const float* x, const WT* w, int64_t ld_w, const float* bias, in
 }
 
 // Several GEMVs on the same input in one parallel region: the 16-row blocks of all outputs form
-// one index space (one fork/join per call instead of one per weight).
+// one index space (one dispatch of the thread team per call instead of one per weight).
 void gemv_multi(const CpuContext& ctx, const float* x, int64_t n, const MatmulOut* outs, int64_t n_outs) {
     constexpr int64_t block = 16;
     std::vector<int64_t> first(n_outs + 1, 0);
     for (int64_t o = 0; o < n_outs; ++o) first[o + 1] = first[o] + (outs[o].w.rows + block - 1) / block;
     const int64_t total = first[n_outs];
     // Static contiguous chunks: each thread streams one long stretch of the weights.
-#pragma omp parallel for num_threads(ctx.n_threads) schedule(static)
-    for (int64_t b = 0; b < total; ++b) {
+    parallel_for(ctx, total, [&](int64_t b) {
         int64_t o = 0;
         while (b >= first[o + 1]) ++o;
         const MatmulOut& m = outs[o];
         const int64_t r0 = (b - first[o]) * block, r1 = std::min(m.w.rows, r0 + block);
         cpu_type_traits(m.w.dtype).gemv(x, m.w, m.bias, n, m.y, r0, r1);
-    }
+    });
 }
 
 void blas_single_threaded() {
@@ -155,40 +162,52 @@ void gemv_bf16(const float* x, const Weight& w, const float* bias, int64_t n, fl
     gemv_block(x, static_cast<const uint16_t*>(w.data), ld_of<uint16_t>(w), bias, w.rows, w.cols, n, y, r0, r1);
 }
 
+void gemv_f16(const float* x, const Weight& w, const float* bias, int64_t n, float* y, int64_t r0, int64_t r1) {
+    gemv_block(x, static_cast<const Half*>(w.data), ld_of<Half>(w), bias, w.rows, w.cols, n, y, r0, r1);
+}
+
 // x: [n, cols]; w: [rows, cols] f32; y: [n, rows]
 void gemm_f32(const CpuContext& ctx, const float* x, const Weight& wt, int64_t n, float* y) {
     const float* w = static_cast<const float*>(wt.data);
     const int64_t rows = wt.rows, cols = wt.cols, ld = ld_of<float>(wt);
     blas_single_threaded();
-#pragma omp parallel num_threads(ctx.n_threads)
-    {
+    parallel_run(ctx, [&](int tid, int nt) {
         int64_t r0, r1;
-        thread_rows(rows, omp_get_thread_num(), omp_get_num_threads(), r0, r1);
+        thread_rows(rows, tid, nt, r0, r1);
         if (r1 > r0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(r1 - r0), (int)cols, 1.0f, x, (int)cols,
                         w + r0 * ld, (int)ld, 0.0f, y + r0, (int)rows);
-    }
+    });
 }
 
-// As gemm_f32 for bf16 W: each thread widens panels of its rows (sized to stay in L2) and
-// multiplies them with sgemm.
-void gemm_bf16(const CpuContext& ctx, const float* x, const Weight& wt, int64_t n, float* y) {
-    const uint16_t* w = static_cast<const uint16_t*>(wt.data);
-    const int64_t rows = wt.rows, cols = wt.cols, ld = ld_of<uint16_t>(wt);
+// As gemm_f32 for 16-bit W (WT: uint16_t = bf16, Half = f16): each thread widens panels of its rows
+// (sized to stay in L2) and multiplies them with sgemm.
+template <typename WT>
+void gemm_widened(const CpuContext& ctx, const float* x, const Weight& wt, int64_t n, float* y) {
+    const WT* w = static_cast<const WT*>(wt.data);
+    const int64_t rows = wt.rows, cols = wt.cols, ld = ld_of<WT>(wt);
+    const ToFloatRowFn widen = cpu_type_traits(wt.dtype).to_float_row;
     blas_single_threaded();
     const int64_t panel = std::clamp<int64_t>((131072 / cols) / 16 * 16, 16, 512);
-#pragma omp parallel num_threads(ctx.n_threads)
-    {
+    parallel_run(ctx, [&](int tid, int nt) {
         int64_t r0, r1;
-        thread_rows(rows, omp_get_thread_num(), omp_get_num_threads(), r0, r1);
+        thread_rows(rows, tid, nt, r0, r1);
         std::vector<float> buf(panel * cols);
         for (int64_t p = r0; p < r1; p += panel) {
             const int64_t np = std::min(panel, r1 - p);
-            for (int64_t r = 0; r < np; ++r) bf16_to_f32_row(w + (p + r) * ld, buf.data() + r * cols, cols);
+            for (int64_t r = 0; r < np; ++r) widen(w + (p + r) * ld, buf.data() + r * cols, cols);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)np, (int)cols, 1.0f, x, (int)cols,
                         buf.data(), (int)cols, 0.0f, y + p, (int)rows);
         }
-    }
+    });
+}
+
+void gemm_bf16(const CpuContext& ctx, const float* x, const Weight& w, int64_t n, float* y) {
+    gemm_widened<uint16_t>(ctx, x, w, n, y);
+}
+
+void gemm_f16(const CpuContext& ctx, const float* x, const Weight& w, int64_t n, float* y) {
+    gemm_widened<Half>(ctx, x, w, n, y);
 }
 
 // x: [n, w.cols]; bias: [w.rows] or nullptr; y: [n, w.rows]
@@ -204,7 +223,17 @@ void matmul_multi(const CpuContext& ctx, const float* x, int64_t n, const Matmul
         GRIDLM_ASSERT(outs[o].w.cols == outs[0].w.cols);
         if (!cpu_type_traits(outs[o].w.dtype).has_matmul())
             throw Error(str("matmul: ", dtype_name(outs[o].w.dtype),
-                            " weights are not supported by the CPU backend yet (use f32 or bf16)"));
+                            " weights are not supported by the CPU backend"));
+    }
+    // Block-quantised outputs go through the integer kernels, the float ones through GEMV / GEMM.
+    int64_t n_quant = 0;
+    for (int64_t o = 0; o < n_outs; ++o) n_quant += dtype_is_quantized(outs[o].w.dtype) ? 1 : 0;
+    if (n_quant == n_outs) return matmul_quant(ctx, x, n, outs, n_outs);
+    if (n_quant > 0) {
+        std::vector<MatmulOut> quant, plain;
+        for (int64_t o = 0; o < n_outs; ++o) (dtype_is_quantized(outs[o].w.dtype) ? quant : plain).push_back(outs[o]);
+        matmul_quant(ctx, x, n, quant.data(), (int64_t)quant.size());
+        return matmul_multi(ctx, x, n, plain.data(), (int64_t)plain.size());
     }
     if (n <= gemv_max_tokens) return gemv_multi(ctx, x, n, outs, n_outs);
     for (int64_t o = 0; o < n_outs; ++o) {
@@ -212,9 +241,9 @@ void matmul_multi(const CpuContext& ctx, const float* x, int64_t n, const Matmul
         float* y = outs[o].y;
         cpu_type_traits(w.dtype).gemm(ctx, x, w, n, y);
         if (const float* bias = outs[o].bias) {
-#pragma omp parallel for num_threads(ctx.n_threads) schedule(static)
-            for (int64_t t = 0; t < n; ++t)
+            parallel_for(ctx, n, [&](int64_t t) {
                 for (int64_t r = 0; r < w.rows; ++r) y[t * w.rows + r] += bias[r];
+            });
         }
     }
 }
