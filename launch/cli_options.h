@@ -25,8 +25,8 @@ void require_options(const boost::program_options::variables_map& vm, std::initi
 
 // --kv-cache-dtype f32|bf16|f16: the element type of the KV cache (commands that run the model).
 // kv_cache_dtype_default is what a command line without the option gets: f32, because a bf16 or
-// f16 cache, though half the bytes, moves some greedy continuations of the golden references at
-// near-ties (tests/unit/test_kv_dtype.cpp).
+// f16 cache, though half the bytes, moves a greedy continuation of the golden references at a
+// near-tie (tests/unit/test_kv_dtype.cpp).
 inline constexpr DType kv_cache_dtype_default = DType::dtype_f32;
 // Adds the option (with its default and help) to opts.
 void add_kv_cache_dtype_option(boost::program_options::options_description& opts);

@@ -12,7 +12,7 @@
 #
 # --threads   threads for both engines (default: the number of cores)
 # --models    directory with the shipped GGUF files (default: models/)
-# --quick     small counts (a few minutes; numbers only indicative)
+# --quick     small counts (a smoke run; its numbers are only indicative)
 # --json      also write the table as JSON here
 # --work      keep raw outputs here (default: a new directory under ${TMPDIR:-/tmp})
 # --dtype     gridlm's weight type in memory (default auto: the file's own types; an engine build
@@ -21,12 +21,13 @@
 # Environment: GRIDLM_BIN (default build/bin/gridlm), BENCH_DECODE_BIN and BENCH_BANDWIDTH_BIN
 # (default: next to GRIDLM_BIN), GRIDLM_LLAMACPP_BIN / GRIDLM_PEER_DIR (see build_llamacpp.sh;
 # without them the peer is built on first use, several minutes), GRIDLM_PEER_TWINS (where the Q8_0
-# and F32 twins are cached, default $GRIDLM_PEER_DIR/models).
+# and F32 twins are cached, default $GRIDLM_PEER_DIR/models), GRIDLM_BULK_SEQS (gridlm's --max-seqs
+# in the bulk job, default: all its prompts at once).
 # Exit status: 0 all measured; 1 a tool or input is missing, or a measurement failed (its cell
 # reads FAILED, its log is in the work directory); 2 usage error.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2; exit 2; }
 die() { echo "bench_peer: error: $*" >&2; exit 1; }
 note() { echo "bench_peer: $*" >&2; }
 
@@ -262,7 +263,7 @@ def gridlm_score(step):
 
 bw = [json.loads(l) for f in ("bandwidth.start.out", "bandwidth.end.out")
       for l in [(read(path(f)) or "").strip()] if l.startswith("{")]
-bw_gbs = max((b["read_gbs"] for b in bw), default=None)
+bw_gbs = max((max(b["read_gbs"], b["read_gbs_1t"]) for b in bw), default=None)  # best seen
 c = meta["counts"]
 rows, failed, notes = [], [], []
 
@@ -347,6 +348,9 @@ for m in meta["models"]:
             note += f"gridlm: whole job {gj['wall_s']:.1f} s incl. load, weights {gj['dtype'] or '?'}"
         if l:
             note += f"; llama.cpp: best of npl {','.join(str(x[0]) for x in bb)} is npl {l[0]}"
+            missing = sorted(set(int(x) for x in c["npl"].split(",")) - set(x[0] for x in bb))
+            if missing:  # llama-batched-bench skips a batch whose KV does not fit in -c, silently
+                note += f" (npl {','.join(map(str, missing))} NOT RUN: context too small?)"
         row(name, ft, f"bulk {c['bulk_n']}x{c['bulk_prompt']}+{c['bulk_gen']} total", "tok/s", g,
             l[1] if l else None, note=note)
         lp = llama_ppl(f"peer/{tag}.ppl")
@@ -408,7 +412,7 @@ print(f"gridlm vs {peer_build or 'llama.cpp'}, {meta['threads']} threads, {meta[
 if bw:
     print("read bandwidth (bench_bandwidth, start / end of run): "
           + " / ".join(f"{b['read_gbs']:.1f}" for b in bw) + f" GB/s at {meta['threads']} threads "
-          + "(" + " / ".join(f"{b['read_gbs_1t']:.1f}" for b in bw) + " GB/s on 1); roofline uses the best")
+          + "(" + " / ".join(f"{b['read_gbs_1t']:.1f}" for b in bw) + f" GB/s on 1); roofline: {bw_gbs:.1f} GB/s")
 print(line(hdr))
 print(line(["-" * x for x in w]))
 prev = None

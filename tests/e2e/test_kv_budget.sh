@@ -13,7 +13,8 @@ use_smollm2 "$models"
 for i in $(seq 10); do
     echo "{\"id\": \"k$i\", \"prompt\": \"Question $i: what is $i times $i? Explain the steps.\", \"max_tokens\": $((40 + i * 6)), \"ignore_eos\": true}"
 done >"$tmp/p.jsonl"
-args=(--model "$model" --prompts "$tmp/p.jsonl" --temperature 0 --order input --max-seqs 8)
+# f32 weights: tensor-parallel grids then give the single-rank tokens (see test_grid_qwen.sh).
+args=(--model "$model" --prompts "$tmp/p.jsonl" --temperature 0 --order input --max-seqs 8 --dtype f32)
 expect_rc 0 "unconstrained" "$gridlm" generate "${args[@]}" --output "$tmp/ref.jsonl" --threads 2 -q
 
 # SmolLM2 f32: a block of 64 tokens is 2.95 MB on one rank, so 16 MB holds 5 blocks (320 tokens)

@@ -12,7 +12,7 @@ namespace {
 // Below this many elements (~12 us on one thread here) the tokens run on the calling thread: the
 // handoff to the team costs a few us, tens when its threads sleep (docs/engine.md, "Threads").
 constexpr int64_t rope_min_parallel = 65536;
-constexpr int64_t rope_table_min_tokens = 8;  // a token is head_dim/2 pow, cos and sin (~2 us)
+constexpr int64_t rope_table_min_tokens = 8;  // a token is head_dim/2 pow, cos and sin (~1.3 us)
 }  // namespace
 
 // pos: [n]; cs: [n, head_dim] = cos for the first head_dim/2 entries, then sin.
