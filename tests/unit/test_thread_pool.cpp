@@ -37,6 +37,17 @@ const int kSizes[] = {1, 2, 3, 4, 7};
 // Spin budgets: the default spin-then-sleep and sleeping at once (every wait goes to the futex).
 const int kSpins[] = {cpu::default_spin_us, 0};
 
+// Waits (yielding) until pred() holds; false after 20 s.
+template <typename P>
+bool eventually(P pred) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > end) return false;
+        std::this_thread::yield();
+    }
+    return true;
+}
+
 // Runs body on a thread of its own; a body that has not returned after `seconds` (a deadlock, a
 // lost wake-up) fails the test and ends the process instead of hanging until the ctest timeout.
 template <typename F>
@@ -64,14 +75,19 @@ TEST(ThreadPool, RunCallsEveryTidOnceOnDistinctThreads) {
                 EXPECT_EQ(pool.spin_us(), spin);
                 std::vector<std::atomic<int>> calls(n);
                 std::vector<std::thread::id> ids(n);
-                std::atomic<int> bad_nt{0};
+                std::atomic<int> bad_nt{0}, started{0};
+                bool all_started = true;
                 auto fn = [&](int tid, int nt) {
                     if (nt != n || tid < 0 || tid >= n) return (void)++bad_nt;
                     ++calls[tid];
                     ids[tid] = std::this_thread::get_id();
+                    ++started;
+                    // Share 0 holds the caller until every worker runs its own share (no stealing).
+                    if (tid == 0) all_started = eventually([&] { return started.load() == n; });
                 };
                 pool.run(fn);
                 EXPECT_EQ(bad_nt.load(), 0);
+                EXPECT_TRUE(all_started) << "n=" << n;
                 for (int t = 0; t < n; ++t) EXPECT_EQ(calls[t].load(), 1) << "n=" << n << " tid=" << t;
                 EXPECT_EQ(ids[0], std::this_thread::get_id()) << "tid 0 runs on the caller";
                 EXPECT_EQ(std::set<std::thread::id>(ids.begin(), ids.end()).size(), (size_t)n) << "n=" << n;
@@ -113,10 +129,16 @@ TEST(ThreadPool, ParallelForUsesTheTeamAndStaysInlineBelowTheThreshold) {
         ThreadPool pool(2);
         const CpuContext ctx{2, &pool};
         std::vector<std::thread::id> owner(64);
-        const auto record = [&](int64_t i) { owner[i] = std::this_thread::get_id(); };
+        std::atomic<bool> last_done{false};
+        const auto record = [&](int64_t i) {
+            owner[i] = std::this_thread::get_id();
+            if (i == 63) last_done = true;
+            if (i == 0) EXPECT_TRUE(eventually([&] { return last_done.load(); }));  // the worker's half
+        };
         cpu::parallel_for(ctx, 64, record);
         EXPECT_EQ(owner.front(), std::this_thread::get_id());
         EXPECT_NE(owner.back(), std::this_thread::get_id()) << "the second half runs on the worker";
+        last_done = true;
         cpu::parallel_for(ctx, 64, record, 65);
         for (const auto& id : owner) EXPECT_EQ(id, std::this_thread::get_id());
     });
@@ -172,7 +194,7 @@ TEST(ThreadPool, ParallelForPassesExceptionsOn) {
         ThreadPool pool(2);
         const CpuContext ctx{2, &pool};
         const auto fail_last = [](int64_t i) {
-            if (i == 99) throw Error("index 99");  // on the worker: it owns the second half
+            if (i == 99) throw Error("index 99");  // share 1 (on the worker, unless the caller took it)
         };
         EXPECT_THROW(cpu::parallel_for(ctx, 100, fail_last), Error);
     });
@@ -220,6 +242,26 @@ TEST(ThreadPool, NestedCallsRunSeriallyOnTheCallingThread) {
     });
 }
 
+// A share whose worker is asleep when the caller has finished its own runs on the calling thread
+// instead of waiting for the wake-up; every share still runs exactly once.
+TEST(ThreadPool, CallerRunsTheSharesOfWorkersThatHaveNotStarted) {
+    within(120, [] {
+        ThreadPool pool(3, {.spin_us = 0});  // workers sleep between tasks
+        std::vector<int> calls(3, 0);        // each entry written by one thread per task
+        int on_caller = 0;
+        const auto caller = std::this_thread::get_id();
+        auto fn = [&](int tid, int) {
+            ++calls[tid];
+            if (tid > 0 && std::this_thread::get_id() == caller) ++on_caller;
+        };
+        const int tasks = 200;
+        for (int j = 0; j < tasks; ++j) pool.run(fn);
+        for (int c : calls) EXPECT_EQ(c, tasks);
+        // A worker needs a wake-up (microseconds) to claim its share; the caller's own is empty.
+        EXPECT_GT(on_caller, 0);
+    });
+}
+
 TEST(ThreadPool, CallersOnTwoThreadsTakeTurns) {
     within(120, [] {
         ThreadPool pool(2, {.spin_us = 5});
@@ -244,10 +286,12 @@ TEST(ThreadPool, ContextWithoutPoolUsesASharedTeam) {
     within(120, [] {
         const CpuContext ctx{3};
         std::vector<std::thread::id> ids(3);
-        std::atomic<int> bad{0};
+        std::atomic<int> bad{0}, started{0};
         cpu::parallel_run(ctx, [&](int tid, int nt) {
             if (nt != 3) ++bad;
             ids[tid] = std::this_thread::get_id();
+            ++started;
+            if (tid == 0 && !eventually([&] { return started.load() == 3; })) ++bad;  // no stealing
         });
         EXPECT_EQ(bad.load(), 0);
         EXPECT_EQ(std::set<std::thread::id>(ids.begin(), ids.end()).size(), 3u);

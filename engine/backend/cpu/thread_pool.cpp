@@ -147,7 +147,8 @@ void pin_self(int cpu) {
 
 bool ThreadPool::in_task() { return t_in_task; }
 
-ThreadPool::ThreadPool(int n_threads, ThreadPoolOptions options) : n_(n_threads > 0 ? n_threads : 1) {
+ThreadPool::ThreadPool(int n_threads, ThreadPoolOptions options)
+    : n_(n_threads > 0 ? n_threads : 1), claims_(new detail::WaitWord[n_]) {
     const int spin_us = options.spin_us >= 0 ? options.spin_us : env_int("GRIDLM_SPIN_US", 0, 100000, default_spin_us);
     spin_ns_ = (int64_t)spin_us * 1000;
     caller_spin_ns_ = spin_ns_;
@@ -172,7 +173,7 @@ ThreadPool::~ThreadPool() { stop_workers(); }
 void ThreadPool::stop_workers() {
     {
         const std::lock_guard<std::mutex> lock(dispatch_mu_);
-        stop_ = true;
+        stop_.store(true, std::memory_order_relaxed);
         generation_.value.fetch_add(1, std::memory_order_seq_cst);
         wake_all(generation_);
     }
@@ -188,13 +189,25 @@ void ThreadPool::worker_main(int tid, int cpu) {
     uint32_t seen = 0;
     SpinBudget budget(spin_ns_);
     for (;;) {
-        // Each generation is seen exactly once: the next bump waits for this worker's countdown.
+        // The newest generation; one this worker slept through had its share run by the caller.
         const auto bumped = [seen](uint32_t g) { return g != seen; };
         seen = wait_until(generation_, bumped, budget);
-        if (stop_) return;
+        if (stop_.load(std::memory_order_acquire)) return;
+        if (!claim(tid, seen)) continue;  // the caller runs this share
         run_task(tid);
         if (pending_.value.fetch_sub(1, std::memory_order_seq_cst) == 1) wake_all(pending_);
     }
+}
+
+// Claims share tid of the given generation for the calling thread; false when somebody already
+// has (or the generation is over: a share of a finished task was claimed, since all were).
+bool ThreadPool::claim(int tid, uint32_t generation) {
+    std::atomic<uint32_t>& c = claims_[tid].value;
+    uint32_t seen = c.load(std::memory_order_relaxed);
+    while ((int32_t)(generation - seen) > 0)  // generations wrap around; claims trail by at most 1
+        if (c.compare_exchange_weak(seen, generation, std::memory_order_acq_rel, std::memory_order_relaxed))
+            return true;
+    return false;
 }
 
 void ThreadPool::run_task(int tid) noexcept {
@@ -211,15 +224,22 @@ void ThreadPool::dispatch(Task task, void* arg) {
     const std::lock_guard<std::mutex> lock(dispatch_mu_);
     task_ = task;
     arg_ = arg;
+    uint32_t generation = 0;
     if (n_ > 1) {
         pending_.value.store(n_ - 1, std::memory_order_relaxed);
         // Publishes task_, arg_ and pending_ to the workers (they load generation_ with acquire).
-        generation_.value.fetch_add(1, std::memory_order_seq_cst);
+        generation = generation_.value.fetch_add(1, std::memory_order_seq_cst) + 1;
         wake_all(generation_);
     }
     {
         const TaskScope scope;
         run_task(0);
+        // The shares whose workers have not started: run here rather than wait for them.
+        for (int tid = n_ - 1; tid >= 1; --tid) {
+            if (!claim(tid, generation)) continue;
+            run_task(tid);
+            pending_.value.fetch_sub(1, std::memory_order_seq_cst);
+        }
     }
     if (n_ > 1) {
         const auto all_done = [](uint32_t v) { return v == 0; };
@@ -228,7 +248,7 @@ void ThreadPool::dispatch(Task task, void* arg) {
         wait_until(pending_, all_done, budget);
         caller_spin_ns_ = budget.ns;
     }
-    // Every worker has finished (acquire on the countdown), so error_ is settled.
+    // Every share has finished (acquire on the countdown), so error_ is settled.
     if (failed_.load(std::memory_order_relaxed)) {
         std::exception_ptr e = std::move(error_);
         error_ = nullptr;

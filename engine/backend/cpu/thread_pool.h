@@ -6,10 +6,13 @@
 // returned.
 //
 // Handing out a task: the caller stores the task and bumps a generation counter; workers waiting
-// for the counter to change pick it up. Completion: an atomic countdown from n - 1 that each
-// worker decrements; the caller waits for zero. Both waits spin first (the pause instruction),
-// then sleep on a futex until the value changes (std::atomic::wait off Linux); a change makes
-// the wake-up system call only when some thread sleeps.
+// for the counter to change pick it up. Each share tid is claimed before it runs (an atomic per
+// tid): worker tid claims its own, and the caller, once its share 0 is done, claims and runs every
+// share whose worker has not started yet, so a task never waits for a worker that is asleep or
+// descheduled and has not begun (on shared cores that wait is a scheduler time slice). Completion:
+// an atomic countdown from n - 1, one decrement per share; the caller waits for zero. Both waits spin first (the pause
+// instruction), then sleep on a futex until the value changes (std::atomic::wait off Linux); a change makes the wake-up
+// system call only when some thread sleeps.
 //
 // Spin budget: at most spin_us microseconds per wait. Each waiting thread adapts its own budget:
 // a wait that ends while spinning doubles it (up to spin_us), one that has to sleep halves it
@@ -38,6 +41,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -74,9 +78,10 @@ public:
     int spin_us() const { return (int)(spin_ns_ / 1000); }
     bool pinned() const { return pinned_; }
 
-    // Runs fn(tid, size()) for tid = 0 .. size() - 1, tid 0 on the calling thread, and returns
-    // when all have returned; rethrows the first exception any of them threw. Inside a task:
-    // fn(0, 1) on the calling thread. fn is called concurrently from several threads.
+    // Runs fn(tid, size()) once for each tid = 0 .. size() - 1 and returns when all have returned;
+    // rethrows the first exception any of them threw. tid 0 runs on the calling thread, tid k on
+    // worker k unless the caller got to it first (then on the calling thread, after tid 0). fn is
+    // called concurrently from several threads. Inside a task: fn(0, 1) on the calling thread.
     template <typename F>
     void run(F& fn) {
         if (in_task()) return (void)fn(0, 1);
@@ -94,6 +99,7 @@ private:
     }
 
     void dispatch(Task task, void* arg);
+    bool claim(int tid, uint32_t generation);
     void run_task(int tid) noexcept;
     void worker_main(int tid, int cpu);
     void stop_workers();
@@ -105,15 +111,17 @@ private:
     std::mutex dispatch_mu_;      // one dispatch at a time
     int64_t caller_spin_ns_ = 0;  // the dispatching thread's adapted spin budget (under dispatch_mu_)
 
-    // The current task, written by the dispatcher before it bumps generation_ and read by the
-    // workers after they see the bump; unchanged until every worker has counted down.
+    // The current task, written by the dispatcher before it bumps generation_ and read after a
+    // share is claimed; unchanged until every share has counted down.
     Task task_ = nullptr;
     void* arg_ = nullptr;
-    bool stop_ = false;
+    std::atomic<bool> stop_{false};
     std::exception_ptr error_;  // the first exception of this task; set by whoever wins failed_
 
     detail::WaitWord generation_;  // bumped once per task (and to stop)
-    detail::WaitWord pending_;     // workers 1 .. n-1 still running the task
+    detail::WaitWord pending_;     // shares 1 .. n-1 not finished yet
+    // claims_[tid].value: the last generation whose share tid somebody claimed (tid >= 1).
+    std::unique_ptr<detail::WaitWord[]> claims_;
     alignas(64) std::atomic<bool> failed_{false};
 };
 
