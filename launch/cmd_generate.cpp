@@ -9,6 +9,7 @@
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -27,6 +28,7 @@
 #include "launch/cli_options.h"
 #include "launch/commands.h"
 #include "launch/generate_job.h"
+#include "launch/grid_options.h"
 #include "launch/prepare_output.h"
 #include "launch/job_report.h"
 #include "launch/open_checkpoint.h"
@@ -112,32 +114,9 @@ std::vector<std::string> split_list(const std::string& s) {
     }
 }
 
-// Runs one start-up phase on every rank. When any rank fails, the failing ranks print their
-// error (naming the rank in a multi-rank job) and every rank stops with the worst exit status.
-template <typename F>
-void collective_phase(const MpiEnv& mpi, F&& phase) {
-    int code = exit_ok;
-    std::string msg;
-    try {
-        phase();
-    } catch (const UsageError& e) {
-        code = exit_usage;
-        msg = str(e.what(), "\n(see gridlm generate --help)");
-    } catch (const std::exception& e) {
-        code = exit_fatal;
-        msg = str("error: ", e.what());
-    }
-    const int worst = mpi.max_over_ranks(code);
-    if (worst == exit_ok) return;
-    if (code != exit_ok) {
-        if (mpi.size() > 1) {
-            std::fprintf(stderr, "gridlm generate: rank %d of %d (%s): %s\n", mpi.rank(), mpi.size(),
-                         mpi.host().c_str(), msg.c_str());
-        } else {
-            std::fprintf(stderr, "gridlm generate: %s\n", msg.c_str());
-        }
-    }
-    throw ExitStatus{worst};
+// One start-up phase on every rank (launch/grid_options.h): all pass or all stop.
+void collective_phase(const MpiEnv& mpi, const std::function<void()>& phase) {
+    gridlm::collective_phase(mpi, "generate", phase);
 }
 
 int run_generate(const std::vector<std::string>& args) {
@@ -401,8 +380,8 @@ int run_generate(const std::vector<std::string>& args) {
     if (writer_rank && !quiet) {
         std::fprintf(stderr, "gridlm: %s (%s; weights %s), context %lld, batch %d, chat template %s\n",
                      wopts.model_name.c_str(), ck.config.arch.c_str(),
-                     weight_types_text(model->weight_bytes_by_type()).c_str(), (long long)context,
-                     job.sched.max_seqs, chat->template_name().c_str());
+                     weight_types_text(model->weight_bytes_by_type()).c_str(), (long long)context, job.sched.max_seqs,
+                     chat->template_name().c_str());
     }
 
     grid.world = comms.world.get();

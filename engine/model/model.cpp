@@ -21,12 +21,7 @@ Model::Model(const ModelConfig& config, const TensorSource& source, WeightPolicy
 
 Model::Model(const ModelConfig& config, const TensorSource& source, WeightPolicy weights,
              std::shared_ptr<Backend> backend, const ModelShard& shard, Communicator* tp)
-    : config_(config),
-      shard_(shard),
-      local_(config),
-      tp_(tp),
-      policy_(weights),
-      backend_(std::move(backend)) {
+    : config_(config), shard_(shard), local_(config), tp_(tp), policy_(weights), backend_(std::move(backend)) {
     arch_ = &arch_spec(config_.arch);
     arch_->check_config(config_);
     const int tp_size = tp_ ? tp_->size() : 1;

@@ -42,7 +42,8 @@ public:
     // missing / misshapen tensor.
     Model(const ModelConfig& config, const TensorSource& source, WeightPolicy weights, int n_threads = 0);
     // The same on a backend the caller made (e.g. a CPU backend shared by several models).
-    Model(const ModelConfig& config, const TensorSource& source, WeightPolicy weights, std::shared_ptr<Backend> backend);
+    Model(const ModelConfig& config, const TensorSource& source, WeightPolicy weights,
+          std::shared_ptr<Backend> backend);
     // One rank's shard of the model. tp: the tensor-parallel group (size shard.tp.size; may be
     // nullptr when that is 1). Reads only the shard's slices of the checkpoint.
     Model(const ModelConfig& config, const TensorSource& source, WeightPolicy weights, std::shared_ptr<Backend> backend,

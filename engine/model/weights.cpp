@@ -90,10 +90,12 @@ Weight WeightLoader::raw_weight(const std::string& name, DType type, int64_t row
     w.rows = by_cols ? rows : part.size;
     w.cols = by_cols ? part.size : cols;
     if (by_cols && (part.begin % bs != 0 || part.size % bs != 0))
-        throw Error(str("tensor '", name, "' (", dtype_name(type), ", blocks of ", bs, " columns) cannot be cut at columns ",
-                        part.begin, "..", part.end(), ": a tensor-parallel cut must fall on a block boundary"));
+        throw Error(str("tensor '", name, "' (", dtype_name(type), ", blocks of ", bs,
+                        " columns) cannot be cut at columns ", part.begin, "..", part.end(),
+                        ": a tensor-parallel cut must fall on a block boundary"));
     const int64_t src_row = row_bytes(type, cols);
-    std::vector<uint8_t> raw = by_cols ? src_.read_rows_raw(name, 0, rows) : src_.read_rows_raw(name, part.begin, part.size);
+    std::vector<uint8_t> raw =
+        by_cols ? src_.read_rows_raw(name, 0, rows) : src_.read_rows_raw(name, part.begin, part.size);
     if ((int64_t)raw.size() != w.rows * src_row)
         throw Error(str("tensor '", name, "': read ", raw.size(), " bytes of ", dtype_name(type), " rows, expected ",
                         w.rows * src_row));

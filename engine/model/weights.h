@@ -69,7 +69,7 @@ struct ModelWeights {
     const float* final_norm = nullptr;  // [n_embd]           model.norm (last stage only)
     Weight lm_head;                     // [n_vocab, n_embd]  lm_head (== embed when tied; last stage)
     std::vector<BackendBuffer> storage;
-    int64_t bytes = 0;  // weight bytes held in backend memory
+    int64_t bytes = 0;                                                          // weight bytes held in backend memory
     std::vector<int64_t> bytes_by_type = std::vector<int64_t>(dtype_count, 0);  // matrix bytes per DType
 };
 

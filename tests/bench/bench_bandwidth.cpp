@@ -128,7 +128,8 @@ double best_gbs(const float* buf, size_t n_floats, int n_threads, int passes, bo
     const size_t bytes = n_floats / 64 * 64 * sizeof(float);
     pass_seconds(buf, n_floats, n_threads, avx2, sink);  // warm-up: TLB, thread start-up
     double best = 0;
-    for (int p = 0; p < passes; ++p) best = std::max(best, bytes / pass_seconds(buf, n_floats, n_threads, avx2, sink) / 1e9);
+    for (int p = 0; p < passes; ++p)
+        best = std::max(best, bytes / pass_seconds(buf, n_floats, n_threads, avx2, sink) / 1e9);
     return best;
 }
 

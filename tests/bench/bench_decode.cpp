@@ -116,8 +116,7 @@ double matmul_flops_per_token(const ModelConfig& c) {
 std::string types_text(const Model& m) {
     std::string t;
     for (size_t i = 0; i < dtype_count; ++i)
-        if (m.weight_bytes_by_type()[i] > 0)
-            t += std::string(t.empty() ? "" : "+") + std::string(dtype_name((DType)i));
+        if (m.weight_bytes_by_type()[i] > 0) t += std::string(t.empty() ? "" : "+") + std::string(dtype_name((DType)i));
     return t;
 }
 
@@ -156,8 +155,8 @@ void bench_model(const std::string& path, const std::string& dtype, int n_thread
             s = std::min(s, seconds_since(t0));
         }
         const double gflops = n_prompt * matmul_flops_per_token(cfg) / s / 1e9;
-        std::printf("  prefill %3d tokens: %7.1f tok/s  (%.0f GFLOP/s, %.0f%% of sgemm peak)\n", n_prompt,
-                    n_prompt / s, gflops, 100 * gflops / roof.gemm_own);
+        std::printf("  prefill %3d tokens: %7.1f tok/s  (%.0f GFLOP/s, %.0f%% of sgemm peak)\n", n_prompt, n_prompt / s,
+                    gflops, 100 * gflops / roof.gemm_own);
         (n_prompt == 128 ? pp128 : pp512) = n_prompt / s;
     }
     // Decode at batch B after a 32-token prompt per sequence.

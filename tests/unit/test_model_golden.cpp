@@ -27,7 +27,7 @@ constexpr double f32_logit_bound = 1e-4;   // achieved ~2e-6 (printed as "max |d
 constexpr double bf16_logit_bound = 1e-2;  // achieved ~3e-3: 8-bit mantissas, errors add up over layers
 constexpr double kept_logit_bound = 8e-2;  // 8-bit activation blocks; achieved 5.1e-2 (SmolLM2 Q4_1), 1.2e-2 (Qwen)
 constexpr double kept_top1_min = 0.9;
-constexpr double bf16_top1_min = 0.9;      // fraction of stored positions whose argmax matches
+constexpr double bf16_top1_min = 0.9;  // fraction of stored positions whose argmax matches
 
 struct Loaded {
     json golden;

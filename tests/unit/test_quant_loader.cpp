@@ -57,7 +57,9 @@ TEST(QuantLoader, KeptRowsAndColumnCutsAreTheFilesBlocks) {
     EXPECT_TRUE(dtype_is_quantized(wq.dtype));
     EXPECT_TRUE(bit_equal(widen(wq), src.read_rows_f32(q, 64, 128)));
     // A cut inside a block is refused, naming the tensor and the type.
-    test::expect_has(test::error_of([&] { ld.mat_cols(down, c.n_embd, c.n_ff, {100, 256}); }),
+    test::expect_has(test::error_of([&] {
+                         ld.mat_cols(down, c.n_embd, c.n_ff, {100, 256});
+                     }),
                      {down, std::string(dtype_name(wd.dtype)), "block boundary"});
     EXPECT_GT(out.bytes_by_type[(size_t)wd.dtype], 0);
 }

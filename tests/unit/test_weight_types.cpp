@@ -160,9 +160,9 @@ TEST(CpuTypeTable, MisfitInputsAreErrorsNamingTheType) {
             std::vector<float> xs(n * cols, 1.f), y1(n * 2), y2(n * 2);
             const Weight a{t, 2, cols, data.data()}, b{t, 2, 2 * cols, data.data()};
             const MatmulOut outs[] = {{a, nullptr, y1.data()}, {b, nullptr, y2.data()}};
-            test::expect_has(test::error_of([&] { cpu::matmul_quant(ctx, xs.data(), n, outs, 2); }),
-                             {"matmul", std::string(dtype_name(t)), std::to_string(2 * cols) + " columns",
-                              "does not fit"});
+            test::expect_has(
+                test::error_of([&] { cpu::matmul_quant(ctx, xs.data(), n, outs, 2); }),
+                {"matmul", std::string(dtype_name(t)), std::to_string(2 * cols) + " columns", "does not fit"});
         }
     }
 }
@@ -255,7 +255,8 @@ TEST(CpuTypeTable, EmbeddingOfBlockTypes) {
                 std::memcpy(&table[off + dtype_block_bytes(t) - 2], &h, 2);
             } else {
                 std::memcpy(&table[off], &h, 2);
-                if (t == DType::dtype_q4_1 || t == DType::dtype_q5_1 || t == DType::dtype_q4_k || t == DType::dtype_q5_k)
+                if (t == DType::dtype_q4_1 || t == DType::dtype_q5_1 || t == DType::dtype_q4_k ||
+                    t == DType::dtype_q5_k)
                     std::memcpy(&table[off + 2], &h, 2);
             }
         }

@@ -222,8 +222,7 @@ void matmul_multi(const CpuContext& ctx, const float* x, int64_t n, const Matmul
     for (int64_t o = 0; o < n_outs; ++o) {
         GRIDLM_ASSERT(outs[o].w.cols == outs[0].w.cols);
         if (!cpu_type_traits(outs[o].w.dtype).has_matmul())
-            throw Error(str("matmul: ", dtype_name(outs[o].w.dtype),
-                            " weights are not supported by the CPU backend"));
+            throw Error(str("matmul: ", dtype_name(outs[o].w.dtype), " weights are not supported by the CPU backend"));
     }
     // Block-quantised outputs go through the integer kernels, the float ones through GEMV / GEMM.
     int64_t n_quant = 0;

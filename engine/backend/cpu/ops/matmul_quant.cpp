@@ -42,8 +42,8 @@ void matmul_quant(const CpuContext& ctx, const float* x, int64_t n, const Matmul
         const QuantKernels* k = quant_kernels(w.dtype, isa);
         if (!k) throw Error(str("matmul: no ", isa_name(isa), " kernel for ", dtype_name(w.dtype), " weights"));
         if (w.cols != cols || cols % k->act_block != 0)
-            throw Error(str("matmul: a ", dtype_name(w.dtype), " weight of ", w.cols, " columns does not fit an input of ",
-                            cols, " values in blocks of ", k->act_block));
+            throw Error(str("matmul: a ", dtype_name(w.dtype), " weight of ", w.cols,
+                            " columns does not fit an input of ", cols, " values in blocks of ", k->act_block));
         const int f = k->act_block == 32 ? 0 : 1;
         QuantInput& in = inputs[f];
         if (!made[f]) {
