@@ -133,7 +133,9 @@ TEST(ThreadPool, ParallelForUsesTheTeamAndStaysInlineBelowTheThreshold) {
         const auto record = [&](int64_t i) {
             owner[i] = std::this_thread::get_id();
             if (i == 63) last_done = true;
-            if (i == 0) EXPECT_TRUE(eventually([&] { return last_done.load(); }));  // the worker's half
+            if (i == 0) {
+                EXPECT_TRUE(eventually([&] { return last_done.load(); }));  // the worker's half
+            }
         };
         cpu::parallel_for(ctx, 64, record);
         EXPECT_EQ(owner.front(), std::this_thread::get_id());
