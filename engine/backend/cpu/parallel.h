@@ -16,8 +16,11 @@
 
 namespace gridlm::cpu {
 
-// Runs fn(tid, nt) once on each of nt threads (tid = 0 .. nt - 1, tid 0 on the calling thread)
-// and returns when all have finished. nt = ctx.n_threads, or 1 for a nested call.
+// Runs fn(tid, nt) once for each tid = 0 .. nt - 1 and returns when all have finished: tid 0 on
+// the calling thread, the others on the team's workers (or on the calling thread, after tid 0,
+// when a worker had not started yet; see ThreadPool::run). nt = ctx.n_threads, or 1 for a nested
+// call. Shares may wait for one another (a barrier inside fn): the caller takes a worker's share
+// only after finishing its own, and only one that its worker has not claimed.
 template <typename F>
 void parallel_run(const CpuContext& ctx, F&& fn) {
     const int nt = std::max(1, ctx.n_threads);
@@ -32,7 +35,7 @@ inline void split_work(int64_t n, int tid, int nt, int64_t& begin, int64_t& end)
     end = n * (tid + 1) / nt;
 }
 
-// Runs fn(i) for every i in [0, n), each thread a contiguous run of i (static schedule). Runs on
+// Runs fn(i) for every i in [0, n), each share a contiguous run of i (static schedule). Runs on
 // the calling thread alone when n < min_parallel (work too small to pay for waking the team).
 template <typename F>
 void parallel_for(const CpuContext& ctx, int64_t n, F&& fn, int64_t min_parallel = 2) {
@@ -48,7 +51,7 @@ void parallel_for(const CpuContext& ctx, int64_t n, F&& fn, int64_t min_parallel
     });
 }
 
-// Runs fn(begin, end) on near-equal contiguous parts of [0, n), one per thread, every inner
+// Runs fn(begin, end) on near-equal contiguous parts of [0, n), one per share, every inner
 // boundary a multiple of 16 (whole 64-byte lines of floats, so no two threads write one line).
 // One call fn(0, n) on the calling thread when n < min_parallel.
 template <typename F>
