@@ -43,6 +43,30 @@ Isa best_isa() {
     return detail::simd_on ? best : Isa::scalar;
 }
 
+QuantMatmulArgs quant_matmul_args(DType type, int64_t act_block, int64_t act_block_bytes, const Weight& w,
+                                  const void* xq, int64_t xq_stride, int64_t n, float* y, int64_t ld_y, int64_t r0,
+                                  int64_t r1) {
+    if (w.dtype != type)
+        throw Error(
+            str("quantised matmul: a ", dtype_name(w.dtype), " weight given to the ", dtype_name(type), " kernel"));
+    if (w.cols % act_block != 0)
+        throw Error(str("quantised matmul: ", w.cols, " columns of ", dtype_name(type), " are not whole blocks of ",
+                        act_block));
+    GRIDLM_ASSERT(0 <= r0 && r0 <= r1 && r1 <= w.rows && n >= 0);
+    const int64_t nb = w.cols / act_block;
+    GRIDLM_ASSERT(n <= 1 || xq_stride >= nb * act_block_bytes);
+    return {static_cast<const uint8_t*>(w.data),
+            w.stride(),
+            nb,
+            static_cast<const uint8_t*>(xq),
+            xq_stride,
+            n,
+            y,
+            ld_y,
+            r0,
+            r1};
+}
+
 const QuantKernels* quant_kernels(DType type, Isa isa) {
     if (const QuantKernels* k = quant_kernels_legacy(type, isa)) return k;
     return quant_kernels_kquants(type, isa);

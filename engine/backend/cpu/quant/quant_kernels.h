@@ -54,6 +54,28 @@ using QuantizeActFn = void (*)(const float* x, void* out, int64_t n);
 using QuantMatmulFn = void (*)(const Weight& w, const void* xq, int64_t xq_stride, int64_t n, float* y, int64_t ld_y,
                                int64_t r0, int64_t r1);
 
+// The plain arguments of one QuantMatmulFn call, so SIMD entry points take no class types. Row r
+// of the weight at w + r * w_stride, nb blocks (of the weight type) per row; token t's activation
+// blocks at xq + t * xq_stride; writes y[t * ld_y + r] for r in [r0, r1), t in [0, n).
+struct QuantMatmulArgs {
+    const uint8_t* w;
+    int64_t w_stride;
+    int64_t nb;
+    const uint8_t* xq;
+    int64_t xq_stride;
+    int64_t n;
+    float* y;
+    int64_t ld_y;
+    int64_t r0;
+    int64_t r1;
+};
+
+// Checks a call's arguments against the kernel's weight type and activation block size (throws
+// gridlm::Error for a weight of another type or a row that is not whole blocks) and flattens them.
+QuantMatmulArgs quant_matmul_args(DType type, int64_t act_block, int64_t act_block_bytes, const Weight& w,
+                                  const void* xq, int64_t xq_stride, int64_t n, float* y, int64_t ld_y, int64_t r0,
+                                  int64_t r1);
+
 struct QuantKernels {
     DType type;                  // the weight type
     int64_t act_block;           // 32 (ActQ8x32) or 256 (ActQ8x256)

@@ -155,22 +155,12 @@ void matmul_scalar(const Weight& w, const void* xq, int64_t xq_stride, int64_t n
     }
 }
 
-// Adapts a SIMD entry point (plain arguments) to QuantMatmulFn.
-template <void (*kernel)(const MatmulArgs&)>
+// Adapts a SIMD entry point (plain arguments) to QuantMatmulFn for weights of type T.
+template <DType T, void (*kernel)(const MatmulArgs&)>
 void matmul_simd(const Weight& w, const void* xq, int64_t xq_stride, int64_t n, float* y, int64_t ld_y, int64_t r0,
                  int64_t r1) {
     if (n <= 0 || r1 <= r0) return;
-    const MatmulArgs a{static_cast<const uint8_t*>(w.data),
-                       w.stride(),
-                       w.cols / 256,
-                       static_cast<const uint8_t*>(xq),
-                       xq_stride,
-                       n,
-                       y,
-                       ld_y,
-                       r0,
-                       r1};
-    kernel(a);
+    kernel(quant_matmul_args(T, 256, act_bytes, w, xq, xq_stride, n, y, ld_y, r0, r1));
 }
 
 constexpr int64_t kAct = 256, kActBytes = sizeof(ActQ8x256);
@@ -184,14 +174,14 @@ const QuantKernels table[3][3] = {
     },
 #if defined(__x86_64__) && defined(__GNUC__)
     {
-        {DType::dtype_q4_k, kAct, kActBytes, quantize_act_avx2, matmul_simd<matmul_q4k_avx2>},
-        {DType::dtype_q5_k, kAct, kActBytes, quantize_act_avx2, matmul_simd<matmul_q5k_avx2>},
-        {DType::dtype_q6_k, kAct, kActBytes, quantize_act_avx2, matmul_simd<matmul_q6k_avx2>},
+        {DType::dtype_q4_k, kAct, kActBytes, quantize_act_avx2, matmul_simd<DType::dtype_q4_k, matmul_q4k_avx2>},
+        {DType::dtype_q5_k, kAct, kActBytes, quantize_act_avx2, matmul_simd<DType::dtype_q5_k, matmul_q5k_avx2>},
+        {DType::dtype_q6_k, kAct, kActBytes, quantize_act_avx2, matmul_simd<DType::dtype_q6_k, matmul_q6k_avx2>},
     },
     {
-        {DType::dtype_q4_k, kAct, kActBytes, quantize_act_avx512, matmul_simd<matmul_q4k_avx512>},
-        {DType::dtype_q5_k, kAct, kActBytes, quantize_act_avx512, matmul_simd<matmul_q5k_avx512>},
-        {DType::dtype_q6_k, kAct, kActBytes, quantize_act_avx512, matmul_simd<matmul_q6k_avx512>},
+        {DType::dtype_q4_k, kAct, kActBytes, quantize_act_avx512, matmul_simd<DType::dtype_q4_k, matmul_q4k_avx512>},
+        {DType::dtype_q5_k, kAct, kActBytes, quantize_act_avx512, matmul_simd<DType::dtype_q5_k, matmul_q5k_avx512>},
+        {DType::dtype_q6_k, kAct, kActBytes, quantize_act_avx512, matmul_simd<DType::dtype_q6_k, matmul_q6k_avx512>},
     },
 #endif
 };

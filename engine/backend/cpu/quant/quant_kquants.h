@@ -33,21 +33,8 @@ inline constexpr int64_t q4k_bytes = 144;  // d, dmin, scales[12], qs[128]
 inline constexpr int64_t q5k_bytes = 176;  // d, dmin, scales[12], qh[32], qs[128]
 inline constexpr int64_t q6k_bytes = 210;  // ql[128], qh[64], scales[16], d
 
-// Plain arguments of a matmul call, so the SIMD entry points take no class types.
-// w: row r of the weight at w + r * w_stride, nb super-blocks per row; token t's activation
-// blocks at xq + t * xq_stride; writes y[t * ld_y + r] for r in [r0, r1), t in [0, n).
-struct MatmulArgs {
-    const uint8_t* w;
-    int64_t w_stride;
-    int64_t nb;
-    const uint8_t* xq;
-    int64_t xq_stride;
-    int64_t n;
-    float* y;
-    int64_t ld_y;
-    int64_t r0;
-    int64_t r1;
-};
+// A matmul call's plain arguments (quant_kernels.h).
+using MatmulArgs = QuantMatmulArgs;
 
 // Tokens per token block of a call: the activation blocks of that many tokens (nb * act_bytes
 // each) stay within about 192 KiB, so they are re-read from L2 by every row tile; at least 8.

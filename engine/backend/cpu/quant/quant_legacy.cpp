@@ -23,25 +23,7 @@ namespace lq {
 
 MatmulArgs matmul_args(DType type, const Weight& w, const void* xq, int64_t xq_stride, int64_t n, float* y,
                        int64_t ld_y, int64_t r0, int64_t r1) {
-    if (w.dtype != type)
-        throw Error(
-            str("quantised matmul: a ", dtype_name(w.dtype), " weight given to the ", dtype_name(type), " kernel"));
-    if (w.cols % quant_legacy_block != 0)
-        throw Error(str("quantised matmul: ", w.cols, " columns of ", dtype_name(type), " are not whole blocks of ",
-                        quant_legacy_block));
-    GRIDLM_ASSERT(0 <= r0 && r0 <= r1 && r1 <= w.rows && n >= 0);
-    const int64_t nb = w.cols / quant_legacy_block;
-    GRIDLM_ASSERT(n <= 1 || xq_stride >= nb * act_bytes);
-    return {static_cast<const uint8_t*>(w.data),
-            w.stride(),
-            nb,
-            static_cast<const uint8_t*>(xq),
-            xq_stride,
-            n,
-            y,
-            ld_y,
-            r0,
-            r1};
+    return quant_matmul_args(type, quant_legacy_block, act_bytes, w, xq, xq_stride, n, y, ld_y, r0, r1);
 }
 
 ActScales act_scale_planes(const uint8_t* xq, int64_t xq_stride, int64_t t0, int64_t nt, int64_t nb) {

@@ -57,21 +57,8 @@ constexpr LegacyFormat legacy_format(DType t) {
     }
 }
 
-// Plain arguments of a matmul call, so the SIMD entry points take no class types.
-// Row r of the weight at w + r * w_stride, nb blocks per row; token t's activation blocks at
-// xq + t * xq_stride; writes y[t * ld_y + r] for r in [r0, r1), t in [0, n).
-struct MatmulArgs {
-    const uint8_t* w;
-    int64_t w_stride;
-    int64_t nb;
-    const uint8_t* xq;
-    int64_t xq_stride;
-    int64_t n;
-    float* y;
-    int64_t ld_y;
-    int64_t r0;
-    int64_t r1;
-};
+// A matmul call's plain arguments (quant_kernels.h).
+using MatmulArgs = QuantMatmulArgs;
 
 // Checks a call's arguments (throws gridlm::Error for a weight of another type or with a
 // partial block) and flattens them.
