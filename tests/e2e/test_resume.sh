@@ -33,16 +33,32 @@ expect_rc 1 "--resume with another input" "$gridlm" generate "${common[@]}" --pr
 expect_stderr "changed input" "the input file changed"
 expect_rc 2 "--retry-errors alone" "$gridlm" generate "${args[@]}" --output "$tmp/x.jsonl" --retry-errors
 
+# wait_for_progress PID JOURNAL LINES: waits (up to 60 s) until JOURNAL has LINES lines while PID
+# runs; fails when PID ends first. Kills keyed to progress, not to a clock, interrupt the job on a
+# fast machine and a slow one alike.
+wait_for_progress() {
+    local pid=$1 journal=$2 want=$3 i
+    for i in $(seq 1200); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        [ -f "$journal" ] && [ "$(wc -l <"$journal")" -ge "$want" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
 # resume_until_done NAME OUT KILLER: runs the job with --resume, interrupting it with KILLER
 # (a function given the job's pid and the attempt number) until a run finishes.
 resume_until_done() {
     local name=$1 out=$2 killer=$3 attempt rc interrupted=0
     shift 3
     for attempt in $(seq 12); do
+        local done_before=0
+        [ -f "$out.journal" ] && done_before=$(wc -l <"$out.journal")
         "$@" --output "$out" --resume 2>>"$tmp/$name.err" &
         local pid=$!
-        if [ "$attempt" -le 4 ]; then
-            sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.1f", 2.5 + (r % 30) / 10 }')"
+        if [ "$attempt" -le 4 ] && wait_for_progress "$pid" "$out.journal" "$((done_before + 1))"; then
+            # a random moment after the first new record: sometimes mid-record, sometimes mid-write
+            sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", (r % 40) / 100 }')"
             $killer "$pid" "$attempt"
         fi
         { wait "$pid"; } 2>/dev/null
