@@ -141,10 +141,9 @@ TEST(CpuTypeTable, SaysWhatTheCpuProvides) {
         EXPECT_EQ(k.type, t);
         EXPECT_NE(k.to_float_row, nullptr) << dtype_name(t);
         EXPECT_TRUE(k.has_matmul()) << dtype_name(t);
-        // Float types through GEMV / GEMM, block types through their integer kernels.
+        // Float types through the tiled kernels, block types through their integer kernels.
         const bool plain = !dtype_is_quantized(t);
         EXPECT_EQ(k.gemv != nullptr, plain) << dtype_name(t);
-        EXPECT_EQ(k.gemm != nullptr, plain) << dtype_name(t);
         EXPECT_EQ(cpu::quant_kernels(t, cpu::Isa::scalar) != nullptr, !plain) << dtype_name(t);
         EXPECT_TRUE(cpu::make_scalar_backend(1)->supports_weight(t)) << dtype_name(t);
     }

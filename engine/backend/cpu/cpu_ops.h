@@ -45,9 +45,8 @@ void embedding(const CpuContext& ctx, const Weight& table, int64_t id0, const in
 void rmsnorm(const CpuContext& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,
              float* out);
 
-// Batches of at most gemv_max_tokens rows take the streaming GEMV kernels (weights read once
-// per call, bandwidth-bound); larger ones go through blocked GEMM (OpenBLAS sgemm).
-inline constexpr int64_t gemv_max_tokens = 4;
+// y = x W^T (+ bias) for any number of tokens; a token's outputs are bitwise the same in any batch
+// (the float tiles of ops/matmul.cpp and the integer kernels of ops/matmul_quant.cpp alike).
 void matmul(const CpuContext& ctx, const float* x, const Weight& w, const float* bias, int64_t n, float* y);
 void matmul_multi(const CpuContext& ctx, const float* x, int64_t n, const MatmulOut* outs, int64_t n_outs);
 

@@ -1,5 +1,5 @@
 // The CPU kernel table (cpu_types.h): row widening for every type (the block types through the
-// core's reference dequantisers), GEMV / GEMM for the float types. Block types multiply through
+// core's reference dequantisers), the tiled matmul for the float types. Block types multiply through
 // quant/quant_kernels.h.
 #include "engine/backend/cpu/cpu_types.h"
 
@@ -36,17 +36,17 @@ void block_to_float_row(const void* row, float* dst, int64_t n) {
 }
 
 constexpr CpuTypeTraits cpu_type_table[] = {
-    {DType::dtype_f32, f32_to_float_row, gemv_f32, gemm_f32},
-    {DType::dtype_f16, f16_to_float_row, gemv_f16, gemm_f16},
-    {DType::dtype_bf16, bf16_to_float_row, gemv_bf16, gemm_bf16},
-    {DType::dtype_q4_0, block_to_float_row<DType::dtype_q4_0>, nullptr, nullptr},
-    {DType::dtype_q4_1, block_to_float_row<DType::dtype_q4_1>, nullptr, nullptr},
-    {DType::dtype_q5_0, block_to_float_row<DType::dtype_q5_0>, nullptr, nullptr},
-    {DType::dtype_q5_1, block_to_float_row<DType::dtype_q5_1>, nullptr, nullptr},
-    {DType::dtype_q8_0, block_to_float_row<DType::dtype_q8_0>, nullptr, nullptr},
-    {DType::dtype_q4_k, block_to_float_row<DType::dtype_q4_k>, nullptr, nullptr},
-    {DType::dtype_q5_k, block_to_float_row<DType::dtype_q5_k>, nullptr, nullptr},
-    {DType::dtype_q6_k, block_to_float_row<DType::dtype_q6_k>, nullptr, nullptr},
+    {DType::dtype_f32, f32_to_float_row, gemv_f32},
+    {DType::dtype_f16, f16_to_float_row, gemv_f16},
+    {DType::dtype_bf16, bf16_to_float_row, gemv_bf16},
+    {DType::dtype_q4_0, block_to_float_row<DType::dtype_q4_0>, nullptr},
+    {DType::dtype_q4_1, block_to_float_row<DType::dtype_q4_1>, nullptr},
+    {DType::dtype_q5_0, block_to_float_row<DType::dtype_q5_0>, nullptr},
+    {DType::dtype_q5_1, block_to_float_row<DType::dtype_q5_1>, nullptr},
+    {DType::dtype_q8_0, block_to_float_row<DType::dtype_q8_0>, nullptr},
+    {DType::dtype_q4_k, block_to_float_row<DType::dtype_q4_k>, nullptr},
+    {DType::dtype_q5_k, block_to_float_row<DType::dtype_q5_k>, nullptr},
+    {DType::dtype_q6_k, block_to_float_row<DType::dtype_q6_k>, nullptr},
 };
 
 constexpr bool table_in_order() {
@@ -61,7 +61,7 @@ static_assert(table_in_order(), "cpu_type_table needs one row per DType, in DTyp
 
 bool CpuTypeTraits::has_matmul() const {
     if (dtype_is_quantized(type)) return quant_kernels(type, Isa::scalar) != nullptr;
-    return gemv != nullptr && gemm != nullptr;
+    return gemv != nullptr;
 }
 
 const CpuTypeTraits& cpu_type_traits(DType type) {

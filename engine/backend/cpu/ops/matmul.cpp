@@ -1,13 +1,11 @@
 // Linear layer y = x W^T (+ bias), dispatched through the CPU kernel table (cpu_types.h), and the
-// f32 / bf16 / f16 kernels behind it (block-quantised weights: matmul_quant.cpp). Few tokens
-// (decode): a streaming GEMV that reads each weight row once for up to four tokens. Many tokens
-// (prefill, batched decode): OpenBLAS sgemm on per-thread slices of W's rows; 16-bit slices are
-// widened into a small f32 panel first, so such a weight costs one conversion per element per
-// call, not per token.
-#include <cblas.h>
-
+// f32 / bf16 / f16 kernels behind it (block-quantised weights: matmul_quant.cpp). One kernel for
+// every batch size: tiles of up to 4 rows x 4 tokens read each weight vector once per tile and
+// keep one accumulator chain per output, so a token's result is bitwise the same whether it is
+// decoded alone, with other sequences, or in a prefill (the engine's outputs must not depend on how
+// the scheduler or the data-parallel split grouped the tokens; a blocked BLAS GEMM does not promise
+// that, docs/engine.md "Float matmul").
 #include <algorithm>
-#include <mutex>
 #include <vector>
 
 #include "engine/backend/cpu/cpu_ops.h"
@@ -90,24 +88,29 @@ void gemv_rows(const WT* w, int64_t ld_w, int64_t cols, const float* x, int64_t 
     for (; r < r1; ++r) gemv_tile<1, T, WT>(w + r * ld_w, ld_w, x, cols, y + r, ld_y);
 }
 
-// Rows [r0, r1) of y = x W^T (+ bias) for n <= gemv_max_tokens tokens.
+// Rows [r0, r1) of y = x W^T (+ bias) for any n tokens, four at a time: the same tile kernels for
+// every batch, so a token's outputs do not depend on the other tokens of its step.
 // x: [n, cols]; w: [rows, cols] with row stride ld_w elements; y: [n, rows]
 template <typename WT>
 void gemv_block(const float* x, const WT* w, int64_t ld_w, const float* bias, int64_t rows, int64_t cols, int64_t n,
                 float* y, int64_t r0, int64_t r1) {
-    switch (n) {
-        case 1:
-            gemv_rows<1>(w, ld_w, cols, x, r0, r1, y, rows);
-            break;
-        case 2:
-            gemv_rows<2>(w, ld_w, cols, x, r0, r1, y, rows);
-            break;
-        case 3:
-            gemv_rows<3>(w, ld_w, cols, x, r0, r1, y, rows);
-            break;
-        default:
-            gemv_rows<4>(w, ld_w, cols, x, r0, r1, y, rows);
-            break;
+    for (int64_t t0 = 0; t0 < n; t0 += 4) {
+        const float* xt = x + t0 * cols;
+        float* yt = y + t0 * rows;
+        switch (std::min<int64_t>(4, n - t0)) {
+            case 1:
+                gemv_rows<1>(w, ld_w, cols, xt, r0, r1, yt, rows);
+                break;
+            case 2:
+                gemv_rows<2>(w, ld_w, cols, xt, r0, r1, yt, rows);
+                break;
+            case 3:
+                gemv_rows<3>(w, ld_w, cols, xt, r0, r1, yt, rows);
+                break;
+            default:
+                gemv_rows<4>(w, ld_w, cols, xt, r0, r1, yt, rows);
+                break;
+        }
     }
     if (bias)
         for (int64_t t = 0; t < n; ++t)
@@ -129,19 +132,6 @@ void gemv_multi(const CpuContext& ctx, const float* x, int64_t n, const MatmulOu
         const int64_t r0 = (b - first[o]) * block, r1 = std::min(m.w.rows, r0 + block);
         cpu_type_traits(m.w.dtype).gemv(x, m.w, m.bias, n, m.y, r0, r1);
     });
-}
-
-void blas_single_threaded() {
-    // The engine's OpenMP threads split the work; OpenBLAS must not start its own pool on top.
-    static std::once_flag once;
-    std::call_once(once, [] { openblas_set_num_threads(1); });
-}
-
-// Rows of W owned by thread tid of nt, in multiples of 16 rows.
-void thread_rows(int64_t rows, int tid, int nt, int64_t& r0, int64_t& r1) {
-    const int64_t units = (rows + 15) / 16;
-    r0 = std::min(rows, units * tid / nt * 16);
-    r1 = std::min(rows, units * (tid + 1) / nt * 16);
 }
 
 // Row stride of w in elements of WT.
@@ -166,50 +156,6 @@ void gemv_f16(const float* x, const Weight& w, const float* bias, int64_t n, flo
     gemv_block(x, static_cast<const Half*>(w.data), ld_of<Half>(w), bias, w.rows, w.cols, n, y, r0, r1);
 }
 
-// x: [n, cols]; w: [rows, cols] f32; y: [n, rows]
-void gemm_f32(const CpuContext& ctx, const float* x, const Weight& wt, int64_t n, float* y) {
-    const float* w = static_cast<const float*>(wt.data);
-    const int64_t rows = wt.rows, cols = wt.cols, ld = ld_of<float>(wt);
-    blas_single_threaded();
-    parallel_run(ctx, [&](int tid, int nt) {
-        int64_t r0, r1;
-        thread_rows(rows, tid, nt, r0, r1);
-        if (r1 > r0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)(r1 - r0), (int)cols, 1.0f, x, (int)cols,
-                        w + r0 * ld, (int)ld, 0.0f, y + r0, (int)rows);
-    });
-}
-
-// As gemm_f32 for 16-bit W (WT: uint16_t = bf16, Half = f16): each thread widens panels of its rows
-// (sized to stay in L2) and multiplies them with sgemm.
-template <typename WT>
-void gemm_widened(const CpuContext& ctx, const float* x, const Weight& wt, int64_t n, float* y) {
-    const WT* w = static_cast<const WT*>(wt.data);
-    const int64_t rows = wt.rows, cols = wt.cols, ld = ld_of<WT>(wt);
-    const ToFloatRowFn widen = cpu_type_traits(wt.dtype).to_float_row;
-    blas_single_threaded();
-    const int64_t panel = std::clamp<int64_t>((131072 / cols) / 16 * 16, 16, 512);
-    parallel_run(ctx, [&](int tid, int nt) {
-        int64_t r0, r1;
-        thread_rows(rows, tid, nt, r0, r1);
-        std::vector<float> buf(panel * cols);
-        for (int64_t p = r0; p < r1; p += panel) {
-            const int64_t np = std::min(panel, r1 - p);
-            for (int64_t r = 0; r < np; ++r) widen(w + (p + r) * ld, buf.data() + r * cols, cols);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)np, (int)cols, 1.0f, x, (int)cols,
-                        buf.data(), (int)cols, 0.0f, y + p, (int)rows);
-        }
-    });
-}
-
-void gemm_bf16(const CpuContext& ctx, const float* x, const Weight& w, int64_t n, float* y) {
-    gemm_widened<uint16_t>(ctx, x, w, n, y);
-}
-
-void gemm_f16(const CpuContext& ctx, const float* x, const Weight& w, int64_t n, float* y) {
-    gemm_widened<Half>(ctx, x, w, n, y);
-}
-
 // x: [n, w.cols]; bias: [w.rows] or nullptr; y: [n, w.rows]
 void matmul(const CpuContext& ctx, const float* x, const Weight& w, const float* bias, int64_t n, float* y) {
     const MatmulOut out{w, bias, y};
@@ -224,7 +170,7 @@ void matmul_multi(const CpuContext& ctx, const float* x, int64_t n, const Matmul
         if (!cpu_type_traits(outs[o].w.dtype).has_matmul())
             throw Error(str("matmul: ", dtype_name(outs[o].w.dtype), " weights are not supported by the CPU backend"));
     }
-    // Block-quantised outputs go through the integer kernels, the float ones through GEMV / GEMM.
+    // Block-quantised outputs go through the integer kernels, the float ones through the tiles.
     int64_t n_quant = 0;
     for (int64_t o = 0; o < n_outs; ++o) n_quant += dtype_is_quantized(outs[o].w.dtype) ? 1 : 0;
     if (n_quant == n_outs) return matmul_quant(ctx, x, n, outs, n_outs);
@@ -234,17 +180,7 @@ void matmul_multi(const CpuContext& ctx, const float* x, int64_t n, const Matmul
         matmul_quant(ctx, x, n, quant.data(), (int64_t)quant.size());
         return matmul_multi(ctx, x, n, plain.data(), (int64_t)plain.size());
     }
-    if (n <= gemv_max_tokens) return gemv_multi(ctx, x, n, outs, n_outs);
-    for (int64_t o = 0; o < n_outs; ++o) {
-        const Weight& w = outs[o].w;
-        float* y = outs[o].y;
-        cpu_type_traits(w.dtype).gemm(ctx, x, w, n, y);
-        if (const float* bias = outs[o].bias) {
-            parallel_for(ctx, n, [&](int64_t t) {
-                for (int64_t r = 0; r < w.rows; ++r) y[t * w.rows + r] += bias[r];
-            });
-        }
-    }
+    gemv_multi(ctx, x, n, outs, n_outs);
 }
 
 }  // namespace gridlm::cpu
