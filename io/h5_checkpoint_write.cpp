@@ -29,6 +29,11 @@ void validate_model_config(const ModelConfig& c, const std::string& where) {
         throw Error(
             str(where, ": unsupported architecture '", c.arch, "' (gridlm runs ", arch_name_list(" and "), ")"));
     }
+    if (c.kv_lora_rank > 0 || c.n_expert > 0) {
+        throw Error(str(where, ": ", c.arch,
+                        " (MLA / MoE) checkpoints cannot be stored in the HDF5 format yet; run the Hugging Face "
+                        "directory directly"));
+    }
     const std::pair<const char*, int64_t> sizes[] = {
         {"n_vocab", c.n_vocab},     {"n_embd", c.n_embd},     {"n_layer", c.n_layer}, {"n_head", c.n_head},
         {"n_head_kv", c.n_head_kv}, {"head_dim", c.head_dim}, {"n_ff", c.n_ff},

@@ -11,6 +11,53 @@ namespace gridlm {
 
 using hf::json;
 
+namespace {
+
+// MLA and MoE fields of DeepseekV2Config / DeepseekV3Config (names as in their config.json).
+void read_deepseek_fields(const json& j, const std::string& path, Arch arch, ModelConfig& c) {
+    c.q_lora_rank = hf::opt_int(j, "q_lora_rank", path).value_or(0);
+    c.kv_lora_rank = hf::get_int(j, "kv_lora_rank", path);
+    c.qk_nope_dim = hf::get_int(j, "qk_nope_head_dim", path);
+    c.qk_rope_dim = hf::get_int(j, "qk_rope_head_dim", path);
+    c.v_head_dim = hf::get_int(j, "v_head_dim", path);
+    c.head_dim = c.qk_nope_dim + c.qk_rope_dim;
+    c.n_head_kv = c.n_head;  // MLA: every head has its own (decompressed) K and V
+    c.n_expert = hf::opt_int(j, "n_routed_experts", path).value_or(0);
+    if (c.n_expert > 0) {
+        c.n_expert_used = hf::get_int(j, "num_experts_per_tok", path);
+        c.n_expert_shared = hf::opt_int(j, "n_shared_experts", path).value_or(0);
+        c.n_ff_expert = hf::get_int(j, "moe_intermediate_size", path);
+        c.n_dense_lead = hf::opt_int(j, "first_k_dense_replace", path).value_or(0);
+        c.n_expert_group = hf::opt_int(j, "n_group", path).value_or(1);
+        c.n_group_used = hf::opt_int(j, "topk_group", path).value_or(1);
+        c.expert_weights_norm = hf::opt_bool(j, "norm_topk_prob", path, false);
+        // DeepSeek-V2's own code normalises and then skips the scaling; transformers never
+        // normalises. Every released V2 config says false, so a true one is refused, not guessed.
+        if (arch == Arch::arch_deepseek_v2 && c.expert_weights_norm)
+            throw Error(str(path,
+                            ": norm_topk_prob = true is not supported for DeepseekV2 (the reference "
+                            "implementations disagree on it)"));
+        c.expert_weights_scale = hf::opt_number(j, "routed_scaling_factor", path).value_or(1.0);
+        if (auto every = hf::opt_int(j, "moe_layer_freq", path); every && *every != 1)
+            throw Error(
+                str(path, ": moe_layer_freq = ", *every, " is not supported (1: every layer after the dense ones)"));
+        const std::string scoring =
+            hf::opt_string(j, "scoring_func", path).value_or(arch == Arch::arch_deepseek_v3 ? "sigmoid" : "softmax");
+        if (scoring != "sigmoid" && scoring != "softmax")
+            throw Error(str(path, ": scoring_func '", scoring, "' is not supported (sigmoid or softmax)"));
+        c.expert_sigmoid = scoring == "sigmoid";
+        const std::string method =
+            hf::opt_string(j, "topk_method", path).value_or(arch == Arch::arch_deepseek_v3 ? "noaux_tc" : "greedy");
+        if (method != "greedy" && method != "group_limited_greedy" && method != "noaux_tc")
+            throw Error(
+                str(path, ": topk_method '", method, "' is not supported (greedy, group_limited_greedy or noaux_tc)"));
+        c.expert_group_limited = method != "greedy";
+        c.expert_score_bias = method == "noaux_tc";
+    }
+}
+
+}  // namespace
+
 ModelConfig hf_model_config(const std::string& path) {
     const json j = hf::read_json_file(path);
     ModelConfig c;
@@ -48,8 +95,10 @@ ModelConfig hf_model_config(const std::string& path) {
         c.head_dim = c.n_embd / c.n_head;
     }
 
-    // RoPE: transformers 4.x writes rope_theta (+ rope_scaling); 5.x writes rope_parameters.
-    // Only plain RoPE is implemented, so any scaling scheme is refused rather than ignored.
+    const bool deepseek = *arch == Arch::arch_deepseek_v2 || *arch == Arch::arch_deepseek_v3;
+    // RoPE: transformers 4.x writes rope_theta (+ rope_scaling); 5.x writes rope_parameters. Plain
+    // RoPE everywhere, YaRN for the DeepSeek architectures; any other scheme is refused rather
+    // than ignored.
     c.rope_theta = hf::opt_number(j, "rope_theta", path).value_or(10000.0);
     for (const char* field : {"rope_scaling", "rope_parameters"}) {
         if (!j.contains(field) || j[field].is_null()) continue;
@@ -57,11 +106,25 @@ ModelConfig hf_model_config(const std::string& path) {
         if (!r.is_object()) throw Error(str(path, ": field '", field, "' should be an object"));
         std::string type =
             hf::opt_string(r, "rope_type", path).value_or(hf::opt_string(r, "type", path).value_or("default"));
-        if (type != "default") {
-            throw Error(str(path, ": ", field, " type '", type, "' is not supported (only plain RoPE)"));
-        }
         if (auto theta = hf::opt_number(r, "rope_theta", path)) c.rope_theta = *theta;
+        if (type == "default") continue;
+        if (type != "yarn" || !deepseek) {
+            throw Error(str(path, ": ", field, " type '", type, "' is not supported (",
+                            deepseek ? "plain RoPE or yarn" : "only plain RoPE", ")"));
+        }
+        c.yarn_factor = hf::get_number(r, "factor", path);
+        c.yarn_orig_ctx = hf::get_int(r, "original_max_position_embeddings", path);
+        c.yarn_beta_fast = hf::opt_number(r, "beta_fast", path).value_or(32.0);
+        c.yarn_beta_slow = hf::opt_number(r, "beta_slow", path).value_or(1.0);
+        c.yarn_mscale = hf::opt_number(r, "mscale", path).value_or(0.0);
+        c.yarn_mscale_all_dim = hf::opt_number(r, "mscale_all_dim", path).value_or(0.0);
+        if (!(c.yarn_factor >= 1.0) || c.yarn_orig_ctx <= 0)
+            throw Error(str(path, ": ", field, ": yarn needs factor >= 1 (got ", c.yarn_factor,
+                            ") and original_max_position_embeddings > 0 (got ", c.yarn_orig_ctx, ")"));
+        if (hf::opt_number(r, "attention_factor", path))
+            throw Error(str(path, ": ", field, ": an explicit attention_factor is not supported"));
     }
+    if (deepseek) read_deepseek_fields(j, path, *arch, c);
     if (hf::opt_bool(j, "attention_bias", path, false) && *arch == Arch::arch_llama) {
         throw Error(str(path, ": attention_bias = true is not supported for llama"));
     }

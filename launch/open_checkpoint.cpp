@@ -9,18 +9,27 @@
 #include "engine/core/error.h"
 #include "io/gguf_model.h"
 #include "io/h5_checkpoint.h"
+#include "io/hf_checkpoint.h"
 #include "launch/commands.h"
 
 namespace gridlm {
 
 namespace fs = std::filesystem;
 
-// A .gguf is read directly (dequantised on load); anything else must be a native checkpoint.
+// A .gguf and a Hugging Face directory (config.json + safetensors) are read directly; anything
+// else must be a native checkpoint.
 OpenedCheckpoint open_checkpoint(const std::string& path) {
     if (!fs::exists(path)) throw Error(str("model file '", path, "' does not exist"));
     OpenedCheckpoint l;
     l.name = fs::path(path).stem().string();
-    if (fs::path(path).extension() == ".gguf") {
+    if (fs::is_directory(path)) {
+        auto ck = std::make_unique<HfCheckpoint>(path);
+        l.name = fs::path(path).lexically_normal().filename().string();
+        if (l.name.empty()) l.name = fs::path(path).lexically_normal().parent_path().filename().string();
+        l.config = ck->config();
+        l.tokenizer = ck->tokenizer();
+        l.weights = std::move(ck);
+    } else if (fs::path(path).extension() == ".gguf") {
         l.gguf = std::make_shared<GgufFile>(path);
         l.config = gguf_model_config(*l.gguf);
         l.tokenizer = gguf_tokenizer_data(*l.gguf);

@@ -1,4 +1,4 @@
-// Opens the checkpoint `gridlm generate` runs: a .gguf read directly (dequantised on load) or a
+// Opens the checkpoint `gridlm generate` runs: a .gguf or a Hugging Face model directory read directly, or a
 // native gridlm .h5; gives its config, tokenizer and a weight source to load the model from.
 #pragma once
 

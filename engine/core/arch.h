@@ -11,7 +11,7 @@
 
 namespace gridlm {
 
-enum class Arch : uint8_t { arch_llama, arch_qwen2 };
+enum class Arch : uint8_t { arch_llama, arch_qwen2, arch_deepseek_v2, arch_deepseek_v3 };
 
 struct ArchNames {
     Arch arch;
@@ -23,6 +23,8 @@ struct ArchNames {
 inline constexpr ArchNames arch_names[] = {
     {Arch::arch_llama, "llama", "LlamaForCausalLM"},
     {Arch::arch_qwen2, "qwen2", "Qwen2ForCausalLM"},
+    {Arch::arch_deepseek_v2, "deepseek_v2", "DeepseekV2ForCausalLM"},
+    {Arch::arch_deepseek_v3, "deepseek_v3", "DeepseekV3ForCausalLM"},
 };
 inline constexpr size_t n_archs = std::size(arch_names);
 

@@ -5,6 +5,7 @@
 #include "engine/model/arch_registry.h"
 
 #include "engine/core/error.h"
+#include "engine/model/deepseek.h"
 #include "engine/model/dense_decoder.h"
 
 namespace gridlm {
@@ -26,6 +27,20 @@ constexpr ArchSpec arch_table[] = {
      .layers = dense_decoder_layers,
      .scratch_per_token = dense_scratch_per_token,
      .kv_layout = KvLayout::gqa},
+    // DeepSeek-V2 / V2-Lite: MLA (plain or LoRA q), softmax-scored MoE after the leading dense layers.
+    {.arch = Arch::arch_deepseek_v2,
+     .check_config = check_deepseek_config,
+     .load_layer = load_deepseek_layer,
+     .layers = deepseek_layers,
+     .scratch_per_token = deepseek_scratch_per_token,
+     .kv_layout = deepseek_kv_layout},
+    // DeepSeek-V3 / R1: the same decoder with sigmoid scores and group-limited (noaux_tc) routing.
+    {.arch = Arch::arch_deepseek_v3,
+     .check_config = check_deepseek_config,
+     .load_layer = load_deepseek_layer,
+     .layers = deepseek_layers,
+     .scratch_per_token = deepseek_scratch_per_token,
+     .kv_layout = deepseek_kv_layout},
 };
 
 constexpr bool rows_in_enum_order() {

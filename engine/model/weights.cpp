@@ -72,6 +72,22 @@ Weight WeightLoader::mat_cols(const std::string& name, int64_t rows, int64_t col
     return to_weight(read(name, {rows, cols}, part, true), rows, part.size);
 }
 
+Weight WeightLoader::mat_f32(const std::string& name, int64_t rows, int64_t cols) {
+    const std::vector<float> v = read(name, {rows, cols}, {0, rows}, false);
+    Weight w;
+    w.dtype = DType::dtype_f32;
+    w.rows = rows;
+    w.cols = cols;
+    w.data = upload(v.data(), v.size() * sizeof(float));
+    out_.bytes_by_type[(size_t)DType::dtype_f32] += rows * cols * (int64_t)sizeof(float);
+    return w;
+}
+
+std::vector<float> WeightLoader::read_f32(const std::string& name, const std::vector<int64_t>& shape) const {
+    GRIDLM_ASSERT(!shape.empty());
+    return read(name, shape, {0, shape[0]}, false);
+}
+
 std::optional<DType> WeightLoader::kept_type(const std::string& name) const {
     if (!policy_.keep) return std::nullopt;
     const DType t = src_.stored_type(name);

@@ -53,12 +53,40 @@ struct MlpWeights {
     Weight down;      // [n_embd, n_ff]  mlp.down_proj
 };
 
-// One pre-norm decoder layer.
+// Multi-head latent attention (DeepSeek-V2/V3), held for the absorbed form (shared/DEEPSEEK-V3.md):
+// kv_b_proj is split per head into W_UK[h] (kept transposed, to map q_nope into the latent space)
+// and W_UV[h] (to map the attention output back). nope / rope / kvl / vd: ModelConfig's
+// qk_nope_dim, qk_rope_dim, kv_lora_rank, v_head_dim.
+struct MlaWeights {
+    Weight q_a;                        // [q_lora_rank, n_embd]  self_attn.q_a_proj (q_lora_rank > 0)
+    const float* q_a_norm = nullptr;   // [q_lora_rank]          self_attn.q_a_layernorm
+    Weight q;                          // [n_head*(nope+rope), q_lora_rank | n_embd]  q_b_proj | q_proj
+    Weight kv_a;                       // [kvl + rope, n_embd]   self_attn.kv_a_proj_with_mqa
+    const float* kv_a_norm = nullptr;  // [kvl]                  self_attn.kv_a_layernorm
+    std::vector<Weight> uk_t;          // [n_head] of [kvl, nope]: W_UK[h]^T, from kv_b_proj
+    std::vector<Weight> uv;            // [n_head] of [vd, kvl]: W_UV[h], rows of kv_b_proj
+    Weight o;                          // [n_embd, n_head*vd]    self_attn.o_proj
+};
+
+// Mixture of experts (DeepSeek-V2/V3): a router over n_expert SwiGLU experts, n_expert_used of them
+// per token, plus shared experts every token runs.
+struct MoeWeights {
+    Weight router;                      // [n_expert, n_embd] f32  mlp.gate
+    const float* score_bias = nullptr;  // [n_expert]  mlp.gate.e_score_correction_bias (selection only)
+    std::vector<MlpWeights> experts;    // [n_expert]  mlp.experts.{e}.{gate,up,down}_proj
+    MlpWeights shared;                  // [n_expert_shared * n_ff_expert]  mlp.shared_experts (rows 0: none)
+};
+
+// One pre-norm decoder layer. Dense architectures use attn and mlp; DeepSeek layers use mla, and
+// moe instead of mlp when moe_layer.
 struct LayerWeights {
     const float* attn_norm = nullptr;  // [n_embd]  input_layernorm
     AttentionWeights attn;
+    MlaWeights mla;
     const float* mlp_norm = nullptr;  // [n_embd]  post_attention_layernorm
     MlpWeights mlp;
+    bool moe_layer = false;
+    MoeWeights moe;
 };
 
 // Shapes are those of the rank's shard (shard.h): q/k/v/gate/up keep their heads' / columns'
@@ -91,6 +119,13 @@ public:
     // block boundaries (shard.h's TpSplitTypes makes sure); throws gridlm::Error otherwise.
     Weight mat_rows(const std::string& name, int64_t rows, int64_t cols, Range part);
     Weight mat_cols(const std::string& name, int64_t rows, int64_t cols, Range part);
+    // A whole [rows, cols] matrix as f32 whatever the policy (routers, whose logits pick experts).
+    Weight mat_f32(const std::string& name, int64_t rows, int64_t cols);
+    // A whole tensor of the given shape, as f32 host values (for weights derived at load).
+    std::vector<float> read_f32(const std::string& name, const std::vector<int64_t>& shape) const;
+    // Uploads values computed at load as a [rows, cols] matrix in the policy's float type.
+    // v: [rows * cols]
+    Weight upload_matrix(const std::vector<float>& v, int64_t rows, int64_t cols) { return to_weight(v, rows, cols); }
 
 private:
     const TensorInfo& check(const std::string& name, const std::vector<int64_t>& shape) const;

@@ -23,7 +23,11 @@ std::vector<Arch> all_archs() {
     return a;
 }
 
-// 3 layers, 4 query heads over 2 KV heads of 8, in the architecture's usual form.
+bool is_deepseek(Arch a) { return a == Arch::arch_deepseek_v2 || a == Arch::arch_deepseek_v3; }
+
+// 3 layers, 4 query heads over 2 KV heads of 8, in the architecture's usual form. DeepSeek: 4 MLA
+// heads of 6 + 2 over a latent of 8 (+ 2), one dense layer then two MoE layers of 4 experts
+// (2 per token, 2 groups, 1 shared), V3 with q LoRA and sigmoid scores, V2 without.
 ModelConfig tiny(Arch arch) {
     ModelConfig c = test::tiny_config();
     c.arch = arch_name(arch);
@@ -34,14 +38,89 @@ ModelConfig tiny(Arch arch) {
     c.head_dim = 8;
     c.n_ff = 24;
     c.attn_bias = arch == Arch::arch_qwen2;
+    if (is_deepseek(arch)) {
+        const bool v3 = arch == Arch::arch_deepseek_v3;
+        c.n_head_kv = c.n_head;
+        c.q_lora_rank = v3 ? 8 : 0;
+        c.kv_lora_rank = 8;
+        c.qk_nope_dim = 6;
+        c.qk_rope_dim = 2;
+        c.v_head_dim = 4;
+        c.head_dim = 8;
+        c.n_expert = 4;
+        c.n_expert_used = 2;
+        c.n_expert_shared = 1;
+        c.n_ff_expert = 6;
+        c.n_dense_lead = 1;
+        c.n_expert_group = v3 ? 2 : 1;
+        c.n_group_used = 1;
+        c.expert_sigmoid = v3;
+        c.expert_group_limited = v3;
+        c.expert_score_bias = v3;
+        c.expert_weights_norm = v3;
+        c.expert_weights_scale = v3 ? 2.5 : 1.0;
+        c.yarn_factor = 40;
+        c.yarn_orig_ctx = 4096;
+        c.yarn_mscale = c.yarn_mscale_all_dim = 1.0;
+    }
     return c;
+}
+
+// Random tensors for every weight the config's layers load (HF names and shapes).
+test::MemorySource weights_for(const ModelConfig& c, float scale = 1.0f) {
+    if (!is_deepseek(*find_arch(c.arch))) return test::tiny_weights(c, scale);
+    test::MemorySource src;
+    std::mt19937 rng(99);
+    std::normal_distribution<float> dist(0.0f, scale);
+    auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+        int64_t n = 1;
+        for (int64_t d : shape) n *= d;
+        std::vector<float> v((size_t)n);
+        for (float& x : v) x = dist(rng);
+        src.add(name, shape, std::move(v));
+    };
+    const int64_t d = c.n_embd, H = c.n_head, qd = c.qk_nope_dim + c.qk_rope_dim;
+    const int64_t lat = c.kv_lora_rank + c.qk_rope_dim;
+    auto mlp = [&](const std::string& p, int64_t ff) {
+        add(p + "gate_proj.weight", {ff, d});
+        add(p + "up_proj.weight", {ff, d});
+        add(p + "down_proj.weight", {d, ff});
+    };
+    add("model.embed_tokens.weight", {c.n_vocab, d});
+    add("model.norm.weight", {d});
+    add("lm_head.weight", {c.n_vocab, d});
+    for (int64_t il = 0; il < c.n_layer; ++il) {
+        const std::string p = str("model.layers.", il, "."), a = p + "self_attn.";
+        add(p + "input_layernorm.weight", {d});
+        add(p + "post_attention_layernorm.weight", {d});
+        if (c.q_lora_rank > 0) {
+            add(a + "q_a_proj.weight", {c.q_lora_rank, d});
+            add(a + "q_a_layernorm.weight", {c.q_lora_rank});
+            add(a + "q_b_proj.weight", {H * qd, c.q_lora_rank});
+        } else {
+            add(a + "q_proj.weight", {H * qd, d});
+        }
+        add(a + "kv_a_proj_with_mqa.weight", {lat, d});
+        add(a + "kv_a_layernorm.weight", {c.kv_lora_rank});
+        add(a + "kv_b_proj.weight", {H * (c.qk_nope_dim + c.v_head_dim), c.kv_lora_rank});
+        add(a + "o_proj.weight", {d, H * c.v_head_dim});
+        if (il < c.n_dense_lead) {
+            mlp(p + "mlp.", c.n_ff);
+            continue;
+        }
+        add(p + "mlp.gate.weight", {c.n_expert, d});
+        if (c.expert_score_bias) add(p + "mlp.gate.e_score_correction_bias", {c.n_expert});
+        for (int64_t e = 0; e < c.n_expert; ++e) mlp(str(p, "mlp.experts.", e, "."), c.n_ff_expert);
+        mlp(p + "mlp.shared_experts.", c.n_expert_shared * c.n_ff_expert);
+    }
+    return src;
 }
 
 // A step of one layer function straight on a scratch of `scratch_floats`: two sequences of 5 and
 // 3 new tokens after `done` cached ones each. Returns the floats of scratch the layers took.
 int64_t run_layers(const ArchSpec& spec, const ModelConfig& c, int64_t scratch_floats_per_token, int steps = 2) {
     std::unique_ptr<Backend> be = make_cpu_backend(1);
-    const test::MemorySource src = test::tiny_weights(c, 0.3f);
+    const test::MemorySource src = weights_for(c, 0.3f);
     const ModelWeights w = load_weights(*be, c, src, DType::dtype_f32, ModelShard::whole(c), spec.load_layer);
     BlockKvCache kv(*be, spec.kv_layout(c), 2, 64, 4);
     std::mt19937 rng(7);
@@ -105,22 +184,23 @@ TEST(ArchRegistry, NamesRoundTrip) {
 }
 
 TEST(ArchRegistry, SupportedListsComeFromTheTable) {
-    EXPECT_EQ(supported_archs(), "llama, qwen2");
-    EXPECT_EQ(arch_name_list(), "llama, qwen2");
-    EXPECT_EQ(arch_name_list(" or "), "llama or qwen2");
-    EXPECT_EQ(arch_name_list(" and "), "llama and qwen2");
-    EXPECT_EQ(arch_name_list(", ", true), "LlamaForCausalLM, Qwen2ForCausalLM");
+    EXPECT_EQ(supported_archs(), "llama, qwen2, deepseek_v2, deepseek_v3");
+    EXPECT_EQ(arch_name_list(), "llama, qwen2, deepseek_v2, deepseek_v3");
+    EXPECT_EQ(arch_name_list(" or "), "llama, qwen2, deepseek_v2 or deepseek_v3");
+    EXPECT_EQ(arch_name_list(" and "), "llama, qwen2, deepseek_v2 and deepseek_v3");
+    EXPECT_EQ(arch_name_list(", ", true),
+              "LlamaForCausalLM, Qwen2ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM");
 }
 
 TEST(ArchRegistry, UnknownNameGivesTheErrorText) {
     EXPECT_EQ(test::error_of([] { arch_spec("mistral"); }),
-              "unsupported model architecture 'mistral' (supported: llama, qwen2)");
+              "unsupported model architecture 'mistral' (supported: llama, qwen2, deepseek_v2, deepseek_v3)");
     // The same from a Model, before any tensor is read.
     ModelConfig c = tiny(Arch::arch_llama);
     c.arch = "gpt_neox";
     const test::MemorySource empty;
     EXPECT_EQ(test::error_of([&] { Model m(c, empty, DType::dtype_f32, 1); }),
-              "unsupported model architecture 'gpt_neox' (supported: llama, qwen2)");
+              "unsupported model architecture 'gpt_neox' (supported: llama, qwen2, deepseek_v2, deepseek_v3)");
 }
 
 TEST(ArchRegistry, ConfigCheckRunsPerArch) {
@@ -128,7 +208,8 @@ TEST(ArchRegistry, ConfigCheckRunsPerArch) {
         ModelConfig c = tiny(a);
         EXPECT_NO_THROW(arch_spec(a).check_config(c));
         c.head_dim = 7;
-        test::expect_has(test::error_of([&] { arch_spec(a).check_config(c); }), {"head_dim 7 even"});
+        test::expect_has(test::error_of([&] { arch_spec(a).check_config(c); }),
+                         {is_deepseek(a) ? "head_dim 7 must be qk_nope + qk_rope" : "head_dim 7 even"});
         c = tiny(a);
         c.n_ff = 0;
         test::expect_has(test::error_of([&] { arch_spec(a).check_config(c); }), {"non-positive dimension", "n_ff 0"});
@@ -138,6 +219,13 @@ TEST(ArchRegistry, ConfigCheckRunsPerArch) {
 TEST(ArchRegistry, KvLayoutMatchesConfig) {
     for (Arch a : all_archs()) {
         const ModelConfig c = tiny(a);
+        if (is_deepseek(a)) {  // one latent row per token and layer: c (8) then k_pe (2)
+            const KvLayout l = arch_spec(a).kv_layout(c);
+            EXPECT_EQ(l.n_layer, 3);
+            EXPECT_EQ(l.k_row, 8 + 2);
+            EXPECT_EQ(l.v_row, 0);
+            continue;
+        }
         const KvLayout l = arch_spec(a).kv_layout(c);
         EXPECT_EQ(l.n_layer, 3);
         EXPECT_EQ(l.k_row, 2 * 8);
@@ -193,7 +281,7 @@ TEST(ArchRegistry, ModelForwardRunsEveryArch) {
     // prefill equals the sequences one at a time.
     for (Arch a : all_archs()) {
         const ModelConfig c = tiny(a);
-        const test::MemorySource src = test::tiny_weights(c, 0.3f);
+        const test::MemorySource src = weights_for(c, 0.3f);
         Model m(c, src, DType::dtype_f32, 1);
         const std::vector<int32_t> p0 = {1, 5, 9, 2, 7}, p1 = {3, 3, 8};
         auto kv = m.make_kv_cache(2, 64);
