@@ -140,6 +140,7 @@ void mla_block(StepContext& c, const MlaWeights& w, const DsScratch& s, const fl
         for (int64_t t = 0; t < n; ++t) std::memcpy(s.oh + (t * H + h) * vd, s.head_out + t * vd, vd * sizeof(float));
     }
     be.matmul(s.oh, w.o, nullptr, n, out);  // [n, d]
+    c.reduce(out, n * cfg.n_embd);          // row-parallel o_proj: sum the heads' shares
 }
 
 // Expert choice of one token from its router logits: ids [K] and weights [K] (HF transformers'
@@ -200,20 +201,26 @@ void moe_block(StepContext& c, const MoeWeights& w, const DsScratch& s, const fl
     std::vector<float> wts((size_t)(n * K));
     for (int64_t t = 0; t < n; ++t) route_token(cfg, s.logits + t * E, w.score_bias, &ids[t * K], &wts[t * K]);
     // Rows of xg grouped by expert: expert e's tokens at [first[e], first[e + 1]).
-    std::vector<int64_t> first((size_t)E + 1, 0);
-    for (int32_t e : ids) ++first[(size_t)e + 1];
-    for (int64_t e = 0; e < E; ++e) first[e + 1] += first[e];
-    std::vector<int64_t> fill(first.begin(), first.end() - 1), row_token((size_t)(n * K));
-    std::vector<float> row_weight((size_t)(n * K));
+    // Only this rank's experts [e0, e0 + El) run here (expert parallelism); the others' rows stay out.
+    const int64_t e0 = w.first_expert, El = (int64_t)w.experts.size();
+    std::vector<int64_t> first((size_t)El + 1, 0);
+    for (int32_t e : ids)
+        if (e >= e0 && e < e0 + El) ++first[(size_t)(e - e0) + 1];
+    for (int64_t e = 0; e < El; ++e) first[e + 1] += first[e];
+    const int64_t rows = first[El];
+    std::vector<int64_t> fill(first.begin(), first.end() - 1), row_token((size_t)rows);
+    std::vector<float> row_weight((size_t)rows);
     for (int64_t t = 0; t < n; ++t) {
         for (int64_t k = 0; k < K; ++k) {
-            const int64_t r = fill[ids[t * K + k]]++;
+            const int32_t e = ids[t * K + k];
+            if (e < e0 || e >= e0 + El) continue;
+            const int64_t r = fill[e - e0]++;
             row_token[r] = t;
             row_weight[r] = wts[t * K + k];
             std::memcpy(s.xg + r * d, xn + t * d, d * sizeof(float));
         }
     }
-    for (int64_t e = 0; e < E; ++e) {
+    for (int64_t e = 0; e < El; ++e) {
         const int64_t r0 = first[e], m = first[e + 1] - r0;
         if (m == 0) continue;
         const MlpWeights& x = w.experts[e];
@@ -222,7 +229,7 @@ void moe_block(StepContext& c, const MoeWeights& w, const DsScratch& s, const fl
         be.matmul(s.eg + r0 * ff, x.down, nullptr, m, s.yg + r0 * d);
     }
     std::fill(out, out + n * d, 0.f);
-    for (int64_t r = 0; r < n * K; ++r) {  // rows in expert order: each token's sum runs in expert order
+    for (int64_t r = 0; r < rows; ++r) {  // rows in expert order: each token's sum runs in expert order
         float* o = out + row_token[r] * d;
         const float* y = s.yg + r * d;
         const float wt = row_weight[r];
@@ -235,6 +242,7 @@ void moe_block(StepContext& c, const MoeWeights& w, const DsScratch& s, const fl
         be.matmul(s.sg, w.shared.down, nullptr, n, s.ys);
         be.add(out, s.ys, n * d);
     }
+    c.reduce(out, n * d);  // the other ranks' experts and shared-expert columns
 }
 
 void dense_mlp(StepContext& c, const MlpWeights& w, const DsScratch& s, const float* xn, float* out) {
@@ -243,13 +251,15 @@ void dense_mlp(StepContext& c, const MlpWeights& w, const DsScratch& s, const fl
     be.matmul_multi(xn, n, {{w.gate, nullptr, s.gate}, {w.up, nullptr, s.up}});
     be.silu_mul(s.gate, s.up, n * ff, s.gate);
     be.matmul(s.gate, w.down, nullptr, n, out);
+    c.reduce(out, n * c.cfg.n_embd);  // row-parallel down_proj
 }
 
-MlpWeights load_mlp(WeightLoader& ld, const std::string& prefix, int64_t n_ff, int64_t d) {
+// A SwiGLU MLP of n_ff columns, the run `ff` of them (gate/up rows, down columns).
+MlpWeights load_mlp(WeightLoader& ld, const std::string& prefix, int64_t n_ff, int64_t d, Range ff) {
     MlpWeights w;
-    w.gate = ld.mat_rows(prefix + "gate_proj.weight", n_ff, d, {0, n_ff});
-    w.up = ld.mat_rows(prefix + "up_proj.weight", n_ff, d, {0, n_ff});
-    w.down = ld.mat_rows(prefix + "down_proj.weight", d, n_ff, {0, d});
+    w.gate = ld.mat_rows(prefix + "gate_proj.weight", n_ff, d, ff);
+    w.up = ld.mat_rows(prefix + "up_proj.weight", n_ff, d, ff);
+    w.down = ld.mat_cols(prefix + "down_proj.weight", d, n_ff, ff);
     return w;
 }
 
@@ -317,11 +327,10 @@ void check_deepseek_config(const ModelConfig& c) {
 }
 
 LayerWeights load_deepseek_layer(WeightLoader& ld, const ModelConfig& c, const ModelShard& shard, int64_t il) {
-    if (shard.tp.size > 1)
-        throw Error(str(c.arch, ": tensor and expert parallelism (tp ", shard.tp.size,
-                        ") are not implemented for this architecture yet; run it with --tp 1 (dp and pp work)"));
-    const int64_t d = c.n_embd, H = c.n_head, nope = c.qk_nope_dim, rope = c.qk_rope_dim, kvl = c.kv_lora_rank;
-    const int64_t vd = c.v_head_dim, qd = nope + rope, lat = kvl + rope;
+    const TpShard& tp = shard.tp;
+    const int64_t d = c.n_embd, nope = c.qk_nope_dim, rope = c.qk_rope_dim, kvl = c.kv_lora_rank;
+    const int64_t vd = c.v_head_dim, qd = nope + rope, lat = kvl + rope, H = c.n_head;
+    const Range heads = tp.heads;  // this rank's query heads; q rows and o_proj columns follow them
     const std::string p = str("model.layers.", il, "."), a = p + "self_attn.";
     LayerWeights L;
     L.attn_norm = ld.vec(p + "input_layernorm.weight", d);
@@ -329,16 +338,16 @@ LayerWeights load_deepseek_layer(WeightLoader& ld, const ModelConfig& c, const M
     if (c.q_lora_rank > 0) {
         m.q_a = ld.mat_rows(a + "q_a_proj.weight", c.q_lora_rank, d, {0, c.q_lora_rank});
         m.q_a_norm = ld.vec(a + "q_a_layernorm.weight", c.q_lora_rank);
-        m.q = ld.mat_rows(a + "q_b_proj.weight", H * qd, c.q_lora_rank, {0, H * qd});
+        m.q = ld.mat_rows(a + "q_b_proj.weight", H * qd, c.q_lora_rank, {heads.begin * qd, heads.size * qd});
     } else {
-        m.q = ld.mat_rows(a + "q_proj.weight", H * qd, d, {0, H * qd});
+        m.q = ld.mat_rows(a + "q_proj.weight", H * qd, d, {heads.begin * qd, heads.size * qd});
     }
     m.kv_a = ld.mat_rows(a + "kv_a_proj_with_mqa.weight", lat, d, {0, lat});
     m.kv_a_norm = ld.vec(a + "kv_a_layernorm.weight", kvl);
     // kv_b_proj [H * (nope + vd), kvl]: per head, nope rows of W_UK then vd rows of W_UV.
     const std::string kv_b = a + "kv_b_proj.weight";
     const std::vector<float> kvb = ld.read_f32(kv_b, {H * (nope + vd), kvl});
-    for (int64_t h = 0; h < H; ++h) {
+    for (int64_t h = heads.begin; h < heads.end(); ++h) {
         std::vector<float> uk_t((size_t)(kvl * nope)), uv((size_t)(vd * kvl));
         const float* base = kvb.data() + h * (nope + vd) * kvl;
         for (int64_t r = 0; r < nope; ++r)
@@ -347,19 +356,21 @@ LayerWeights load_deepseek_layer(WeightLoader& ld, const ModelConfig& c, const M
         m.uk_t.push_back(ld.upload_matrix(uk_t, kvl, nope));
         m.uv.push_back(ld.upload_matrix(uv, vd, kvl));
     }
-    m.o = ld.mat_rows(a + "o_proj.weight", d, H * vd, {0, d});
+    m.o = ld.mat_cols(a + "o_proj.weight", d, H * vd, {heads.begin * vd, heads.size * vd});
     L.mlp_norm = ld.vec(p + "post_attention_layernorm.weight", d);
     L.moe_layer = is_moe_layer(c, il);
     if (!L.moe_layer) {
-        L.mlp = load_mlp(ld, p + "mlp.", c.n_ff, d);
+        L.mlp = load_mlp(ld, p + "mlp.", c.n_ff, d, tp.ff);
         return L;
     }
     MoeWeights& e = L.moe;
     e.router = ld.mat_f32(p + "mlp.gate.weight", c.n_expert, d);
     if (c.expert_score_bias) e.score_bias = ld.vec(p + "mlp.gate.e_score_correction_bias", c.n_expert);
-    for (int64_t x = 0; x < c.n_expert; ++x)
-        e.experts.push_back(load_mlp(ld, str(p, "mlp.experts.", x, "."), c.n_ff_expert, d));
-    if (c.n_expert_shared > 0) e.shared = load_mlp(ld, p + "mlp.shared_experts.", c.n_expert_shared * c.n_ff_expert, d);
+    e.first_expert = tp.experts.begin;
+    for (int64_t x = tp.experts.begin; x < tp.experts.end(); ++x)
+        e.experts.push_back(load_mlp(ld, str(p, "mlp.experts.", x, "."), c.n_ff_expert, d, {0, c.n_ff_expert}));
+    if (c.n_expert_shared > 0)
+        e.shared = load_mlp(ld, p + "mlp.shared_experts.", c.n_expert_shared * c.n_ff_expert, d, tp.shared_ff);
     return L;
 }
 

@@ -9,9 +9,13 @@
 // kv_lora_rank values are also V, then o[h] = W_UV[h] o_lat[h]. RoPE rotates adjacent pairs
 // (2i, 2i+1) with YaRN frequencies; the softmax scale is (nope + rope)^-0.5 * mscale^2.
 //
-// This version runs on host-memory backends (the CPU backend) and on one tensor-parallel rank
-// (pipeline stages and data-parallel replicas work as for every architecture); expert and
-// tensor parallelism are not implemented yet, and a shard with tp > 1 is refused at load.
+// On a grid: pipeline stages and data-parallel replicas as for every architecture. Inside a stage
+// the tp ranks split the query heads (q rows, kv_b heads, o_proj columns; each keeps the whole
+// latent cache, which is one 576-wide row per token), the routed experts (expert parallelism:
+// each rank holds a run of expert ids and runs the rows routed to them), the shared experts' and
+// the dense layers' MLP columns; every rank sees every token, so one all-reduce of n_embd floats
+// per token after attention and one after the MoE / MLP combine the shares (shard.h).
+// This version runs on host-memory backends (the CPU backend).
 #pragma once
 
 #include "engine/core/model_config.h"

@@ -77,6 +77,25 @@ void check_column_blocks(int tp, const char* tensor, DType type, int64_t total, 
 
 void check_tensor_parallel(const ModelConfig& c, int tp, const TpSplitTypes& types) {
     if (tp < 1) throw Error(str("tp must be >= 1, got ", tp));
+    if (c.kv_lora_rank > 0) {  // MLA (+ MoE): near-equal runs of heads and experts, any tp up to their counts
+        if (c.n_head < tp) throw Error(str("tp=", tp, " is larger than the model's ", c.n_head, " attention heads"));
+        if (c.n_expert > 0 && c.n_expert < tp)
+            throw Error(str("tp=", tp, " is larger than the model's ", c.n_expert, " routed experts"));
+        if (c.n_ff < tp) throw Error(str("tp=", tp, " is larger than the MLP size ", c.n_ff));
+        if (c.n_expert_shared > 0 && c.n_expert_shared * c.n_ff_expert < tp)
+            throw Error(str("tp=", tp, " is larger than the shared experts' size ", c.n_expert_shared * c.n_ff_expert));
+        if (c.n_vocab < tp) throw Error(str("tp=", tp, " is larger than the vocabulary ", c.n_vocab));
+        if (tp == 1) return;
+        std::vector<Range> o_cols, ff_cols;
+        for (int r = 0; r < tp; ++r) {
+            const Range heads = split_range(c.n_head, tp, r);
+            o_cols.push_back({heads.begin * c.v_head_dim, heads.size * c.v_head_dim});
+            ff_cols.push_back(ff_share(c, tp, r, types.down_proj));
+        }
+        check_column_blocks(tp, "self_attn.o_proj", types.o_proj, c.n_head * c.v_head_dim, o_cols);
+        check_column_blocks(tp, "mlp.down_proj", types.down_proj, c.n_ff, ff_cols);
+        return;
+    }
     if (c.n_head % tp != 0) throw Error(str("tp=", tp, " does not divide the model's ", c.n_head, " attention heads"));
     if (c.n_head_kv % tp != 0 && tp % c.n_head_kv != 0) {
         // Replicated KV heads work when each rank's query heads map evenly onto its KV heads.
@@ -119,6 +138,12 @@ TpShard tp_shard(const ModelConfig& c, int tp, int rank, const TpSplitTypes& typ
     s.ff = ff_share(c, tp, rank, types.down_proj);
     s.vocab = split_range(c.n_vocab, tp, rank);
     s.vocab_max = split_range(c.n_vocab, tp, 0).size;
+    s.experts = split_range(c.n_expert, tp, rank);
+    // Shared experts' columns in runs of whole 256-column blocks when they allow it (any block type
+    // then cuts cleanly), else near-equal runs.
+    const int64_t shared = c.n_expert_shared * c.n_ff_expert;
+    s.shared_ff = shared % 256 == 0 && shared / 256 >= tp ? split_range_aligned(shared, tp, rank, 256)
+                                                          : split_range(shared, tp, rank);
     return s;
 }
 

@@ -2,7 +2,7 @@
 // inside every layer, its tensor-parallel slice (Megatron split). Pure functions of the config
 // and the grid, so every rank computes every other rank's share without talking to it.
 //
-// Tensor parallel, tp ranks, for rank r:
+// Tensor parallel, tp ranks, for rank r (DeepSeek MLA + MoE: see below):
 //   attention  query heads [r*H/tp, (r+1)*H/tp)            q/k/v column-parallel, o row-parallel
 //              KV heads: split when tp divides n_head_kv, else each rank keeps the KV heads its
 //              query heads read (replicated across ranks; allowed when the grouping stays even)
@@ -11,6 +11,11 @@
 // o_proj and down_proj are cut along their input columns, so with block-quantised weights every
 // cut must fall on a block boundary (TpSplitTypes): the MLP run is then a near-equal run of whole
 // blocks, and the heads' columns must be whole blocks or the split is refused.
+// DeepSeek-V2/V3 (kv_lora_rank > 0): query heads as above but any tp <= n_head (near-equal runs: a
+// latent layer has no KV-head grouping to keep; each rank keeps the whole latent cache), routed
+// experts as near-equal runs of expert ids (any tp <= n_expert), the shared experts' columns and
+// the leading dense layers' MLP as near-equal runs. Ranks see every token, so the experts' partial
+// sums meet in the same all-reduce as a row-parallel layer's.
 // Example, Qwen2.5-0.5B (14 heads, 2 KV heads, n_ff 4864, vocab 151936) with tp = 7: rank 3 holds
 // query heads 6..7, KV heads 0..1 (head 6 reads KV head 0, head 7 reads KV head 1), MLP columns
 // 2085..2779 and vocabulary ids 65116..86820.
@@ -58,6 +63,8 @@ struct TpShard {
     Range ff;               // MLP intermediate columns
     Range vocab;            // embedding / LM-head rows
     int64_t vocab_max = 0;  // largest vocabulary share of any rank (the logits gather pads to it)
+    Range experts;          // MoE: the routed experts this rank holds (expert parallelism)
+    Range shared_ff;        // MoE: columns of the shared experts' n_expert_shared * n_ff_expert
 };
 
 // Throws gridlm::Error saying what does not divide when tp cannot split this model, or (naming the

@@ -73,8 +73,9 @@ struct MlaWeights {
 struct MoeWeights {
     Weight router;                      // [n_expert, n_embd] f32  mlp.gate
     const float* score_bias = nullptr;  // [n_expert]  mlp.gate.e_score_correction_bias (selection only)
-    std::vector<MlpWeights> experts;    // [n_expert]  mlp.experts.{e}.{gate,up,down}_proj
-    MlpWeights shared;                  // [n_expert_shared * n_ff_expert]  mlp.shared_experts (rows 0: none)
+    int64_t first_expert = 0;           // id of experts[0] (expert parallelism: a run of ids per rank)
+    std::vector<MlpWeights> experts;    // this rank's experts  mlp.experts.{e}.{gate,up,down}_proj
+    MlpWeights shared;                  // the rank's columns of mlp.shared_experts (gate rows 0: none)
 };
 
 // One pre-norm decoder layer. Dense architectures use attn and mlp; DeepSeek layers use mla, and

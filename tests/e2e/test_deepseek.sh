@@ -1,8 +1,9 @@
 # DeepSeek-V2 / V3 (MLA + MoE) through the CLI on the tiny random Hugging Face models of
 # tests/reference/golden (their logits are checked against HF transformers in test_model_golden):
 # a Hugging Face directory runs directly; pipeline stages that split the dense first layer from the
-# MoE layers, and data-parallel replicas, write the single-rank output byte for byte (also with a
-# bf16 KV cache); tensor parallelism is refused by name.
+# MoE layers, data-parallel replicas and tensor / expert parallelism (tp splits heads and experts,
+# also unevenly: tp=3 over 4 heads and 8 experts) write the single-rank output (also with a bf16 KV
+# cache); a tp larger than the head count is refused by name.
 # Usage: test_deepseek.sh GRIDLM MODELS_DIR
 set -u
 gridlm=$1
@@ -24,12 +25,15 @@ for v in v3 v2; do
     # pp=3 puts the dense layer 0 alone on the first stage; dp=2 x pp=2 splits the batch too.
     expect_grid "$v pp=3" "$tmp/$v.jsonl" 1 3 1 --model "$model" "${args[@]}"
     expect_grid "$v dp=2 pp=2" "$tmp/$v.jsonl" 2 2 1 --model "$model" "${args[@]}"
+    expect_grid "$v tp=2" "$tmp/$v.jsonl" 1 1 2 --model "$model" "${args[@]}"
+    expect_grid "$v tp=3 (uneven heads and experts)" "$tmp/$v.jsonl" 1 1 3 --model "$model" "${args[@]}"
+    expect_grid "$v pp=2 tp=2" "$tmp/$v.jsonl" 1 2 2 --model "$model" "${args[@]}"
     expect_rc 0 "$v bf16 KV" "$gridlm" generate --model "$model" "${args[@]}" --threads 2 --kv-cache-dtype bf16 \
         -q --output "$tmp/${v}_bf16.jsonl"
     expect_grid "$v dp=2 pp=2, bf16 KV" "$tmp/${v}_bf16.jsonl" 2 2 1 --model "$model" "${args[@]}" \
         --kv-cache-dtype bf16
 done
 
-expect_rc 1 "tp=2" grid_gen 2 1 1 2 --model "$golden/tiny-deepseek-v3-hf" "${args[@]}" --output "$tmp/tp.jsonl"
-expect_stderr "tp=2" "tensor and expert parallelism (tp 2) are not implemented for this architecture yet"
+expect_rc 1 "tp=5" grid_gen 5 1 1 5 --model "$golden/tiny-deepseek-v3-hf" "${args[@]}" --output "$tmp/tp.jsonl"
+expect_stderr "tp=5" "tp=5 is larger than the model's 4 attention heads"
 finish test_deepseek

@@ -111,3 +111,49 @@ TEST(Shard, ModelShardOfAStage) {
     EXPECT_TRUE(whole.embedding && whole.head);
     EXPECT_EQ(whole.tp.heads, (Range{0, 9}));
 }
+
+// DeepSeek-V3 / R1 shapes (shared/DEEPSEEK-V3.md): 128 MLA heads, 256 routed experts, one shared
+// expert of 2048 columns, dense layers of 18432. Heads and experts go in near-equal runs, so tp
+// need not divide them; the shared expert's columns stay whole 256-column blocks where they can.
+TEST(Shard, DeepseekV3SplitsHeadsAndExperts) {
+    ModelConfig c;
+    c.arch = "deepseek_v3";
+    c.n_vocab = 129280;
+    c.n_embd = 7168;
+    c.n_layer = 61;
+    c.n_head = c.n_head_kv = 128;
+    c.kv_lora_rank = 512;
+    c.qk_nope_dim = 128;
+    c.qk_rope_dim = 64;
+    c.v_head_dim = 128;
+    c.head_dim = 192;
+    c.n_ff = 18432;
+    c.n_expert = 256;
+    c.n_expert_used = 8;
+    c.n_expert_shared = 1;
+    c.n_ff_expert = 2048;
+    for (int tp : {1, 2, 3, 8, 16}) {
+        int64_t heads = 0, experts = 0, shared = 0;
+        for (int r = 0; r < tp; ++r) {
+            const TpShard s = tp_shard(c, tp, r);
+            EXPECT_EQ(s.heads.begin, heads) << "tp=" << tp;
+            EXPECT_EQ(s.experts.begin, experts) << "tp=" << tp;
+            EXPECT_EQ(s.shared_ff.begin, shared) << "tp=" << tp;
+            heads = s.heads.end();
+            experts = s.experts.end();
+            shared = s.shared_ff.end();
+            if (tp <= 8) EXPECT_EQ(s.shared_ff.size % 256, 0) << "tp=" << tp << " rank " << r;
+        }
+        EXPECT_EQ(heads, 128);
+        EXPECT_EQ(experts, 256);
+        EXPECT_EQ(shared, 2048);
+    }
+    EXPECT_EQ(tp_shard(c, 3, 0).heads, (Range{0, 43}));
+    EXPECT_EQ(tp_shard(c, 3, 2).experts, (Range{171, 85}));
+    EXPECT_EQ(tp_shard(c, 8, 5).experts, (Range{160, 32}));
+    c.n_head = c.n_head_kv = 4;
+    c.n_expert = 8;
+    test::expect_has(test::error_of([&] { check_tensor_parallel(c, 5); }), {"tp=5", "4 attention heads"});
+    c.n_head = c.n_head_kv = 16;
+    test::expect_has(test::error_of([&] { check_tensor_parallel(c, 9); }), {"tp=9", "8 routed experts"});
+}
