@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -62,8 +64,12 @@ SafetensorsTensor parse_entry(const std::string& name, const json& e, uint64_t d
     } else if (dtype == "BF16") {
         t.dtype = DType::dtype_bf16;
         elem_size = 2;
+    } else if (dtype == "F8_E4M3") {  // DeepSeek-V3 / R1: with a block-scale tensor, see read_f32
+        t.dtype = DType::dtype_f32;
+        t.fp8_e4m3 = true;
+        elem_size = 1;
     } else {
-        throw Error(str(where, ": dtype ", dtype, " is not supported (gridlm reads F32, F16 and BF16)"));
+        throw Error(str(where, ": dtype ", dtype, " is not supported (gridlm reads F32, F16, BF16 and F8_E4M3)"));
     }
     t.info.source_type = dtype;
     uint64_t numel = 1;
@@ -173,10 +179,23 @@ const SafetensorsTensor* SafetensorsFile::find(const std::string& name) const {
     return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
+float fp8_e4m3_to_f32(uint8_t b) {
+    // OCP FP8 E4M3 ("e4m3fn"): sign, 4 exponent bits (bias 7), 3 mantissa bits; no infinities,
+    // S.1111.111 is NaN; exponent 0 holds the subnormals m/8 * 2^-6.
+    const int sign = b >> 7, exp = (b >> 3) & 15, man = b & 7;
+    if (exp == 15 && man == 7) return std::numeric_limits<float>::quiet_NaN();
+    const float mag = exp == 0 ? std::ldexp((float)man / 8.f, -6) : std::ldexp(1.f + (float)man / 8.f, exp - 7);
+    return sign ? -mag : mag;
+}
+
 std::vector<float> SafetensorsFile::read_f32(const SafetensorsTensor& t) const {
     const int64_t n = t.info.numel();
     std::vector<float> out(n);
     const uint8_t* src = data(t);
+    if (t.fp8_e4m3) {
+        for (int64_t i = 0; i < n; ++i) out[i] = fp8_e4m3_to_f32(src[i]);
+        return out;
+    }
     // Data need not be aligned: copy bytes rather than cast pointers.
     if (t.dtype == DType::dtype_f32) {
         std::memcpy(out.data(), src, (size_t)n * 4);
@@ -264,7 +283,26 @@ void SafetensorsSource::add_whole_file(const std::string& path) {
 std::vector<float> SafetensorsSource::read_f32(const std::string& name) const {
     auto it = index_.find(name);
     if (it == index_.end()) throw Error(str("no tensor '", name, "' in the safetensors weights of ", where_));
-    return it->second.first->read_f32(*it->second.second);
+    std::vector<float> v = it->second.first->read_f32(*it->second.second);
+    if (!it->second.second->fp8_e4m3) return v;
+    // Block-scaled FP8 (DeepSeek-V3's inference/convert and HF's FP8 loader): a [rows, cols] weight
+    // comes with `<name>_scale_inv` [ceil(rows / 128), ceil(cols / 128)] f32, W = fp8 * scale_inv.
+    const std::vector<int64_t>& shape = it->second.second->info.shape;
+    const std::string scale_name = name + "_scale_inv";
+    auto sc = index_.find(scale_name);
+    if (shape.size() != 2 || sc == index_.end())
+        throw Error(str("tensor '", name, "' in ", where_, " is F8_E4M3 ", shape_str(shape),
+                        " without a block-scale tensor '", scale_name,
+                        "' (gridlm reads 2-D FP8 weights with 128 x 128 block scales)"));
+    const int64_t rows = shape[0], cols = shape[1], br = (rows + 127) / 128, bc = (cols + 127) / 128;
+    if (sc->second.second->info.shape != std::vector<int64_t>{br, bc} || sc->second.second->fp8_e4m3)
+        throw Error(str("tensor '", scale_name, "' in ", where_, " has shape ",
+                        shape_str(sc->second.second->info.shape), "; the 128 x 128 block scales of ", name, " ",
+                        shape_str(shape), " need [", br, ", ", bc, "] of F32 / BF16"));
+    const std::vector<float> scale = sc->second.first->read_f32(*sc->second.second);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) v[r * cols + c] *= scale[(r / 128) * bc + c / 128];
+    return v;
 }
 
 const SafetensorsTensor& SafetensorsSource::entry(const std::string& name) const {
@@ -287,6 +325,11 @@ std::vector<uint8_t> SafetensorsSource::read_rows_raw(const std::string& name, i
                         ") are outside its shape ", shape_str(shape)));
     }
     const int64_t bytes = row_bytes(t.dtype, shape.size() == 2 ? shape[1] : 1);
+    if (t.fp8_e4m3) {  // handed out as its dequantised f32 values
+        const std::vector<float> all = read_f32(name);
+        const uint8_t* p = reinterpret_cast<const uint8_t*>(all.data()) + row0 * bytes;
+        return std::vector<uint8_t>(p, p + n_rows * bytes);
+    }
     const uint8_t* src = index_.at(name).first->data(t) + row0 * bytes;
     return std::vector<uint8_t>(src, src + n_rows * bytes);
 }

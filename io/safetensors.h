@@ -17,9 +17,14 @@ namespace gridlm {
 // beyond this is a corrupt or hostile length field, refused before allocating.
 inline constexpr uint64_t safetensors_max_header_bytes = 100ull << 20;
 
+// One OCP FP8 E4M3 ("e4m3fn") value: bias 7, 3 mantissa bits, subnormals, no infinities;
+// 0x7f / 0xff are NaN. Largest finite value 448.
+float fp8_e4m3_to_f32(uint8_t bits);
+
 struct SafetensorsTensor {
-    TensorInfo info;  // HF name, shape, source_type "F32" / "F16" / "BF16", source_bytes
-    DType dtype;
+    TensorInfo info;  // HF name, shape, source_type "F32" / "F16" / "BF16" / "F8_E4M3", source_bytes
+    DType dtype;      // F8_E4M3: f32 (what the source hands out after dequantising)
+    bool fp8_e4m3 = false;
     uint64_t data_begin = 0;  // offset into the data section (after the header)
     uint64_t data_end = 0;
 };
