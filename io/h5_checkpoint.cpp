@@ -141,6 +141,41 @@ void H5Checkpoint::Impl::read_config() {
     cfg.rms_eps = h5::read_attr_double(g, "rms_eps", w);
     cfg.tied_embeddings = h5::read_attr_int(g, "tied_embeddings", w) != 0;
     cfg.attn_bias = h5::read_attr_int(g, "attn_bias", w) != 0;
+    // Optional attributes (absent: the field's default).
+    auto opt_int = [&](const char* name, int64_t& dst) {
+        if (h5::has_attr(g, name)) dst = h5::read_attr_int(g, name, w);
+    };
+    auto opt_double = [&](const char* name, double& dst) {
+        if (h5::has_attr(g, name)) dst = h5::read_attr_double(g, name, w);
+    };
+    auto opt_bool = [&](const char* name, bool& dst) {
+        if (h5::has_attr(g, name)) dst = h5::read_attr_int(g, name, w) != 0;
+    };
+    opt_double("yarn_factor", cfg.yarn_factor);
+    opt_int("yarn_orig_ctx", cfg.yarn_orig_ctx);
+    opt_double("yarn_beta_fast", cfg.yarn_beta_fast);
+    opt_double("yarn_beta_slow", cfg.yarn_beta_slow);
+    opt_double("yarn_mscale", cfg.yarn_mscale);
+    opt_double("yarn_mscale_all_dim", cfg.yarn_mscale_all_dim);
+    for (const auto& [name, dst] :
+         std::initializer_list<std::pair<const char*, int64_t*>>{{"q_lora_rank", &cfg.q_lora_rank},
+                                                                 {"kv_lora_rank", &cfg.kv_lora_rank},
+                                                                 {"qk_nope_dim", &cfg.qk_nope_dim},
+                                                                 {"qk_rope_dim", &cfg.qk_rope_dim},
+                                                                 {"v_head_dim", &cfg.v_head_dim},
+                                                                 {"n_expert", &cfg.n_expert},
+                                                                 {"n_expert_used", &cfg.n_expert_used},
+                                                                 {"n_expert_shared", &cfg.n_expert_shared},
+                                                                 {"n_ff_expert", &cfg.n_ff_expert},
+                                                                 {"n_dense_lead", &cfg.n_dense_lead},
+                                                                 {"n_expert_group", &cfg.n_expert_group},
+                                                                 {"n_group_used", &cfg.n_group_used}})
+        opt_int(name, *dst);
+    opt_bool("expert_sigmoid", cfg.expert_sigmoid);
+    opt_bool("expert_group_limited", cfg.expert_group_limited);
+    opt_bool("expert_weights_norm", cfg.expert_weights_norm);
+    opt_bool("expert_score_bias", cfg.expert_score_bias);
+    opt_double("expert_weights_scale", cfg.expert_weights_scale);
     validate_model_config(cfg, w);
 }
 

@@ -29,11 +29,20 @@ void validate_model_config(const ModelConfig& c, const std::string& where) {
         throw Error(
             str(where, ": unsupported architecture '", c.arch, "' (gridlm runs ", arch_name_list(" and "), ")"));
     }
-    if (c.kv_lora_rank > 0 || c.n_expert > 0) {
-        throw Error(str(where, ": ", c.arch,
-                        " (MLA / MoE) checkpoints cannot be stored in the HDF5 format yet; run the Hugging Face "
-                        "directory directly"));
+    if (c.kv_lora_rank > 0) {  // MLA (DeepSeek): its own sizes; n_head_kv == n_head
+        const std::pair<const char*, int64_t> mla[] = {{"kv_lora_rank", c.kv_lora_rank},
+                                                       {"qk_nope_dim", c.qk_nope_dim},
+                                                       {"qk_rope_dim", c.qk_rope_dim},
+                                                       {"v_head_dim", c.v_head_dim}};
+        for (const auto& [name, v] : mla)
+            if (v <= 0 || v > INT32_MAX) throw Error(str(where, ": ", name, " = ", v, " is not a valid size"));
+        if (c.q_lora_rank < 0 || c.q_lora_rank > INT32_MAX)
+            throw Error(str(where, ": q_lora_rank = ", c.q_lora_rank, " is not a valid size"));
     }
+    if (c.n_expert < 0 || c.n_expert > INT32_MAX || c.n_expert_used < 0 || c.n_expert_used > c.n_expert ||
+        (c.n_expert > 0 && (c.n_ff_expert <= 0 || c.n_expert_shared < 0 || c.n_dense_lead < 0)))
+        throw Error(str(where, ": expert counts (n_expert ", c.n_expert, ", n_expert_used ", c.n_expert_used,
+                        ", n_ff_expert ", c.n_ff_expert, ") are not valid"));
     const std::pair<const char*, int64_t> sizes[] = {
         {"n_vocab", c.n_vocab},     {"n_embd", c.n_embd},     {"n_layer", c.n_layer}, {"n_head", c.n_head},
         {"n_head_kv", c.n_head_kv}, {"head_dim", c.head_dim}, {"n_ff", c.n_ff},
@@ -55,6 +64,42 @@ std::vector<TensorInfo> expected_tensors(const ModelConfig& c) {
     auto add = [&](std::string name, std::vector<int64_t> shape) {
         out.push_back({std::move(name), std::move(shape), "", 0});
     };
+    if (c.kv_lora_rank > 0) {  // DeepSeek-V2 / V3: MLA, MoE after the leading dense layers
+        const int64_t d = c.n_embd, H = c.n_head, qd = c.qk_nope_dim + c.qk_rope_dim;
+        auto mlp = [&](const std::string& p, int64_t ff) {
+            add(p + "gate_proj.weight", {ff, d});
+            add(p + "up_proj.weight", {ff, d});
+            add(p + "down_proj.weight", {d, ff});
+        };
+        add("model.embed_tokens.weight", {c.n_vocab, d});
+        for (int64_t l = 0; l < c.n_layer; ++l) {
+            const std::string p = str("model.layers.", l, "."), a = p + "self_attn.";
+            add(p + "input_layernorm.weight", {d});
+            if (c.q_lora_rank > 0) {
+                add(a + "q_a_proj.weight", {c.q_lora_rank, d});
+                add(a + "q_a_layernorm.weight", {c.q_lora_rank});
+                add(a + "q_b_proj.weight", {H * qd, c.q_lora_rank});
+            } else {
+                add(a + "q_proj.weight", {H * qd, d});
+            }
+            add(a + "kv_a_proj_with_mqa.weight", {c.kv_lora_rank + c.qk_rope_dim, d});
+            add(a + "kv_a_layernorm.weight", {c.kv_lora_rank});
+            add(a + "kv_b_proj.weight", {H * (c.qk_nope_dim + c.v_head_dim), c.kv_lora_rank});
+            add(a + "o_proj.weight", {d, H * c.v_head_dim});
+            add(p + "post_attention_layernorm.weight", {d});
+            if (c.n_expert == 0 || l < c.n_dense_lead) {
+                mlp(p + "mlp.", c.n_ff);
+                continue;
+            }
+            add(p + "mlp.gate.weight", {c.n_expert, d});
+            if (c.expert_score_bias) add(p + "mlp.gate.e_score_correction_bias", {c.n_expert});
+            for (int64_t e = 0; e < c.n_expert; ++e) mlp(str(p, "mlp.experts.", e, "."), c.n_ff_expert);
+            if (c.n_expert_shared > 0) mlp(p + "mlp.shared_experts.", c.n_expert_shared * c.n_ff_expert);
+        }
+        add("model.norm.weight", {d});
+        if (!c.tied_embeddings) add("lm_head.weight", {c.n_vocab, d});
+        return out;
+    }
     const int64_t q_rows = c.n_head * c.head_dim;      // rows of q_proj
     const int64_t kv_rows = c.n_head_kv * c.head_dim;  // rows of k_proj / v_proj
     add("model.embed_tokens.weight", {c.n_vocab, c.n_embd});
@@ -131,6 +176,41 @@ void write_config(hid_t file, const ModelConfig& c) {
     h5::write_attr_double(g, "rms_eps", c.rms_eps);
     h5::write_attr_int(g, "tied_embeddings", c.tied_embeddings, H5T_STD_I8LE);
     h5::write_attr_int(g, "attn_bias", c.attn_bias, H5T_STD_I8LE);
+    // Optional attributes (docs/checkpoint-format.md): written when the model uses them.
+    if (c.yarn_factor > 0) {
+        h5::write_attr_double(g, "yarn_factor", c.yarn_factor);
+        h5::write_attr_int(g, "yarn_orig_ctx", c.yarn_orig_ctx, H5T_STD_I64LE);
+        h5::write_attr_double(g, "yarn_beta_fast", c.yarn_beta_fast);
+        h5::write_attr_double(g, "yarn_beta_slow", c.yarn_beta_slow);
+        h5::write_attr_double(g, "yarn_mscale", c.yarn_mscale);
+        h5::write_attr_double(g, "yarn_mscale_all_dim", c.yarn_mscale_all_dim);
+    }
+    if (c.kv_lora_rank > 0) {
+        const std::pair<const char*, int64_t> mla[] = {{"q_lora_rank", c.q_lora_rank},
+                                                       {"kv_lora_rank", c.kv_lora_rank},
+                                                       {"qk_nope_dim", c.qk_nope_dim},
+                                                       {"qk_rope_dim", c.qk_rope_dim},
+                                                       {"v_head_dim", c.v_head_dim}};
+        for (const auto& [name, v] : mla) h5::write_attr_int(g, name, v, H5T_STD_I64LE);
+    }
+    if (c.n_expert > 0) {
+        const std::pair<const char*, int64_t> moe[] = {
+            {"n_expert", c.n_expert},
+            {"n_expert_used", c.n_expert_used},
+            {"n_expert_shared", c.n_expert_shared},
+            {"n_ff_expert", c.n_ff_expert},
+            {"n_dense_lead", c.n_dense_lead},
+            {"n_expert_group", c.n_expert_group},
+            {"n_group_used", c.n_group_used},
+        };
+        for (const auto& [name, v] : moe) h5::write_attr_int(g, name, v, H5T_STD_I64LE);
+        const std::pair<const char*, bool> flags[] = {{"expert_sigmoid", c.expert_sigmoid},
+                                                      {"expert_group_limited", c.expert_group_limited},
+                                                      {"expert_weights_norm", c.expert_weights_norm},
+                                                      {"expert_score_bias", c.expert_score_bias}};
+        for (const auto& [name, v] : flags) h5::write_attr_int(g, name, v, H5T_STD_I8LE);
+        h5::write_attr_double(g, "expert_weights_scale", c.expert_weights_scale);
+    }
 }
 
 void write_tokenizer(hid_t file, const TokenizerData& t) {

@@ -78,6 +78,37 @@ json describe(const H5Checkpoint& ck) {
                    {"rms_eps", c.rms_eps},
                    {"tied_embeddings", c.tied_embeddings},
                    {"attn_bias", c.attn_bias}};
+    // The optional fields, when the model uses them (docs/checkpoint-format.md).
+    json& cj = j["config"];
+    if (c.yarn_factor > 0) {
+        cj["yarn_factor"] = c.yarn_factor;
+        cj["yarn_orig_ctx"] = c.yarn_orig_ctx;
+        cj["yarn_beta_fast"] = c.yarn_beta_fast;
+        cj["yarn_beta_slow"] = c.yarn_beta_slow;
+        cj["yarn_mscale"] = c.yarn_mscale;
+        cj["yarn_mscale_all_dim"] = c.yarn_mscale_all_dim;
+    }
+    if (c.kv_lora_rank > 0) {
+        cj["q_lora_rank"] = c.q_lora_rank;
+        cj["kv_lora_rank"] = c.kv_lora_rank;
+        cj["qk_nope_dim"] = c.qk_nope_dim;
+        cj["qk_rope_dim"] = c.qk_rope_dim;
+        cj["v_head_dim"] = c.v_head_dim;
+    }
+    if (c.n_expert > 0) {
+        cj["n_expert"] = c.n_expert;
+        cj["n_expert_used"] = c.n_expert_used;
+        cj["n_expert_shared"] = c.n_expert_shared;
+        cj["n_ff_expert"] = c.n_ff_expert;
+        cj["n_dense_lead"] = c.n_dense_lead;
+        cj["n_expert_group"] = c.n_expert_group;
+        cj["n_group_used"] = c.n_group_used;
+        cj["expert_sigmoid"] = c.expert_sigmoid;
+        cj["expert_group_limited"] = c.expert_group_limited;
+        cj["expert_weights_norm"] = c.expert_weights_norm;
+        cj["expert_weights_scale"] = c.expert_weights_scale;
+        cj["expert_score_bias"] = c.expert_score_bias;
+    }
     const TokenizerData& t = ck.tokenizer();
     std::map<int32_t, int64_t> by_type;
     for (int32_t ty : t.token_types) by_type[ty]++;

@@ -106,6 +106,29 @@ inline void expect_config_eq(const ModelConfig& a, const ModelConfig& b) {
     EXPECT_EQ(a.rms_eps, b.rms_eps);
     EXPECT_EQ(a.tied_embeddings, b.tied_embeddings);
     EXPECT_EQ(a.attn_bias, b.attn_bias);
+    EXPECT_EQ(a.yarn_factor, b.yarn_factor);
+    EXPECT_EQ(a.yarn_orig_ctx, b.yarn_orig_ctx);
+    EXPECT_EQ(a.yarn_beta_fast, b.yarn_beta_fast);
+    EXPECT_EQ(a.yarn_beta_slow, b.yarn_beta_slow);
+    EXPECT_EQ(a.yarn_mscale, b.yarn_mscale);
+    EXPECT_EQ(a.yarn_mscale_all_dim, b.yarn_mscale_all_dim);
+    EXPECT_EQ(a.q_lora_rank, b.q_lora_rank);
+    EXPECT_EQ(a.kv_lora_rank, b.kv_lora_rank);
+    EXPECT_EQ(a.qk_nope_dim, b.qk_nope_dim);
+    EXPECT_EQ(a.qk_rope_dim, b.qk_rope_dim);
+    EXPECT_EQ(a.v_head_dim, b.v_head_dim);
+    EXPECT_EQ(a.n_expert, b.n_expert);
+    EXPECT_EQ(a.n_expert_used, b.n_expert_used);
+    EXPECT_EQ(a.n_expert_shared, b.n_expert_shared);
+    EXPECT_EQ(a.n_ff_expert, b.n_ff_expert);
+    EXPECT_EQ(a.n_dense_lead, b.n_dense_lead);
+    EXPECT_EQ(a.n_expert_group, b.n_expert_group);
+    EXPECT_EQ(a.n_group_used, b.n_group_used);
+    EXPECT_EQ(a.expert_sigmoid, b.expert_sigmoid);
+    EXPECT_EQ(a.expert_group_limited, b.expert_group_limited);
+    EXPECT_EQ(a.expert_weights_norm, b.expert_weights_norm);
+    EXPECT_EQ(a.expert_weights_scale, b.expert_weights_scale);
+    EXPECT_EQ(a.expert_score_bias, b.expert_score_bias);
 }
 
 inline void expect_tokenizer_eq(const TokenizerData& a, const TokenizerData& b) {

@@ -15,6 +15,8 @@
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/h5_checkpoint.h"
+#include "engine/model/model.h"
+#include "io/hf_checkpoint.h"
 #include "test_support.h"
 
 namespace gridlm {
@@ -213,6 +215,35 @@ TEST(H5Checkpoint, DeepSeekHeadVocabOnly) {
     expect_config_eq(ck.config(), gguf_model_config(gguf));
     expect_tokenizer_eq(ck.tokenizer(), gguf_tokenizer_data(gguf));
     EXPECT_EQ(ck.tokenizer().pre, "deepseek-r1-qwen");
+}
+
+// DeepSeek-V3 / V2 (MLA, MoE, YaRN: the optional config attributes) from the tiny HF models:
+// the config and every tensor come back bit-exact, and the model runs from the .h5 (its logits are
+// the HF directory's, which test_model_golden checks against HF transformers).
+TEST(H5Checkpoint, DeepseekHfConvertIsBitExact) {
+    for (const char* dir : {"tiny-deepseek-v3-hf", "tiny-deepseek-v2-hf"}) {
+        const HfCheckpoint hf(test::golden_path(dir));
+        const std::string path = test::temp_dir() + "/ds.h5";
+        write_h5_checkpoint(path, hf.config(), hf.tokenizer(), &hf, DType::dtype_f32);
+        H5Checkpoint ck(path);
+        expect_config_eq(ck.config(), hf.config());
+        EXPECT_GT(ck.config().n_expert, 0) << dir;
+        EXPECT_GT(ck.config().yarn_factor, 1.0) << dir;
+        for (const TensorInfo& t : hf.tensors()) {
+            const std::vector<float> a = hf.read_f32(t.name), b = ck.read_f32(t.name);
+            ASSERT_EQ(a.size(), b.size()) << t.name;
+            EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << dir << " " << t.name;
+        }
+        Model from_hf(hf.config(), hf, DType::dtype_f32, 1), from_h5(ck.config(), ck, DType::dtype_f32, 1);
+        ForwardBatch b;
+        const std::vector<int32_t> prompt = {5, 100, 7, 300, 42};
+        b.add(0, prompt);
+        std::vector<float> la(hf.config().n_vocab), lb(hf.config().n_vocab);
+        auto kva = from_hf.make_kv_cache(1, 16), kvb = from_h5.make_kv_cache(1, 16);
+        from_hf.forward(b, *kva, la.data());
+        from_h5.forward(b, *kvb, lb.data());
+        EXPECT_EQ(0, std::memcmp(la.data(), lb.data(), la.size() * 4)) << dir;
+    }
 }
 
 }  // namespace
