@@ -158,18 +158,33 @@ std::vector<int64_t> pipeline_layers(const ModelConfig& c, int pp, const std::ve
         if (sum != c.n_layer) throw Error(str("--pp-layers adds up to ", sum, " layers; the model has ", c.n_layer));
         return counts;
     }
-    // Balance weight bytes: each layer costs its matrices, the last stage also the LM head.
-    const double layer = (double)c.n_embd * c.head_dim * (2 * c.n_head + 2 * c.n_head_kv) + 3.0 * c.n_embd * c.n_ff;
+    // Balance weight bytes: each layer costs its matrices (a DeepSeek MoE layer all its experts, its
+    // leading dense layers much less), the last stage also the LM head.
+    auto layer_cost = [&](int64_t il) {
+        const double d = (double)c.n_embd;
+        if (c.kv_lora_rank <= 0) return d * c.head_dim * (2 * c.n_head + 2 * c.n_head_kv) + 3.0 * d * c.n_ff;
+        const double qd = (double)(c.qk_nope_dim + c.qk_rope_dim);
+        const double q = c.q_lora_rank > 0 ? c.q_lora_rank * (d + c.n_head * qd) : d * c.n_head * qd;
+        const double attn = q + d * (c.kv_lora_rank + c.qk_rope_dim) +
+                            (double)c.n_head * (c.qk_nope_dim + c.v_head_dim) * c.kv_lora_rank +
+                            d * c.n_head * c.v_head_dim;
+        if (c.n_expert == 0 || il < c.n_dense_lead) return attn + 3.0 * d * c.n_ff;
+        return attn + d * c.n_expert + 3.0 * d * c.n_ff_expert * (double)(c.n_expert + c.n_expert_shared);
+    };
+    std::vector<double> cum((size_t)c.n_layer + 1, 0.0);  // cost of layers [0, i)
+    for (int64_t il = 0; il < c.n_layer; ++il) cum[il + 1] = cum[il] + layer_cost(il);
     const double head = (double)c.n_vocab * c.n_embd;
-    const double per_stage = (layer * c.n_layer + head) / pp;
+    const double per_stage = (cum[c.n_layer] + head) / pp;
     std::vector<int64_t> out;
     int64_t given = 0;
     for (int s = 0; s < pp - 1; ++s) {
         const int64_t left_stages = pp - 1 - s;  // stages after this one, each needs a layer
-        int64_t n = (int64_t)std::llround((per_stage * (s + 1)) / layer) - given;
-        n = std::clamp<int64_t>(n, 1, c.n_layer - given - left_stages);
-        out.push_back(n);
-        given += n;
+        // The end of this stage: the layer boundary nearest to (s + 1) stages' share.
+        const double target = per_stage * (s + 1);
+        int64_t end = given + 1;
+        while (end < c.n_layer - left_stages && std::fabs(cum[end + 1] - target) <= std::fabs(cum[end] - target)) ++end;
+        out.push_back(end - given);
+        given = end;
     }
     out.push_back(c.n_layer - given);
     return out;

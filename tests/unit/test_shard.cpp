@@ -148,6 +148,13 @@ TEST(Shard, DeepseekV3SplitsHeadsAndExperts) {
         EXPECT_EQ(experts, 256);
         EXPECT_EQ(shared, 2048);
     }
+    // Pipeline stages balance bytes: the three cheap dense layers let stage 0 take more layers.
+    c.q_lora_rank = 1536;
+    c.n_dense_lead = 3;
+    const std::vector<int64_t> stages = pipeline_layers(c, 4);
+    EXPECT_EQ(std::accumulate(stages.begin(), stages.end(), int64_t{0}), 61);
+    EXPECT_EQ(stages[0], 17);
+    EXPECT_EQ(stages[1], 15);
     EXPECT_EQ(tp_shard(c, 3, 0).heads, (Range{0, 43}));
     EXPECT_EQ(tp_shard(c, 3, 2).experts, (Range{171, 85}));
     EXPECT_EQ(tp_shard(c, 8, 5).experts, (Range{160, 32}));
