@@ -124,7 +124,8 @@ int run_generate(const std::vector<std::string>& args) {
     // clang-format off
     opts.add_options()
         ("help,h", "show this help")
-        ("model,m", po::value<std::string>(), "checkpoint: gridlm .h5 (or a .gguf, dequantised on load) (required)")
+        ("model,m", po::value<std::string>(),
+         "checkpoint: gridlm .h5, a .gguf or a Hugging Face model directory (required)")
         ("prompts,p", po::value<std::string>(), "input file, '-' for standard input (required)")
         ("output,o", po::value<std::string>(), "output JSONL file, '-' for standard output (required)")
         ("config", po::value<std::string>(), "read options from this file (command line wins)")

@@ -185,7 +185,7 @@ int run_score(const std::vector<std::string>& args) {
     // clang-format off
     opts.add_options()
         ("help,h", "show this help")
-        ("model,m", po::value<std::string>(), "checkpoint: gridlm .h5 or .gguf (required)")
+        ("model,m", po::value<std::string>(), "checkpoint: gridlm .h5, .gguf or Hugging Face model directory (required)")
         ("text,f", po::value<std::string>(), "text file to compute the perplexity of (this or --prompts)")
         ("prompts,p", po::value<std::string>(), "prompts file to score record by record, '-' for standard input")
         ("output,o", po::value<std::string>(), "with --prompts: output JSONL file, '-' for standard output (required)")
