@@ -1,26 +1,18 @@
-// Llama / Qwen2 hyper-parameters, tokenizer data and HF-named weights from a GGUF file.
+// Llama / Qwen2 / DeepSeek-V2/V3 hyper-parameters, tokenizer data and HF-named weights from a GGUF
+// file (the deepseek2 specifics are in gguf_deepseek.cpp).
 #include "io/gguf_model.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <iterator>
 
-#include "engine/core/arch.h"
 #include "engine/core/error.h"
+#include "io/gguf_detail.h"
 
 namespace gridlm {
 
-namespace {
-
-// GGUF stores eps and theta as f32; 1e-5 becomes 9.99999974e-06. Going through the float's
-// shortest decimal gives back the value the model card states (the double 1e-5), which is
-// what HF configs hold.
-double nice_double(float f) {
-    char buf[64];
-    const auto r = std::to_chars(buf, buf + sizeof buf, f);
-    double d = f;
-    std::from_chars(buf, r.ptr, d);
-    return d;
-}
+namespace gguf_detail {
 
 [[noreturn]] void fail(const GgufFile& f, const std::string& what) {
     throw Error(str("GGUF file '", f.path(), "': ", what));
@@ -31,6 +23,41 @@ int64_t positive(const GgufFile& f, const std::string& key) {
     if (v <= 0) fail(f, str("metadata key '", key, "' must be positive, found ", v));
     return v;
 }
+
+double nice_double(float f) {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, f);
+    double d = f;
+    std::from_chars(buf, r.ptr, d);
+    return d;
+}
+
+bool split_block_name(std::string_view name, std::string_view& layer, std::string_view& part,
+                      std::string_view& suffix) {
+    const size_t dot = name.rfind('.');
+    if (dot == std::string_view::npos || name.substr(0, 4) != "blk.") return false;
+    const std::string_view rest = name.substr(4, dot - 4);
+    const size_t d = rest.find('.');
+    if (d == std::string_view::npos) return false;
+    layer = rest.substr(0, d);
+    if (layer.empty() || layer.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    part = rest.substr(d + 1);
+    suffix = name.substr(dot);
+    return true;
+}
+
+}  // namespace gguf_detail
+
+using gguf_detail::fail;
+using gguf_detail::nice_double;
+using gguf_detail::positive;
+
+namespace {
+
+// general.architecture values gridlm reads; llama and qwen2 are also ModelConfig::arch names, a
+// deepseek2 file becomes deepseek_v2 or deepseek_v3 (gguf_detail::read_deepseek2_config).
+constexpr const char* gguf_archs[] = {"llama", "qwen2", "deepseek2"};
+constexpr const char* gguf_arch_list = "llama, qwen2 or deepseek2";
 
 // Optional token id: -1 when absent; must index the vocabulary when present.
 int32_t token_id(const GgufFile& f, const std::string& key, size_t n_tokens) {
@@ -48,41 +75,63 @@ struct PartName {
     const char* hf;
 };
 constexpr PartName layer_parts[] = {
-    {"attn_norm", "input_layernorm"}, {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},
-    {"attn_v", "self_attn.v_proj"},   {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
-    {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},           {"ffn_down", "mlp.down_proj"},
+    {"attn_norm", "input_layernorm"},
+    {"attn_q", "self_attn.q_proj"},
+    {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},
+    {"attn_output", "self_attn.o_proj"},
+    {"ffn_norm", "post_attention_layernorm"},
+    {"ffn_gate", "mlp.gate_proj"},
+    {"ffn_up", "mlp.up_proj"},
+    {"ffn_down", "mlp.down_proj"},
+    // deepseek2 (MLA, MoE router and shared experts)
+    {"attn_q_a", "self_attn.q_a_proj"},
+    {"attn_q_a_norm", "self_attn.q_a_layernorm"},
+    {"attn_q_b", "self_attn.q_b_proj"},
+    {"attn_kv_a_mqa", "self_attn.kv_a_proj_with_mqa"},
+    {"attn_kv_a_norm", "self_attn.kv_a_layernorm"},
+    {"attn_kv_b", "self_attn.kv_b_proj"},
+    {"ffn_gate_inp", "mlp.gate"},
+    {"ffn_gate_shexp", "mlp.shared_experts.gate_proj"},
+    {"ffn_up_shexp", "mlp.shared_experts.up_proj"},
+    {"ffn_down_shexp", "mlp.shared_experts.down_proj"},
 };
 
 }  // namespace
 
 ModelConfig gguf_model_config(const GgufFile& f) {
     ModelConfig c;
-    c.arch = f.get_string("general.architecture");
-    if (!find_arch(c.arch)) {
-        fail(f, str("architecture '", c.arch, "' is not supported (expected ", arch_name_list(" or "), ")"));
+    const std::string arch = f.get_string("general.architecture");
+    if (std::find(std::begin(gguf_archs), std::end(gguf_archs), arch) == std::end(gguf_archs)) {
+        fail(f, str("architecture '", arch, "' is not supported (expected ", gguf_arch_list, ")"));
     }
-    const std::string p = c.arch + ".";
+    c.arch = arch;
+    const std::string p = arch + ".";
     if (f.has("general.name")) c.name = f.get_string("general.name");
     c.n_embd = positive(f, p + "embedding_length");
     c.n_layer = positive(f, p + "block_count");
     c.n_ff = positive(f, p + "feed_forward_length");
     c.n_head = positive(f, p + "attention.head_count");
-    c.n_head_kv = f.has(p + "attention.head_count_kv") ? positive(f, p + "attention.head_count_kv") : c.n_head;
-    if (c.n_head % c.n_head_kv != 0) {
-        fail(f, str("attention.head_count ", c.n_head, " is not a multiple of head_count_kv ", c.n_head_kv));
-    }
-    // key_length is the explicit head size; rope.dimension_count equals it for these
-    // architectures (no partial rotary); older files have neither.
-    if (f.has(p + "attention.key_length")) {
-        c.head_dim = positive(f, p + "attention.key_length");
-    } else if (f.has(p + "rope.dimension_count")) {
-        c.head_dim = positive(f, p + "rope.dimension_count");
+    if (arch == "deepseek2") {
+        gguf_detail::read_deepseek2_config(f, c);
     } else {
-        if (c.n_embd % c.n_head != 0) {
-            fail(f, str("embedding_length ", c.n_embd, " is not a multiple of head_count ", c.n_head,
-                        " and no rope.dimension_count gives the head size"));
+        c.n_head_kv = f.has(p + "attention.head_count_kv") ? positive(f, p + "attention.head_count_kv") : c.n_head;
+        if (c.n_head % c.n_head_kv != 0) {
+            fail(f, str("attention.head_count ", c.n_head, " is not a multiple of head_count_kv ", c.n_head_kv));
         }
-        c.head_dim = c.n_embd / c.n_head;
+        // key_length is the explicit head size; rope.dimension_count equals it for these
+        // architectures (no partial rotary); older files have neither.
+        if (f.has(p + "attention.key_length")) {
+            c.head_dim = positive(f, p + "attention.key_length");
+        } else if (f.has(p + "rope.dimension_count")) {
+            c.head_dim = positive(f, p + "rope.dimension_count");
+        } else {
+            if (c.n_embd % c.n_head != 0) {
+                fail(f, str("embedding_length ", c.n_embd, " is not a multiple of head_count ", c.n_head,
+                            " and no rope.dimension_count gives the head size"));
+            }
+            c.head_dim = c.n_embd / c.n_head;
+        }
     }
     if (f.has(p + "context_length")) c.n_ctx_train = positive(f, p + "context_length");
     if (f.has(p + "rope.freq_base")) c.rope_theta = nice_double(f.get_f32(p + "rope.freq_base"));
@@ -145,16 +194,13 @@ std::string gguf_to_hf_name(std::string_view name) {
     if (stem == "token_embd") return str("model.embed_tokens", suffix);
     if (stem == "output_norm") return str("model.norm", suffix);
     if (stem == "output") return str("lm_head", suffix);
-    if (stem.substr(0, 4) == "blk.") {
-        const std::string_view rest = stem.substr(4);
-        const size_t d = rest.find('.');
-        const std::string_view layer = rest.substr(0, d);
-        const bool digits = !layer.empty() && layer.find_first_not_of("0123456789") == std::string_view::npos;
-        if (d != std::string_view::npos && digits) {
-            const std::string_view part = rest.substr(d + 1);
-            for (const PartName& pn : layer_parts) {
-                if (part == pn.gguf) return str("model.layers.", layer, ".", pn.hf, suffix);
-            }
+    std::string_view layer, part, sfx;
+    if (gguf_detail::split_block_name(name, layer, part, sfx)) {
+        // The router's score correction bias is a bare parameter in HF (no ".bias").
+        if (part == "exp_probs_b" && sfx == ".bias")
+            return str("model.layers.", layer, ".mlp.gate.e_score_correction_bias");
+        for (const PartName& pn : layer_parts) {
+            if (part == pn.gguf) return str("model.layers.", layer, ".", pn.hf, sfx);
         }
     }
     return std::string(name);
@@ -198,67 +244,91 @@ int64_t gguf_row_of_hf_row(int64_t hf_row, int64_t rows, int64_t n_heads, const 
 
 GgufTensorSource::GgufTensorSource(std::shared_ptr<const GgufFile> file) : file_(std::move(file)) {
     const GgufFile& f = *file_;
+    const std::string arch = f.has("general.architecture") ? f.get_string("general.architecture") : "";
     // llama.cpp's converter permutes the Q/K rows of llama models only.
-    if (f.has("general.architecture") && find_arch(f.get_string_view("general.architecture")) == Arch::arch_llama) {
-        n_head_ = positive(f, "llama.attention.head_count");
-        n_head_kv_ = f.has("llama.attention.head_count_kv") ? positive(f, "llama.attention.head_count_kv") : n_head_;
+    int64_t n_head = 0, n_head_kv = 0;
+    if (arch == "llama") {
+        n_head = positive(f, "llama.attention.head_count");
+        n_head_kv = f.has("llama.attention.head_count_kv") ? positive(f, "llama.attention.head_count_kv") : n_head;
     }
+    ModelConfig deepseek;  // the shapes deepseek2's composite tensors must have
+    if (arch == "deepseek2") deepseek = gguf_model_config(f);
     infos_.reserve(f.tensors().size());
     for (const GgufTensor& t : f.tensors()) {
+        if (arch == "deepseek2" && add_deepseek2_tensor(t, deepseek)) continue;
+        View v;
+        v.t = &t;
+        if (t.dims.size() <= 2) {  // HF rows are GGUF's outermost dimension; a 1-D tensor has rows of one value
+            v.rows = t.dims.empty() ? 1 : t.dims.back();
+            v.cols = t.dims.size() == 2 ? t.dims[0] : 1;
+        }
+        if (n_head > 0 && t.name.starts_with("blk.")) {
+            if (t.name.find(".attn_q.") != std::string::npos) v.permuted_heads = n_head;
+            if (t.name.find(".attn_k.") != std::string::npos) v.permuted_heads = n_head_kv;
+        }
         TensorInfo info;
         info.name = gguf_to_hf_name(t.name);
         info.shape.assign(t.dims.rbegin(), t.dims.rend());  // HF lists the outermost dim first
         info.source_type = std::string(ggml_type_name(t.type));
         info.source_bytes = t.n_bytes;
-        if (!index_.emplace(info.name, infos_.size()).second) {
-            fail(f, str("tensor '", t.name, "' maps to HF name '", info.name, "' which another tensor already has"));
-        }
-        infos_.push_back(std::move(info));
-        gguf_of_.push_back(&t);
+        add(std::move(info), v, t.name);
     }
 }
 
-const GgufTensor& GgufTensorSource::gguf_tensor(const std::string& name) const {
-    auto it = index_.find(name);
-    if (it == index_.end()) fail(*file_, str("no tensor named '", name, "'"));
-    return *gguf_of_[it->second];
+void GgufTensorSource::add(TensorInfo info, View v, const std::string& gguf_name) {
+    if (!index_.emplace(info.name, infos_.size()).second) {
+        fail(*file_,
+             str("tensor '", gguf_name, "' maps to HF name '", info.name, "' which another tensor already has"));
+    }
+    infos_.push_back(std::move(info));
+    views_.push_back(v);
 }
 
-std::vector<float> GgufTensorSource::read_f32_raw(const std::string& name) const {
-    const GgufTensor& t = gguf_tensor(name);
+const GgufTensorSource::View& GgufTensorSource::view(const std::string& name) const {
+    auto it = index_.find(name);
+    if (it == index_.end()) fail(*file_, str("no tensor named '", name, "'"));
+    return views_[it->second];
+}
+
+const GgufTensor& GgufTensorSource::gguf_tensor(const std::string& name) const { return *view(name).t; }
+
+std::vector<float> GgufTensorSource::read_view_f32(const View& v) const {
+    const GgufTensor& t = *v.t;
     if (!ggml_can_dequantize(t.type)) {
         fail(*file_, str("tensor '", t.name, "' has type ", ggml_type_name(t.type), ", which cannot be dequantised"));
     }
     const uint8_t* data = file_->tensor_data(t);
-    std::vector<float> out((size_t)t.numel());
-    dequantize(t.type, data, t.numel(), out.data());
+    // An expert's slab: rows [row0, row0 + rows) of the 3-D tensor's rows of dims[0] values.
+    const bool slab = t.dims.size() > 2 && v.rows > 0;
+    const int64_t n = slab ? v.rows * v.cols : t.numel();
+    const uint64_t offset = slab ? ggml_n_bytes(t.type, v.row0 * v.cols) : 0;
+    std::vector<float> out((size_t)n);
+    dequantize(t.type, data + offset, n, out.data());
     return out;
 }
 
-int64_t GgufTensorSource::permuted_heads(const GgufTensor& t) const {
-    if (n_head_ <= 0 || !t.name.starts_with("blk.")) return 0;
-    if (t.name.find(".attn_q.") != std::string::npos) return n_head_;
-    if (t.name.find(".attn_k.") != std::string::npos) return n_head_kv_;
-    return 0;
+std::vector<float> GgufTensorSource::read_f32_raw(const std::string& name) const {
+    const View& v = view(name);
+    return v.v_b ? rebuild_kv_b(v) : read_view_f32(v);
 }
 
 std::vector<float> GgufTensorSource::read_f32(const std::string& name) const {
-    std::vector<float> v = read_f32_raw(name);
-    const GgufTensor& t = gguf_tensor(name);
-    if (const int64_t n_heads = permuted_heads(t)) {
-        // Rows are HF's outermost dimension: dims[1] for a weight, dims[0] for a bias.
-        const int64_t rows = t.dims.size() >= 2 ? t.dims[1] : t.numel();
-        const int64_t row_len = rows > 0 ? t.numel() / rows : 0;
-        gguf_unpermute_rows(v, rows, row_len, n_heads, str("GGUF file '", file_->path(), "': tensor '", t.name, "'"));
+    const View& v = view(name);
+    if (v.v_b) return rebuild_kv_b(v);
+    std::vector<float> data = read_view_f32(v);
+    if (v.permuted_heads) {
+        gguf_unpermute_rows(data, v.rows, v.cols, v.permuted_heads,
+                            str("GGUF file '", file_->path(), "': tensor '", v.t->name, "'"));
     }
-    return v;
+    return data;
 }
 
 DType GgufTensorSource::stored_type(const std::string& name) const {
-    const GgufTensor& t = gguf_tensor(name);
-    const DTypeTraits* type = dtype_of_gguf_id((uint32_t)t.type);
+    const View& v = view(name);
+    if (v.v_b) return DType::dtype_f32;  // rebuilt from two tensors, in f32
+    const DTypeTraits* type = dtype_of_gguf_id((uint32_t)v.t->type);
     if (!type) {
-        fail(*file_, str("tensor '", t.name, "' has type ", ggml_type_name(t.type),
+        fail(*file_, str("tensor '", v.t->name, "' has type ", ggml_type_name(v.t->type),
                          ", which gridlm cannot hold in memory (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, "
                          "Q5_K or Q6_K)"));
     }
@@ -266,28 +336,27 @@ DType GgufTensorSource::stored_type(const std::string& name) const {
 }
 
 std::vector<uint8_t> GgufTensorSource::read_rows_raw(const std::string& name, int64_t row0, int64_t n_rows) const {
-    const GgufTensor& t = gguf_tensor(name);
+    const View& v = view(name);
+    if (v.v_b) return TensorSource::read_rows_raw(name, row0, n_rows);  // f32 rows of the rebuilt matrix
+    const GgufTensor& t = *v.t;
     const DType type = stored_type(name);
-    if (t.dims.empty() || t.dims.size() > 2) {
+    if (v.rows == 0) {
         fail(*file_, str("tensor '", t.name, "' has ", t.dims.size(), " dimensions; raw row reads need 1 or 2"));
     }
-    // HF rows are GGUF's outermost dimension; a 1-D tensor has rows of one value.
-    const int64_t rows = t.dims.back(), cols = t.dims.size() == 2 ? t.dims[0] : 1;
-    if (row0 < 0 || n_rows < 0 || row0 > rows - n_rows) {
+    if (row0 < 0 || n_rows < 0 || row0 > v.rows - n_rows) {
         fail(*file_,
-             str("tensor '", t.name, "': rows [", row0, ", ", row0 + n_rows, ") are outside its ", rows, " rows"));
+             str("tensor '", t.name, "': rows [", row0, ", ", row0 + n_rows, ") are outside its ", v.rows, " rows"));
     }
-    if (cols % dtype_block_size(type) != 0) {
-        fail(*file_, str("tensor '", t.name, "': its rows of ", cols, " values are not whole ",
+    if (v.cols % dtype_block_size(type) != 0) {
+        fail(*file_, str("tensor '", t.name, "': its rows of ", v.cols, " values are not whole ",
                          dtype_traits(type).file_name, " blocks of ", dtype_block_size(type)));
     }
-    const int64_t bytes = row_bytes(type, cols);
-    const uint8_t* data = file_->tensor_data(t);
+    const int64_t bytes = row_bytes(type, v.cols);
+    const uint8_t* data = file_->tensor_data(t) + v.row0 * bytes;
     std::vector<uint8_t> out((size_t)(n_rows * bytes));
-    const int64_t n_heads = permuted_heads(t);
     const std::string what = str("GGUF file '", file_->path(), "': tensor '", t.name, "'");
     for (int64_t i = 0; i < n_rows; ++i) {
-        const int64_t src = n_heads ? gguf_row_of_hf_row(row0 + i, rows, n_heads, what) : row0 + i;
+        const int64_t src = v.permuted_heads ? gguf_row_of_hf_row(row0 + i, v.rows, v.permuted_heads, what) : row0 + i;
         std::memcpy(out.data() + i * bytes, data + src * bytes, (size_t)bytes);
     }
     return out;

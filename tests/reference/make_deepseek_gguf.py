@@ -12,15 +12,22 @@
 # gguf-py it vendors (gguf 0.19.0, imported from the sdist, not installed). The converter's own
 # requirements pin torch 2.11 / transformers 4.57.6; it runs unchanged with the versions above
 # (it only reads config.json, the tokenizer and the safetensors).
-# Usage (from the repository root; offline, about 30 s):
+# Usage (from the repository root; offline, about 15 s):
 #   /tmp/dsenv/bin/python tests/reference/make_deepseek_gguf.py --llama-cpp /path/to/llama_cpp_python-0.3.36/vendor/llama.cpp
 #
 # Outputs (under tests/reference/golden/):
 #   tiny-deepseek-v3.f32.gguf   convert_hf_to_gguf.py --outtype f32 tiny-deepseek-v3-hf
 #   tiny-deepseek-v2.f32.gguf   convert_hf_to_gguf.py --outtype f32 tiny-deepseek-v2-hf
-#   tiny-deepseek-v3.q8_0.gguf  convert_hf_to_gguf.py --outtype q8_0 tiny-deepseek-v3-hf (matrices whose
-#                               rows are whole 32-blocks in Q8_0; attn_k_b's rows of 16 values, the
-#                               router and the norms stay F32, as the converter decides)
+#   tiny-deepseek-v3.q8_0.gguf  convert_hf_to_gguf.py --outtype q8_0 tiny-deepseek-v3-hf (the converter
+#                               decides the types: Q8_0 for matrices whose rows are whole 32-blocks,
+#                               F16 for attn_k_b (rows of 16 values), F32 for the router
+#                               ffn_gate_inp, exp_probs_b and the norms)
+#   logits_tiny_deepseek_v3_q8_0.json  the golden of make_deepseek_golden.py (same prompts, same
+#                               format, its run_case) from HF transformers with the Q8_0 file's
+#                               weights: each tensor dequantised by gguf-py, mapped back to its HF
+#                               name with gguf-py's DEEPSEEK2 tensor-name map (kv_b_proj rebuilt from
+#                               attn_k_b / attn_v_b, experts cut out of ffn_*_exps) and loaded into
+#                               DeepseekV3ForCausalLM as a hub-layout safetensors checkpoint.
 #
 # One change to the converter's behaviour, and why: it identifies a BPE tokenizer by hashing the
 # ids it gives for a fixed text and refuses hashes it does not know ("BPE pre-tokenizer was not
@@ -45,14 +52,18 @@
 #   - the experts' gate/up/down_proj are stacked into ffn_{gate,up,down}_exps, numpy shape
 #     [E, out, in] (experts outermost); e_score_correction_bias becomes exp_probs_b.bias.
 #   - no Q/K row permutation (deepseek2 uses adjacent-pair RoPE in llama.cpp).
+# Rerunning writes the same bytes. llama.cpp itself reproduces the HF logits from the V3 file
+# (crosscheck_deepseek_llamacpp.py; it refuses the tiny V2 file, which has no q LoRA).
 import argparse
 import json
 import os
 import runpy
+import shutil
 import sys
+import tempfile
 
 import numpy as np
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "golden")
@@ -134,6 +145,73 @@ def check(gguf, model_dir, path):
     print(f"{os.path.basename(path)}: {json.dumps(keys, sort_keys=True)}")
 
 
+def dequantised_hf_weights(gguf, model_dir, path):
+    """The GGUF's weights, dequantised, under the HF names of model_dir's safetensors."""
+    cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    st = load_file(os.path.join(model_dir, "model.safetensors"))
+    r = gguf.GGUFReader(path)
+    t = {x.name: x for x in r.tensors}
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.DEEPSEEK2, cfg["num_hidden_layers"])
+    H, nope, v = cfg["num_attention_heads"], cfg["qk_nope_head_dim"], cfg["v_head_dim"]
+
+    def deq(name):
+        x = t[name]
+        return np.asarray(gguf.dequantize(x.data, x.tensor_type), dtype=np.float32).reshape(
+            [int(d) for d in reversed(x.shape)])
+
+    out = {}
+    for name, ref in st.items():
+        parts = name.split(".")
+        if name.endswith("kv_b_proj.weight"):
+            b = f"blk.{parts[2]}."
+            kb, vb = deq(b + "attn_k_b.weight"), deq(b + "attn_v_b.weight")
+            w = np.concatenate([kb.transpose(0, 2, 1), vb], axis=1).reshape(H * (nope + v), -1)
+        elif ".mlp.experts." in name:  # model.layers.L.mlp.experts.E.X_proj.weight
+            w = deq(f"blk.{parts[2]}.ffn_{parts[6].split('_')[0]}_exps.weight")[int(parts[5])]
+        elif name.endswith("e_score_correction_bias"):
+            w = deq(f"blk.{parts[2]}.exp_probs_b.bias")
+        else:
+            w = deq(tmap.get_name(name, try_suffixes=(".weight", ".bias")))
+        assert w.shape == ref.shape, (name, w.shape, ref.shape)
+        out[name] = np.ascontiguousarray(w)
+    return out
+
+
+def q8_golden(gguf, model_dir, path, out_name):
+    sys.path.insert(0, HERE)
+    import make_deepseek_golden as mdg  # its pinned transformers / torch, its run_case
+    import torch
+
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    weights = dequantised_hf_weights(gguf, model_dir, path)
+    ref = json.load(open(os.path.join(GOLDEN, "logits_tiny_deepseek_v3.json")))
+    with tempfile.TemporaryDirectory() as d:
+        for f in os.listdir(model_dir):
+            if f != "model.safetensors":
+                shutil.copyfile(os.path.join(model_dir, f), os.path.join(d, f))
+        save_file(weights, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+        model = mdg.load(d)
+        cases = [mdg.run_case(model, c["prompt_ids"], c["name"]) for c in ref["cases"]]
+    doc = {
+        "model_dir": os.path.basename(model_dir),
+        "model_file": os.path.basename(path),
+        "reference": "HF transformers DeepseekV3ForCausalLM with the GGUF's weights dequantised by gguf-py, float32, "
+                     "eager attention, eager experts, CPU, 1 thread",
+        "versions": {**mdg.versions(), "gguf": "0.19.0 (gguf-py of llama-cpp-python 0.3.36's llama.cpp)"},
+        "n_greedy": ref["n_greedy"],
+        "config": ref["config"],
+        "cases": cases,
+    }
+    for c, r in zip(cases, ref["cases"]):
+        print(f"{out_name}: {c['name']} greedy equal to the f32 golden's for "
+              f"{next((i for i, (a, b) in enumerate(zip(c['greedy_ids'], r['greedy_ids'])) if a != b), 64)} tokens")
+    out = os.path.join(GOLDEN, out_name)
+    with open(out, "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+    print("wrote", out, os.path.getsize(out), "bytes")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-cpp", required=True, help="llama.cpp source directory (llama-cpp-python 0.3.36 vendor/)")
@@ -151,6 +229,8 @@ def main():
         if outtype == "f32":
             check(gguf, model_dir, out)
         print("wrote", out, os.path.getsize(out), "bytes", flush=True)
+        if outtype == "q8_0":
+            q8_golden(gguf, model_dir, out, "logits_tiny_deepseek_v3_q8_0.json")
 
 
 if __name__ == "__main__":
