@@ -394,10 +394,12 @@ TEST(KvDtype, OtherTypesAreRefused) {
 
 // ---- The golden models (tests/reference/make_logits_golden.py), f32 weights, with a bf16 / f16 cache.
 // With an f32 cache every greedy continuation is token-identical to the reference
-// (test_model_golden.cpp). A half-width cache may leave one only at a near-tie of the reference:
-// on SmolLM2 both bf16 and f16 leave plain5 at token 38 (reference margin 1.9e-4; bf16 also left
-// plain2 at token 47, margin 9.3e-3, under an earlier summation order), which is why
-// `gridlm generate` keeps f32 as its default.
+// (test_model_golden.cpp). A half-width cache moves every logit by up to the error measured on the
+// prompts, so two candidates can swap where the reference's top-2 margin is below twice that
+// error (in logits: 2 x max |d|/range x the case's logit range), and nowhere else. Seen on SmolLM2:
+// f16 leaves plain5 at token 38 (margin 1.9e-4); bf16 leaves plain7 at token 22 (margin 0.186,
+// allowed 2 x 3.09e-3 x 32.1 = 0.199), and under earlier summation orders plain5 and plain2
+// (margins 1.9e-4, 9.3e-3) instead. This is why `gridlm generate` keeps f32 as its default.
 
 // Prompt logits may move by this fraction of the reference logit range at a position (f32 cache:
 // 1e-4 in test_model_golden.cpp): rounding every cached key and value adds up over the layers.
@@ -405,8 +407,10 @@ TEST(KvDtype, OtherTypesAreRefused) {
 constexpr double bf16_logit_bound = 2e-2;
 constexpr double f16_logit_bound = 4e-3;
 // A greedy continuation may leave the reference only where its top-2 margin was below this (the
-// rule of test_model_golden.cpp).
+// rule of test_model_golden.cpp) or below twice the measured logit error (above); and at most two
+// of the twelve may leave it.
 constexpr double margin_tol = 1e-2;
+constexpr int max_diverging = 2;
 
 struct Golden {
     json golden;
@@ -508,11 +512,16 @@ void check_golden(const std::string& key, DType kv_dtype) {
             ++same;
             continue;
         }
-        EXPECT_LT(margins[n], margin_tol) << cases[s]["name"] << ": token " << n << " is " << got[s][n]
-                                          << ", reference " << ref[n] << " (margin " << margins[n] << ")";
-        std::printf("[ %s %s ] %s leaves the reference at greedy token %zu (reference margin %.2e)\n", key.c_str(),
-                    name_of(kv_dtype).c_str(), cases[s]["name"].get<std::string>().c_str(), n, margins[n]);
+        const json& last = cases[s]["last_step"];
+        const double range = last["max"].get<double>() - last["min"].get<double>();
+        const double tol = std::max(margin_tol, 2.0 * worst * range);
+        EXPECT_LT(margins[n], tol) << cases[s]["name"] << ": token " << n << " is " << got[s][n] << ", reference "
+                                   << ref[n] << " (margin " << margins[n] << ", allowed " << tol << ")";
+        std::printf("[ %s %s ] %s leaves the reference at greedy token %zu (reference margin %.2e, allowed %.2e)\n",
+                    key.c_str(), name_of(kv_dtype).c_str(), cases[s]["name"].get<std::string>().c_str(), n, margins[n],
+                    tol);
     }
+    EXPECT_GE(same, (int)cases.size() - max_diverging) << key << ": too many continuations leave the reference";
     std::printf(
         "[ %s %s ] greedy: %d of %zu continuations token-identical to the reference; prompt logits max "
         "|d|/range %.2e\n",
