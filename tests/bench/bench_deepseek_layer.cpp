@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "engine/backend/cpu/cpu_ops.h"
+#include "engine/core/quantize.h"
 #include "engine/core/tensor_source.h"
 #include "engine/model/model.h"
 
@@ -77,12 +78,17 @@ double read_bandwidth(int n_threads) {
 }
 
 // The engine's own float matmul on a [512, 2048] x [7168, 2048]^T product (an expert's down
-// projection over a prefill), GFLOP/s.
-double matmul_gflops(int n_threads) {
+// projection over a prefill) with weights of the run's type, GFLOP/s.
+double matmul_gflops(int n_threads, DType type) {
     const int m = 512, n = 7168, k = 2048;
-    std::vector<float> a((size_t)m * k, 0.5f), b((size_t)n * k, 0.25f), c((size_t)m * n);
+    std::vector<float> a((size_t)m * k, 0.5f), c((size_t)m * n);
+    std::vector<uint8_t> b((size_t)n * row_bytes(type, k));
+    for (int64_t r = 0; r < n; ++r) {
+        const std::vector<float> row((size_t)k, 0.25f);
+        quantize_row(type, row.data(), b.data() + r * row_bytes(type, k), k);
+    }
     cpu::CpuContext ctx{n_threads};
-    const Weight w{DType::dtype_f32, n, k, b.data()};
+    const Weight w{type, n, k, b.data()};
     double best = 0;
     for (int rep = 0; rep < 3; ++rep) {
         const auto t0 = clk::now();
@@ -172,9 +178,10 @@ int main(int argc, char** argv) {
     for (int e = 0; e < n_expert; ++e) mlp(p + "mlp.experts." + std::to_string(e) + ".", 2048);
     mlp(p + "mlp.shared_experts.", 2048);
 
-    const double bw = read_bandwidth(n_threads), peak = matmul_gflops(n_threads);
-    std::printf("roofline (this run, %d threads): read bandwidth %.1f GB/s, float matmul %.0f GFLOP/s\n", n_threads, bw,
-                peak);
+    const double bw = read_bandwidth(n_threads), peak = matmul_gflops(n_threads, dtype_from_name(dtype));
+    std::printf(
+        "roofline (this run, %d threads): read bandwidth %.1f GB/s, %s matmul (512 x 7168 x 2048) %.0f GFLOP/s\n",
+        n_threads, bw, dtype.c_str(), peak);
     const auto t_load = clk::now();
     Model model(c, src, WeightPolicy::from_name(dtype), n_threads);
     const double wsize = dtype == "f32" ? 4 : 2;
