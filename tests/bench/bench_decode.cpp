@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine/backend/cpu/cpu_ops.h"
+#include "tests/bench/roofline.h"
 #include "engine/backend/cpu/quant/quant_kernels.h"
 #include "engine/model/model.h"
 #include "io/gguf.h"
@@ -33,49 +34,6 @@ using clk = std::chrono::steady_clock;
 namespace {
 
 double seconds_since(clk::time_point t0) { return std::chrono::duration<double>(clk::now() - t0).count(); }
-
-// Best-of-5 streaming read bandwidth (GB/s) over a 512 MiB buffer with n threads.
-double read_bandwidth(int n_threads) {
-    const size_t n = (512ull << 20) / sizeof(float);
-    float* buf = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
-#pragma omp parallel for num_threads(n_threads)
-    for (size_t i = 0; i < n; ++i) buf[i] = (float)(i & 7);
-    double best = 0;
-    volatile float sink = 0;
-    for (int rep = 0; rep < 5; ++rep) {
-        const auto t0 = clk::now();
-        float total = 0;
-#pragma omp parallel num_threads(n_threads) reduction(+ : total)
-        {
-            // Each thread sums its contiguous stretch with 4 independent vector accumulators, so
-            // the loop is limited by memory, not by the add latency.
-            const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-            const size_t lo = n / 64 * tid / nt * 64, hi = n / 64 * (tid + 1) / nt * 64;
-#if defined(__AVX2__)
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (size_t i = lo; i < hi; i += 32) {
-                a0 = _mm256_add_ps(a0, _mm256_load_ps(&buf[i]));
-                a1 = _mm256_add_ps(a1, _mm256_load_ps(&buf[i + 8]));
-                a2 = _mm256_add_ps(a2, _mm256_load_ps(&buf[i + 16]));
-                a3 = _mm256_add_ps(a3, _mm256_load_ps(&buf[i + 24]));
-            }
-            alignas(32) float t[8];
-            _mm256_store_ps(t, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-            for (float x : t) total += x;
-#else
-            float acc[8] = {};
-            for (size_t i = lo; i < hi; i += 8)
-                for (int j = 0; j < 8; ++j) acc[j] += buf[i + j];
-            for (float x : acc) total += x;
-#endif
-        }
-        const double s = seconds_since(t0);
-        sink = sink + total;
-        best = std::max(best, n * sizeof(float) / s / 1e9);
-    }
-    std::free(buf);
-    return best;
-}
 
 // sgemm GFLOP/s for [m, k] x [n, k]^T. own_split: the engine's way (each of our threads runs a
 // single-threaded sgemm on its slice of rows); otherwise OpenBLAS's own thread pool.
@@ -225,8 +183,8 @@ int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     openblas_set_num_threads(1);
     Roofline roof;
-    roof.bw1 = read_bandwidth(1);
-    roof.bw2 = read_bandwidth(n_threads);
+    roof.bw1 = bench::read_bandwidth(1);
+    roof.bw2 = bench::read_bandwidth(n_threads);
     roof.gemm1 = sgemm_gflops(1, true);
     roof.gemm_own = sgemm_gflops(n_threads, true);
     roof.gemm_blas_pool = sgemm_gflops(n_threads, false);
@@ -264,6 +222,6 @@ int main(int argc, char** argv) {
     }
     // Measured again at the end: a busy machine at the start would otherwise skew every ratio.
     std::printf("\nroofline again at the end: read %.1f GB/s (%d threads), sgemm %.0f GFLOP/s (engine split)\n",
-                read_bandwidth(n_threads), n_threads, sgemm_gflops(n_threads, true));
+                bench::read_bandwidth(n_threads), n_threads, sgemm_gflops(n_threads, true));
     return 0;
 }

@@ -22,6 +22,8 @@
 #include "engine/core/quantize.h"
 #include "engine/core/tensor_source.h"
 #include "engine/model/model.h"
+#include "io/h5_checkpoint.h"
+#include "tests/bench/roofline.h"
 
 using namespace gridlm;
 using clk = std::chrono::steady_clock;
@@ -34,7 +36,9 @@ double seconds_since(clk::time_point t0) { return std::chrono::duration<double>(
 // subset reads the same values), 1 for norms, small values for the router bias.
 class RandomSource final : public TensorSource {
 public:
-    void add(const std::string& name, std::vector<int64_t> shape) { infos_.push_back({name, std::move(shape)}); }
+    void add(const std::string& name, std::vector<int64_t> shape) {
+        infos_.push_back({name, std::move(shape), "F32", 0});
+    }
     const std::vector<TensorInfo>& tensors() const override { return infos_; }
     std::vector<float> read_f32(const std::string& name) const override {
         auto it = std::find_if(infos_.begin(), infos_.end(), [&](const TensorInfo& t) { return t.name == name; });
@@ -56,26 +60,6 @@ public:
 private:
     std::vector<TensorInfo> infos_;
 };
-
-double read_bandwidth(int n_threads) {
-    const size_t n = (512ull << 20) / sizeof(float);
-    float* buf = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
-#pragma omp parallel for num_threads(n_threads)
-    for (size_t i = 0; i < n; ++i) buf[i] = (float)(i & 7);
-    double best = 0;
-    volatile float sink = 0;
-    for (int rep = 0; rep < 4; ++rep) {
-        const auto t0 = clk::now();
-        float total = 0;
-#pragma omp parallel for num_threads(n_threads) reduction(+ : total)
-        for (size_t i = 0; i < n; i += 16) total += buf[i] + buf[i + 8];  // one load per cache line half
-        const double s = seconds_since(t0);
-        sink = sink + total;
-        best = std::max(best, n * sizeof(float) / s / 1e9);
-    }
-    std::free(buf);
-    return best;
-}
 
 // The engine's own float matmul on a [512, 2048] x [7168, 2048]^T product (an expert's down
 // projection over a prefill) with weights of the run's type, GFLOP/s.
@@ -153,32 +137,11 @@ int main(int argc, char** argv) {
     c.n_ctx_train = 163840;
     c.rms_eps = 1e-6;
 
-    RandomSource src;
+    RandomSource src;  // every tensor the config implies (the HDF5 writer's list)
+    for (const TensorInfo& t : expected_tensors(c)) src.add(t.name, t.shape);
     const int64_t d = c.n_embd, H = c.n_head, qd = 192, lat = 576;
-    src.add("model.embed_tokens.weight", {c.n_vocab, d});
-    src.add("model.norm.weight", {d});
-    src.add("lm_head.weight", {c.n_vocab, d});
-    const std::string p = "model.layers.0.", a = p + "self_attn.";
-    src.add(p + "input_layernorm.weight", {d});
-    src.add(p + "post_attention_layernorm.weight", {d});
-    src.add(a + "q_a_proj.weight", {c.q_lora_rank, d});
-    src.add(a + "q_a_layernorm.weight", {c.q_lora_rank});
-    src.add(a + "q_b_proj.weight", {H * qd, c.q_lora_rank});
-    src.add(a + "kv_a_proj_with_mqa.weight", {lat, d});
-    src.add(a + "kv_a_layernorm.weight", {c.kv_lora_rank});
-    src.add(a + "kv_b_proj.weight", {H * 256, c.kv_lora_rank});
-    src.add(a + "o_proj.weight", {d, H * 128});
-    src.add(p + "mlp.gate.weight", {c.n_expert, d});
-    src.add(p + "mlp.gate.e_score_correction_bias", {c.n_expert});
-    auto mlp = [&](const std::string& q, int64_t ff) {
-        src.add(q + "gate_proj.weight", {ff, d});
-        src.add(q + "up_proj.weight", {ff, d});
-        src.add(q + "down_proj.weight", {d, ff});
-    };
-    for (int e = 0; e < n_expert; ++e) mlp(p + "mlp.experts." + std::to_string(e) + ".", 2048);
-    mlp(p + "mlp.shared_experts.", 2048);
 
-    const double bw = read_bandwidth(n_threads), peak = matmul_gflops(n_threads, dtype_from_name(dtype));
+    const double bw = bench::read_bandwidth(n_threads), peak = matmul_gflops(n_threads, dtype_from_name(dtype));
     std::printf(
         "roofline (this run, %d threads): read bandwidth %.1f GB/s, %s matmul (512 x 7168 x 2048) %.0f GFLOP/s\n",
         n_threads, bw, dtype.c_str(), peak);

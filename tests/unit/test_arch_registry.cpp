@@ -66,61 +66,11 @@ ModelConfig tiny(Arch arch) {
     return c;
 }
 
-// Random tensors for every weight the config's layers load (HF names and shapes).
-test::MemorySource weights_for(const ModelConfig& c, float scale = 1.0f) {
-    if (!is_deepseek(*find_arch(c.arch))) return test::tiny_weights(c, scale);
-    test::MemorySource src;
-    std::mt19937 rng(99);
-    std::normal_distribution<float> dist(0.0f, scale);
-    auto add = [&](const std::string& name, std::vector<int64_t> shape) {
-        int64_t n = 1;
-        for (int64_t d : shape) n *= d;
-        std::vector<float> v((size_t)n);
-        for (float& x : v) x = dist(rng);
-        src.add(name, shape, std::move(v));
-    };
-    const int64_t d = c.n_embd, H = c.n_head, qd = c.qk_nope_dim + c.qk_rope_dim;
-    const int64_t lat = c.kv_lora_rank + c.qk_rope_dim;
-    auto mlp = [&](const std::string& p, int64_t ff) {
-        add(p + "gate_proj.weight", {ff, d});
-        add(p + "up_proj.weight", {ff, d});
-        add(p + "down_proj.weight", {d, ff});
-    };
-    add("model.embed_tokens.weight", {c.n_vocab, d});
-    add("model.norm.weight", {d});
-    add("lm_head.weight", {c.n_vocab, d});
-    for (int64_t il = 0; il < c.n_layer; ++il) {
-        const std::string p = str("model.layers.", il, "."), a = p + "self_attn.";
-        add(p + "input_layernorm.weight", {d});
-        add(p + "post_attention_layernorm.weight", {d});
-        if (c.q_lora_rank > 0) {
-            add(a + "q_a_proj.weight", {c.q_lora_rank, d});
-            add(a + "q_a_layernorm.weight", {c.q_lora_rank});
-            add(a + "q_b_proj.weight", {H * qd, c.q_lora_rank});
-        } else {
-            add(a + "q_proj.weight", {H * qd, d});
-        }
-        add(a + "kv_a_proj_with_mqa.weight", {lat, d});
-        add(a + "kv_a_layernorm.weight", {c.kv_lora_rank});
-        add(a + "kv_b_proj.weight", {H * (c.qk_nope_dim + c.v_head_dim), c.kv_lora_rank});
-        add(a + "o_proj.weight", {d, H * c.v_head_dim});
-        if (il < c.n_dense_lead) {
-            mlp(p + "mlp.", c.n_ff);
-            continue;
-        }
-        add(p + "mlp.gate.weight", {c.n_expert, d});
-        if (c.expert_score_bias) add(p + "mlp.gate.e_score_correction_bias", {c.n_expert});
-        for (int64_t e = 0; e < c.n_expert; ++e) mlp(str(p, "mlp.experts.", e, "."), c.n_ff_expert);
-        mlp(p + "mlp.shared_experts.", c.n_expert_shared * c.n_ff_expert);
-    }
-    return src;
-}
-
 // A step of one layer function straight on a scratch of `scratch_floats`: two sequences of 5 and
 // 3 new tokens after `done` cached ones each. Returns the floats of scratch the layers took.
 int64_t run_layers(const ArchSpec& spec, const ModelConfig& c, int64_t scratch_floats_per_token, int steps = 2) {
     std::unique_ptr<Backend> be = make_cpu_backend(1);
-    const test::MemorySource src = weights_for(c, 0.3f);
+    const test::MemorySource src = test::tiny_weights(c, 0.3f);
     const ModelWeights w = load_weights(*be, c, src, DType::dtype_f32, ModelShard::whole(c), spec.load_layer);
     BlockKvCache kv(*be, spec.kv_layout(c), 2, 64, 4);
     std::mt19937 rng(7);
@@ -281,7 +231,7 @@ TEST(ArchRegistry, ModelForwardRunsEveryArch) {
     // prefill equals the sequences one at a time.
     for (Arch a : all_archs()) {
         const ModelConfig c = tiny(a);
-        const test::MemorySource src = weights_for(c, 0.3f);
+        const test::MemorySource src = test::tiny_weights(c, 0.3f);
         Model m(c, src, DType::dtype_f32, 1);
         const std::vector<int32_t> p0 = {1, 5, 9, 2, 7}, p1 = {3, 3, 8};
         auto kv = m.make_kv_cache(2, 64);
