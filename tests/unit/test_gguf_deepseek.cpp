@@ -19,6 +19,7 @@
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/hf_checkpoint.h"
+#include "golden_logits.h"
 #include "test_support.h"
 
 using namespace gridlm;
@@ -45,18 +46,8 @@ std::shared_ptr<const GgufFile> open_gguf(const std::string& path) { return std:
 
 std::vector<int32_t> ids_of(const json& j) { return j.get<std::vector<int32_t>>(); }
 
-// Max |d| over the top-20 ids and the max / min, divided by the reference range; whether the
-// argmax agrees (test_model_golden.cpp's compare_row; the golden format is documented there).
 std::pair<double, bool> compare_row(const float* row, int64_t n_vocab, const json& rec) {
-    const double range = rec["max"].get<double>() - rec["min"].get<double>();
-    double worst = 0;
-    const auto ids = ids_of(rec["top_ids"]);
-    const auto vals = rec["top_values"].get<std::vector<double>>();
-    for (size_t i = 0; i < ids.size(); ++i) worst = std::max(worst, std::fabs(row[ids[i]] - vals[i]));
-    const float mx = *std::max_element(row, row + n_vocab), mn = *std::min_element(row, row + n_vocab);
-    worst = std::max({worst, std::fabs(mx - rec["max"].get<double>()), std::fabs(mn - rec["min"].get<double>())});
-    const int64_t top1 = std::max_element(row, row + n_vocab) - row;
-    return {worst / range, top1 == ids[0]};
+    return test::golden_row_error(row, n_vocab, rec);
 }
 
 // Prompt logits at the golden's stored positions, each prompt in one prefill; returns the worst

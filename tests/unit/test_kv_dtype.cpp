@@ -26,6 +26,7 @@
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/hf_checkpoint.h"
+#include "golden_logits.h"
 #include "test_support.h"
 
 using namespace gridlm;
@@ -447,14 +448,7 @@ std::vector<int32_t> ids_of(const json& j) { return j.get<std::vector<int32_t>>(
 
 // max |logit - reference| over the stored top ids and the max / min, over the reference range.
 double rel_error(const float* row, int64_t n_vocab, const json& rec) {
-    const double range = rec["max"].get<double>() - rec["min"].get<double>();
-    const auto ids = ids_of(rec["top_ids"]);
-    const auto vals = rec["top_values"].get<std::vector<double>>();
-    double worst = 0;
-    for (size_t i = 0; i < ids.size(); ++i) worst = std::max(worst, std::fabs(row[ids[i]] - vals[i]));
-    const float mx = *std::max_element(row, row + n_vocab), mn = *std::min_element(row, row + n_vocab);
-    worst = std::max({worst, std::fabs(mx - rec["max"].get<double>()), std::fabs(mn - rec["min"].get<double>())});
-    return worst / range;
+    return test::golden_row_error(row, n_vocab, rec).first;
 }
 
 // Greedy continuations of every case in one batch; the worst prompt-logit error goes to *worst.

@@ -16,6 +16,7 @@
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/hf_checkpoint.h"
+#include "golden_logits.h"
 #include "test_support.h"
 
 using namespace gridlm;
@@ -73,18 +74,9 @@ bool have_golden(const std::string& key) {
 
 std::vector<int32_t> ids_of(const json& j) { return j.get<std::vector<int32_t>>(); }
 
-// Compares one row of logits with a stored record; returns max |d| over the top-20 ids and the
-// max/min, divided by the reference range, and whether the argmax agrees.
+// One row against a stored record: max |d| / range and argmax agreement (golden_logits.h).
 std::pair<double, bool> compare_row(const float* row, int64_t n_vocab, const json& rec) {
-    const double range = rec["max"].get<double>() - rec["min"].get<double>();
-    double worst = 0;
-    const auto ids = ids_of(rec["top_ids"]);
-    const auto vals = rec["top_values"].get<std::vector<double>>();
-    for (size_t i = 0; i < ids.size(); ++i) worst = std::max(worst, std::fabs(row[ids[i]] - vals[i]));
-    const float mx = *std::max_element(row, row + n_vocab), mn = *std::min_element(row, row + n_vocab);
-    worst = std::max({worst, std::fabs(mx - rec["max"].get<double>()), std::fabs(mn - rec["min"].get<double>())});
-    const int64_t top1 = std::max_element(row, row + n_vocab) - row;
-    return {worst / range, top1 == ids[0]};
+    return test::golden_row_error(row, n_vocab, rec);
 }
 
 // Prompt logits at the stored positions, each prompt alone, all positions in one prefill.
