@@ -216,6 +216,7 @@ SafetensorsSource::SafetensorsSource(const std::string& dir_or_file) : where_(di
     if (!fs::exists(dir_or_file, ec)) throw Error(str("cannot open ", dir_or_file, ": no such file or directory"));
     if (!fs::is_directory(dir_or_file, ec)) {
         add_whole_file(dir_or_file);
+        hide_fp8_scales();
         return;
     }
     const fs::path dir(dir_or_file);
@@ -227,6 +228,7 @@ SafetensorsSource::SafetensorsSource(const std::string& dir_or_file) : where_(di
                 str("no weights in ", dir_or_file, ": expected model.safetensors or model.safetensors.index.json"));
         }
         add_whole_file(single.string());
+        hide_fp8_scales();
         return;
     }
     const json index = parse_json_file(index_path.string(), "safetensors index");
@@ -269,6 +271,19 @@ SafetensorsSource::SafetensorsSource(const std::string& dir_or_file) : where_(di
             }
         }
     }
+    hide_fp8_scales();
+}
+
+// An FP8 weight's `_scale_inv` block scales are part of its values (read_f32 applies them), not a
+// tensor of their own: they leave the list, so converters and planners do not count them twice.
+void SafetensorsSource::hide_fp8_scales() {
+    std::erase_if(infos_, [&](const TensorInfo& t) {
+        const std::string suffix = "_scale_inv";
+        if (t.name.size() <= suffix.size() || t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix))
+            return false;
+        auto w = index_.find(t.name.substr(0, t.name.size() - suffix.size()));
+        return w != index_.end() && w->second.second->fp8_e4m3;
+    });
 }
 
 void SafetensorsSource::add_whole_file(const std::string& path) {

@@ -75,6 +75,7 @@ public:
 
 private:
     void add_whole_file(const std::string& path);
+    void hide_fp8_scales();
     const SafetensorsTensor& entry(const std::string& name) const;
 
     std::vector<std::unique_ptr<SafetensorsFile>> files_;

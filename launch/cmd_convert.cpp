@@ -47,6 +47,8 @@ const char* usage_head =
     "  keep      every tensor in its stored type: GGUF blocks are copied as they are (no requantising)\n"
     "  auto      keep when the source holds block-quantised tensors (a quantised GGUF), else bf16 / f16\n"
     "            when every source tensor already is, else f32. Lossless in every case\n"
+    "            (block-scaled F8_E4M3 weights, as DeepSeek-V3 / R1 ship, are dequantised: keep and auto\n"
+    "            store them as f32, 4x their bytes; bf16 rounds them, or quantise them to q8_0 / q4_k)\n"
     "  f32, bf16, f16\n"
     "            every tensor in that float type (f16 fails on values beyond +-65504)\n"
     "  q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k\n"

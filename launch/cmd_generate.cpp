@@ -152,7 +152,8 @@ int run_generate(const std::vector<std::string>& args) {
         ("dp", po::value<int>()->default_value(1), "data-parallel replicas (each runs every dp-th record)")
         ("pp", po::value<int>()->default_value(1), "pipeline stages per replica (at most the model's layers)")
         ("tp", po::value<int>()->default_value(1),
-         "tensor-parallel ranks per stage (must divide the attention heads; KV heads are split or replicated)")
+         "tensor-parallel ranks per stage (Llama / Qwen2: must divide the attention heads, KV heads "
+         "split or replicated; DeepSeek: up to the head and expert counts, experts split across the ranks)")
         ("pp-layers", po::value<std::string>(),
          "layers per stage, e.g. 10,20 (default: balance weight bytes, the LM head counting on the last stage)")
         ("pp-slices", po::bool_switch(),

@@ -231,7 +231,7 @@ void print_header(const PlanInput& in, const ParamCount& n, const PlanOptions& o
                 opt.min_kv_tokens > 0 ? "" : " (the model's training context)");
 }
 
-void print_plan(const FormatPlan& plan, bool verbose) {
+void print_plan(const FormatPlan& plan, bool verbose, bool sizing_only) {
     std::printf("\nweights %s: %s for the whole model\n", plan.weights.name().c_str(),
                 format_size(plan.model_bytes).c_str());
     bool table = false;
@@ -255,6 +255,13 @@ void print_plan(const FormatPlan& plan, bool verbose) {
         return;
     }
     const GridSize& g = plan.grids[plan.recommended];
+    if (sizing_only) {  // data-parallel attention: a layout gridlm does not run, so no command
+        std::printf(
+            "  recommended: dp=%d pp=%d tp=%d (%s free KV tokens per rank; sizing of data-parallel attention "
+            "only: gridlm generate splits heads)\n    why: %s\n",
+            g.dp, g.pp, g.tp, grouped(g.kv_tokens_per_rank).c_str(), plan.reason.c_str());
+        return;
+    }
     std::printf(
         "  recommended: dp=%d pp=%d tp=%d (%s free KV tokens per rank; gridlm generate --dp %d --pp %d --tp %d "
         "--kv-cache-bytes %lld)\n    why: %s\n",
@@ -367,7 +374,8 @@ int run_plan(const std::vector<std::string>& args) {
     } else {
         print_header(in, params, opt);
         std::fflush(stdout);
-        for (const FormatPlan& plan : plans) print_plan(plan, verbose);
+        for (const FormatPlan& plan : plans)
+            print_plan(plan, verbose, in.config.kv_lora_rank > 0 && opt.attention == AttentionSplit::data_parallel);
         std::fflush(stdout);
     }
     std::cout.flush();

@@ -20,7 +20,8 @@ void add_grid_options(po::options_description& opts, const char* unit) {
         ("dp", po::value<int>()->default_value(1), str("data-parallel replicas (each takes every dp-th ", unit, ")").c_str())
         ("pp", po::value<int>()->default_value(1), "pipeline stages per replica (at most the model's layers)")
         ("tp", po::value<int>()->default_value(1),
-         "tensor-parallel ranks per stage (must divide the attention heads; KV heads are split or replicated)")
+         "tensor-parallel ranks per stage (Llama / Qwen2: must divide the attention heads, KV heads "
+         "split or replicated; DeepSeek: up to the head and expert counts, experts split across the ranks)")
         ("pp-layers", po::value<std::string>(),
          "layers per stage, e.g. 10,20 (default: balance weight bytes, the LM head counting on the last stage)");
     // clang-format on

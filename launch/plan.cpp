@@ -465,18 +465,20 @@ FormatPlan plan_grids(const ModelConfig& c, const WeightFormat& weights, const P
                 g.stages.push_back(stage_size(c, sizer, opt, share, {begin, counts[s]}, s == 0, s == pp - 1));
                 begin += counts[s];
             }
-            const StageSize* binding = &g.stages[0];
+            // One --kv-cache-bytes serves every rank: the least free memory of any stage. generate
+            // then gives every rank the smallest block count of any stage, B / (the largest bytes a
+            // token takes on a stage), so the grid's figures are those of the stage with the least
+            // free memory, with the largest KV bytes per token of any stage.
             const StageSize* heaviest = &g.stages[0];
-            g.free_bytes = g.stages[0].free_bytes;
             for (const StageSize& st : g.stages) {
-                g.weight_bytes = std::max(g.weight_bytes, st.weight_bytes);
-                g.reserve_bytes = std::max(g.reserve_bytes, st.reserve_bytes);
-                g.free_bytes = std::min(g.free_bytes, st.free_bytes);
-                if (st.kv_tokens < binding->kv_tokens) binding = &st;
                 if (st.free_bytes < heaviest->free_bytes) heaviest = &st;
+                g.kv_bytes_per_token = std::max(g.kv_bytes_per_token, st.kv_bytes_per_token);
             }
-            g.kv_bytes_per_token = binding->kv_bytes_per_token;
-            g.kv_tokens_per_rank = binding->kv_tokens;
+            g.weight_bytes = heaviest->weight_bytes;
+            g.reserve_bytes = heaviest->reserve_bytes;
+            g.free_bytes = heaviest->free_bytes;
+            const int64_t block = plan_kv_block_tokens * g.kv_bytes_per_token;
+            g.kv_tokens_per_rank = g.free_bytes > 0 && block > 0 ? g.free_bytes / block * plan_kv_block_tokens : 0;
             const bool attention_dp = is_mla(c) && opt.attention == AttentionSplit::data_parallel;
             g.kv_tokens_per_replica = g.kv_tokens_per_rank * (attention_dp ? tp : 1);
             g.kv_tokens_total = g.kv_tokens_per_replica * dp;

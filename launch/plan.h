@@ -148,10 +148,10 @@ struct StageSize {
 struct GridSize {
     int dp = 1, pp = 1, tp = 1;
     std::vector<StageSize> stages;
-    int64_t weight_bytes = 0;           // heaviest rank
-    int64_t reserve_bytes = 0;          // largest reserve of a rank
+    int64_t weight_bytes = 0;           // of the rank with the least free memory
+    int64_t reserve_bytes = 0;          // of that rank
     int64_t free_bytes = 0;             // least free memory of a rank
-    int64_t kv_bytes_per_token = 0;     // of the stage with the fewest KV tokens (the binding one)
+    int64_t kv_bytes_per_token = 0;     // the largest of any stage (generate sizes blocks by it)
     int64_t kv_tokens_per_rank = 0;     // fewest over the stages: what one replica's ranks can all hold
     int64_t kv_tokens_per_replica = 0;  // tokens of distinct sequences: x tp with data-parallel attention
     int64_t kv_tokens_total = 0;        // x dp

@@ -316,10 +316,10 @@ void check_deepseek_config(const ModelConfig& c) {
              str("num_experts_per_tok ", c.n_expert_used, " must be in 1..", c.n_expert));
         need(c.n_ff_expert > 0 && c.n_expert_shared >= 0 && c.n_dense_lead >= 0,
              str("moe_intermediate_size ", c.n_ff_expert, " must be positive"));
-        need(c.n_expert_group >= 1 && c.n_expert % c.n_expert_group == 0 && c.n_group_used >= 1 &&
-                 c.n_group_used <= c.n_expert_group,
-             str("n_group ", c.n_expert_group, " must divide n_routed_experts ", c.n_expert, " and topk_group ",
-                 c.n_group_used, " be in 1..n_group"));
+        need(c.n_expert_group >= 1 && c.n_expert % c.n_expert_group == 0,
+             str("n_group ", c.n_expert_group, " does not divide n_routed_experts ", c.n_expert));
+        need(c.n_group_used >= 1 && c.n_group_used <= c.n_expert_group,
+             str("topk_group ", c.n_group_used, " is not in 1..n_group (", c.n_expert_group, ")"));
         need(!c.expert_group_limited || c.n_group_used * (c.n_expert / c.n_expert_group) >= c.n_expert_used,
              str("topk_group ", c.n_group_used, " groups hold fewer experts than num_experts_per_tok ",
                  c.n_expert_used));

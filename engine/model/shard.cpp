@@ -69,7 +69,7 @@ void check_column_blocks(int tp, const char* tensor, DType type, int64_t total, 
         const std::string share = part.size > 0 ? str("columns ", part.begin, "..", part.end() - 1) : "no columns";
         throw Error(str("tp=", tp, " cannot split ", tensor, " (", dtype_traits(type).file_name, ", blocks of ", block,
                         ") along its ", total, " input columns: each rank's share must be a whole number of blocks",
-                        " (rank ", r, " would get ", share, ")"));
+                        " (rank ", r, " would get ", share, "); another tp, or --dtype f32 / bf16 / f16, avoids it"));
     }
 }
 

@@ -108,7 +108,8 @@ Weight WeightLoader::raw_weight(const std::string& name, DType type, int64_t row
     if (by_cols && (part.begin % bs != 0 || part.size % bs != 0))
         throw Error(str("tensor '", name, "' (", dtype_name(type), ", blocks of ", bs,
                         " columns) cannot be cut at columns ", part.begin, "..", part.end(),
-                        ": a tensor-parallel cut must fall on a block boundary"));
+                        ": a tensor-parallel cut must fall on a block boundary (another tp, or --dtype f32 / bf16 / "
+                        "f16, avoids it)"));
     const int64_t src_row = row_bytes(type, cols);
     std::vector<uint8_t> raw =
         by_cols ? src_.read_rows_raw(name, 0, rows) : src_.read_rows_raw(name, part.begin, part.size);

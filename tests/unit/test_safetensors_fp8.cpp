@@ -64,6 +64,9 @@ TEST(SafetensorsFp8, EveryCodeDecodesAsTorchDoes) {
 
 TEST(SafetensorsFp8, BlockScalesApplyPer128x128Block) {
     const SafetensorsSource src(golden);
+    // The scales belong to their weight: listed tensors are the weights and the references only.
+    for (const TensorInfo& t : src.tensors()) EXPECT_EQ(t.name.find("_scale_inv"), std::string::npos) << t.name;
+    EXPECT_EQ(src.tensors().size(), 4u);
     const std::vector<float> want = src.read_f32("w_blocks.reference");
     expect_same(src.read_f32("w_blocks.weight"), want, "w_blocks");
     // Row reads (tensor-parallel slices and the loader's raw rows) give the same values.

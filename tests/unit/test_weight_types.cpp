@@ -328,7 +328,8 @@ TEST(AlignedSplit, CutsInsideABlockAreErrors) {
                   check_tensor_parallel(smollm2(), 3, {DType::dtype_q4_k, DType::dtype_f32});
               }),
               "tp=3 cannot split self_attn.o_proj (Q4_K, blocks of 256) along its 576 input columns: each rank's "
-              "share must be a whole number of blocks (rank 0 would get columns 0..191)");
+              "share must be a whole number of blocks (rank 0 would get columns 0..191); another tp, or --dtype f32 / "
+              "bf16 / f16, avoids it");
     // ... but whole Q8_0 blocks (192 = 6 x 32).
     check_tensor_parallel(smollm2(), 3, {DType::dtype_q8_0, DType::dtype_q8_0});
     // tp = 1 cuts nothing.
