@@ -12,9 +12,6 @@
 // bandwidth buffer (default 1024); --tokens: prefill batch (default 128); --reps: timed passes,
 // best kept (default 5). GB = 1e9 bytes.
 #include <omp.h>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +24,7 @@
 
 #include "engine/backend/cpu/quant/quant_kernels.h"
 #include "engine/core/dtype.h"
+#include "tests/bench/roofline.h"
 
 using namespace gridlm;
 using namespace gridlm::cpu;
@@ -59,39 +57,6 @@ void fill_weights(DType t, uint8_t* w, int64_t rows, int64_t cols, uint64_t seed
         std::memcpy(t == DType::dtype_q6_k ? p + 208 : p, &d, 2);
         if (t != DType::dtype_q6_k) std::memcpy(p + 2, &d, 2);
     }
-}
-
-// Best-of-reps read bandwidth (GB/s) over `bytes` with nt threads, each summing a contiguous part.
-double read_bandwidth(const std::vector<float>& buf, int nt, int reps) {
-    const size_t n = buf.size() / 64 * 64;
-    double best = 0;
-    volatile float sink = 0;
-    for (int rep = 0; rep < reps; ++rep) {
-        const auto t0 = clk::now();
-        float total = 0;
-#pragma omp parallel num_threads(nt) reduction(+ : total)
-        {
-            const int tid = omp_get_thread_num(), k = omp_get_num_threads();
-            const size_t lo = n / 64 * tid / k * 64, hi = n / 64 * (tid + 1) / k * 64;
-#if defined(__AVX2__)
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (size_t i = lo; i < hi; i += 32) {
-                a0 = _mm256_add_ps(a0, _mm256_loadu_ps(&buf[i]));
-                a1 = _mm256_add_ps(a1, _mm256_loadu_ps(&buf[i + 8]));
-                a2 = _mm256_add_ps(a2, _mm256_loadu_ps(&buf[i + 16]));
-                a3 = _mm256_add_ps(a3, _mm256_loadu_ps(&buf[i + 24]));
-            }
-            alignas(32) float s[8];
-            _mm256_store_ps(s, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-            for (float v : s) total += v;
-#else
-            for (size_t i = lo; i < hi; ++i) total += buf[i];
-#endif
-        }
-        best = std::max(best, (double)(n * sizeof(float)) / seconds_since(t0) / 1e9);
-        sink = sink + total;
-    }
-    return best;
 }
 
 // One matmul of n tokens on nt threads: 16-row tasks in static contiguous runs.
@@ -189,7 +154,8 @@ int main(int argc, char** argv) {
     }
     o.threads = std::max(1, o.threads);
     std::vector<float> buf((size_t)((o.mib << 20) / sizeof(float)), 1.f);
-    const double bw1 = read_bandwidth(buf, 1, o.reps), bwn = read_bandwidth(buf, o.threads, o.reps);
+    const double bw1 = bench::read_bandwidth(buf.data(), buf.size(), 1, o.reps),
+                 bwn = bench::read_bandwidth(buf.data(), buf.size(), o.threads, o.reps);
     buf = {};
     std::printf("read bandwidth: %.1f GB/s (1 thread), %.1f GB/s (%d threads)\n", bw1, bwn, o.threads);
     for (DType t : {DType::dtype_q4_k, DType::dtype_q5_k, DType::dtype_q6_k}) {

@@ -19,6 +19,7 @@
 
 #include "engine/backend/cpu/quant/quant_kernels.h"
 #include "engine/core/dtype.h"
+#include "tests/bench/roofline.h"
 
 using namespace gridlm;
 using namespace gridlm::cpu;
@@ -50,19 +51,8 @@ double time_per_call(F&& fn) {
 
 // Read bandwidth: sums a buffer far larger than the caches on nt threads; GB/s.
 double read_bandwidth(int nt) {
-    static std::vector<uint64_t> buf(cold_bytes / 8, 1);
-    volatile uint64_t sink = 0;
-    const double s = time_per_call([&](int64_t) {
-        uint64_t total = 0;
-#pragma omp parallel for num_threads(nt) reduction(+ : total) schedule(static)
-        for (int64_t i = 0; i < (int64_t)buf.size(); i += 8) {
-            uint64_t a = 0;
-            for (int k = 0; k < 8; ++k) a += buf[(size_t)(i + k)];
-            total += a;
-        }
-        sink = sink + total;
-    });
-    return (double)cold_bytes / s * 1e-9;
+    static const std::vector<float> buf(cold_bytes / sizeof(float), 1.f);
+    return bench::read_bandwidth(buf.data(), buf.size(), nt, 5);
 }
 
 struct Case {
