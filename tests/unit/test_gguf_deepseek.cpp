@@ -46,38 +46,6 @@ std::shared_ptr<const GgufFile> open_gguf(const std::string& path) { return std:
 
 std::vector<int32_t> ids_of(const json& j) { return j.get<std::vector<int32_t>>(); }
 
-std::pair<double, bool> compare_row(const float* row, int64_t n_vocab, const json& rec) {
-    return test::golden_row_error(row, n_vocab, rec);
-}
-
-// Prompt logits at the golden's stored positions, each prompt in one prefill; returns the worst
-// relative error and counts argmax agreement.
-double check_prompt_logits(Model& m, const json& golden, double bound, int& agree, int& total,
-                           const std::string& what) {
-    const int64_t V = m.config().n_vocab;
-    auto kv = m.make_kv_cache(1, 512);
-    double worst = 0;
-    for (const json& c : golden["cases"]) {
-        const auto ids = ids_of(c["prompt_ids"]);
-        ForwardBatch b;
-        b.all_logits = true;
-        b.add(0, ids);
-        std::vector<float> logits(b.n_logit_rows() * V);
-        kv->clear(0);
-        m.forward(b, *kv, logits.data());
-        for (const json& rec : c["positions"]) {
-            const auto [rel, same] = compare_row(&logits[rec["pos"].get<int64_t>() * V], V, rec);
-            worst = std::max(worst, rel);
-            agree += same;
-            ++total;
-            EXPECT_LE(rel, bound) << what << ": " << c["name"] << " pos " << rec["pos"];
-        }
-    }
-    std::printf("[ %s ] prompt logits: max |dlogit|/range = %.2e over %d positions, top-1 agrees on %d\n", what.c_str(),
-                worst, total, agree);
-    return worst;
-}
-
 // Greedy continuation of golden case `which` alone (prefill, then one token per step): the
 // number of leading tokens equal to the reference's.
 size_t greedy_agreement(Model& m, const json& golden, int which, const std::string& what) {
@@ -220,7 +188,7 @@ TEST_P(GgufDeepseek, PromptLogitsAndGreedyMatchGolden) {
     const GgufTensorSource src(file);
     Model m(gguf_model_config(*file), src, DType::dtype_f32);
     int agree = 0, total = 0;
-    check_prompt_logits(m, golden, f32_logit_bound, agree, total, v.gguf);
+    test::check_golden_prompt_logits(m, golden, f32_logit_bound, agree, total, v.gguf);
     EXPECT_EQ(agree, total);
     EXPECT_EQ(greedy_agreement(m, golden, 0, v.gguf), golden["cases"][0]["greedy_ids"].size());
 }
@@ -265,7 +233,7 @@ TEST(GgufDeepseekQ8, TensorsWithinRoundingAndExpertBlocksKept) {
     {
         Model m(gguf_model_config(*file), src, DType::dtype_f32);
         int agree = 0, total = 0;
-        check_prompt_logits(m, golden, f32_logit_bound, agree, total, "Q8_0 dequantised to f32");
+        test::check_golden_prompt_logits(m, golden, f32_logit_bound, agree, total, "Q8_0 dequantised to f32");
         EXPECT_EQ(agree, total);
         EXPECT_EQ(greedy_agreement(m, golden, 0, "Q8_0 dequantised to f32"), golden["cases"][0]["greedy_ids"].size());
     }
@@ -279,13 +247,13 @@ TEST(GgufDeepseekQ8, TensorsWithinRoundingAndExpertBlocksKept) {
     EXPECT_EQ(m.weight_bytes_by_type()[(size_t)DType::dtype_q8_0],
               2 * 3 * 8 * slab);  // 2 layers, 3 matrices, 8 experts
     int agree = 0, total = 0;
-    check_prompt_logits(m, golden, kept_logit_bound, agree, total, "Q8_0 experts kept");
+    test::check_golden_prompt_logits(m, golden, kept_logit_bound, agree, total, "Q8_0 experts kept");
     EXPECT_GE(agree, kept_top1_min * total);
     Model all(gguf_model_config(*file), src, WeightPolicy::keep_stored());
     EXPECT_GT(all.weight_bytes_by_type()[(size_t)DType::dtype_q8_0],
               m.weight_bytes_by_type()[(size_t)DType::dtype_q8_0]);
     agree = total = 0;
-    check_prompt_logits(all, golden, 1.0, agree, total, "Q8_0 all kept");
+    test::check_golden_prompt_logits(all, golden, 1.0, agree, total, "Q8_0 all kept");
 }
 
 // The layouts of older / other converters, made from the split file: attn_kv_b holding kv_b_proj
@@ -336,7 +304,8 @@ TEST(GgufDeepseekLayouts, SingleKvBAndFusedGateUp) {
         expect_same_tensors(src, hf, str(v.gguf, " as attn_kv_b + ffn_gate_up_exps"));
         Model m(gguf_model_config(*file), src, DType::dtype_f32);
         int agree = 0, total = 0;
-        check_prompt_logits(m, golden_of(v), f32_logit_bound, agree, total, str(v.gguf, " (older layout)"));
+        test::check_golden_prompt_logits(m, golden_of(v), f32_logit_bound, agree, total,
+                                         str(v.gguf, " (older layout)"));
         EXPECT_EQ(agree, total);
     }
 }

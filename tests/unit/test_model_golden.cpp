@@ -82,29 +82,8 @@ std::pair<double, bool> compare_row(const float* row, int64_t n_vocab, const jso
 // Prompt logits at the stored positions, each prompt alone, all positions in one prefill.
 void check_prompt_logits(const std::string& key, WeightPolicy dt, double bound, double top1_min) {
     Loaded& L = load(key, dt);
-    Model& m = *L.model;
-    const int64_t V = m.config().n_vocab;
-    auto kv = m.make_kv_cache(1, 512);
-    double worst = 0;
     int agree = 0, total = 0;
-    for (const json& c : L.golden["cases"]) {
-        const auto ids = ids_of(c["prompt_ids"]);
-        ForwardBatch b;
-        b.all_logits = true;
-        b.add(0, ids);
-        std::vector<float> logits(b.n_logit_rows() * V);
-        kv->clear(0);
-        m.forward(b, *kv, logits.data());
-        for (const json& rec : c["positions"]) {
-            const auto [rel, same] = compare_row(&logits[rec["pos"].get<int64_t>() * V], V, rec);
-            worst = std::max(worst, rel);
-            agree += same;
-            ++total;
-            EXPECT_LE(rel, bound) << c["name"] << " pos " << rec["pos"];
-        }
-    }
-    std::printf("[ %s %s ] prompt logits: max |dlogit|/range = %.2e over %d positions, top-1 agrees on %d\n",
-                key.c_str(), dt.name().c_str(), worst, total, agree);
+    test::check_golden_prompt_logits(*L.model, L.golden, bound, agree, total, key + " " + dt.name());
     EXPECT_GE(agree, top1_min * total);
 }
 
