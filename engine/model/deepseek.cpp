@@ -143,11 +143,25 @@ void mla_block(StepContext& c, const MlaWeights& w, const DsScratch& s, const fl
     c.reduce(out, n * cfg.n_embd);          // row-parallel o_proj: sum the heads' shares
 }
 
+// Buffers of route_token, sized once per MoE block and reused for every token of the step.
+struct RouteScratch {
+    std::vector<float> score, choice, group_score;
+    std::vector<int32_t> order;
+    std::vector<int64_t> group_order;
+    explicit RouteScratch(const ModelConfig& c)
+        : score(c.n_expert),
+          choice(c.n_expert),
+          group_score(c.n_expert_group),
+          order(c.n_expert),
+          group_order(c.n_expert_group) {}
+};
+
 // Expert choice of one token from its router logits: ids [K] and weights [K] (HF transformers'
 // DeepseekV3TopkRouter / DeepseekV2Moe gate). logits: [n_expert]
-void route_token(const ModelConfig& cfg, const float* logits, const float* score_bias, int32_t* ids, float* wts) {
+void route_token(const ModelConfig& cfg, const float* logits, const float* score_bias, int32_t* ids, float* wts,
+                 RouteScratch& r) {
     const int64_t E = cfg.n_expert, K = cfg.n_expert_used;
-    std::vector<float> score(E), choice(E);
+    std::vector<float>&score = r.score, &choice = r.choice;
     if (cfg.expert_sigmoid) {
         for (int64_t e = 0; e < E; ++e) score[e] = 1.0f / (1.0f + std::exp(-logits[e]));
     } else {
@@ -161,28 +175,33 @@ void route_token(const ModelConfig& cfg, const float* logits, const float* score
         // Group score: the sum of its two best (noaux_tc) or its best (group_limited_greedy) choice
         // values; experts outside the n_group_used best groups cannot be chosen.
         const int64_t G = cfg.n_expert_group, per = E / G;
-        std::vector<float> gscore(G);
         for (int64_t g = 0; g < G; ++g) {
-            std::vector<float> v(choice.begin() + g * per, choice.begin() + (g + 1) * per);
-            std::sort(v.begin(), v.end(), std::greater<float>());
-            gscore[g] = cfg.expert_score_bias ? v[0] + (per > 1 ? v[1] : 0.f) : v[0];
+            float best = -INFINITY, second = -INFINITY;
+            for (int64_t e = g * per; e < (g + 1) * per; ++e) {
+                if (choice[e] > best) {
+                    second = best;
+                    best = choice[e];
+                } else if (choice[e] > second) {
+                    second = choice[e];
+                }
+            }
+            r.group_score[g] = cfg.expert_score_bias ? best + (per > 1 ? second : 0.f) : best;
         }
-        std::vector<int64_t> order(G);
-        std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return gscore[a] > gscore[b]; });
-        std::vector<bool> keep(G, false);
-        for (int64_t i = 0; i < cfg.n_group_used; ++i) keep[order[i]] = true;
-        for (int64_t e = 0; e < E; ++e)
-            if (!keep[e / per]) choice[e] = -INFINITY;
+        std::iota(r.group_order.begin(), r.group_order.end(), 0);
+        std::stable_sort(r.group_order.begin(), r.group_order.end(),
+                         [&](int64_t a, int64_t b) { return r.group_score[a] > r.group_score[b]; });
+        for (int64_t i = cfg.n_group_used; i < G; ++i) {  // the groups not kept
+            const int64_t g = r.group_order[i];
+            std::fill(choice.begin() + g * per, choice.begin() + (g + 1) * per, -INFINITY);
+        }
     }
-    std::vector<int32_t> order(E);
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + K, order.end(),
+    std::iota(r.order.begin(), r.order.end(), 0);
+    std::partial_sort(r.order.begin(), r.order.begin() + K, r.order.end(),
                       [&](int32_t a, int32_t b) { return choice[a] > choice[b] || (choice[a] == choice[b] && a < b); });
     float sum = 0.f;
     for (int64_t k = 0; k < K; ++k) {
-        ids[k] = order[k];
-        wts[k] = score[order[k]];
+        ids[k] = r.order[k];
+        wts[k] = score[r.order[k]];
         sum += wts[k];
     }
     for (int64_t k = 0; k < K; ++k) {
@@ -199,7 +218,8 @@ void moe_block(StepContext& c, const MoeWeights& w, const DsScratch& s, const fl
     be.matmul(xn, w.router, nullptr, n, s.logits);  // [n, E] f32
     std::vector<int32_t> ids((size_t)(n * K));
     std::vector<float> wts((size_t)(n * K));
-    for (int64_t t = 0; t < n; ++t) route_token(cfg, s.logits + t * E, w.score_bias, &ids[t * K], &wts[t * K]);
+    RouteScratch route(cfg);
+    for (int64_t t = 0; t < n; ++t) route_token(cfg, s.logits + t * E, w.score_bias, &ids[t * K], &wts[t * K], route);
     // Rows of xg grouped by expert: expert e's tokens at [first[e], first[e + 1]).
     // Only this rank's experts [e0, e0 + El) run here (expert parallelism); the others' rows stay out.
     const int64_t e0 = w.first_expert, El = (int64_t)w.experts.size();
