@@ -11,6 +11,7 @@
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <type_traits>
 #include <variant>
 
@@ -19,7 +20,9 @@
 
 namespace gridlm {
 
-using json = nlohmann::json;
+// Ordered: a chat request's messages and tools reach the template with their members in the order
+// given, as Python's json.loads keeps them (tojson output depends on it).
+using json = nlohmann::ordered_json;
 
 InputFormat input_format_from_name(std::string_view name) {
     if (name == "auto") return InputFormat::input_format_auto;
@@ -205,25 +208,50 @@ std::vector<ChatMessage> parse_messages(const json& v) {
         const json* role = field(m, "role");
         if (!role || !role->is_string()) bad(str("messages[", i, "] needs a string 'role'"));
         msg.role = role->get<std::string>();
-        const json* content = field(m, "content");
-        if (!content) bad(str("messages[", i, "] needs a 'content'"));
-        if (content->is_string()) {
-            msg.content = content->get<std::string>();
-        } else if (content->is_array()) {
-            // OpenAI content parts: only text parts can be run by a text model.
-            for (const auto& part : *content) {
-                const json* type = part.is_object() ? field(part, "type") : nullptr;
-                const json* text = part.is_object() ? field(part, "text") : nullptr;
-                if (!type || *type != "text" || !text || !text->is_string())
-                    bad(str("messages[", i, "].content: only {\"type\": \"text\", \"text\": ...} parts are supported"));
-                msg.content += text->get<std::string>();
+        // Content may be absent or null (an assistant turn that only calls tools).
+        if (const json* content = field(m, "content")) {
+            if (content->is_string()) {
+                msg.content = content->get<std::string>();
+            } else if (content->is_array()) {
+                // OpenAI content parts: only text parts can be run by a text model.
+                for (const auto& part : *content) {
+                    const json* type = part.is_object() ? field(part, "type") : nullptr;
+                    const json* text = part.is_object() ? field(part, "text") : nullptr;
+                    if (!type || *type != "text" || !text || !text->is_string())
+                        bad(str("messages[", i,
+                                "].content: only {\"type\": \"text\", \"text\": ...} parts are supported"));
+                    msg.content += text->get<std::string>();
+                }
+            } else {
+                bad(str("messages[", i, "].content must be a string, null or an array of text parts, got ",
+                        type_name(*content)));
             }
-        } else {
-            bad(str("messages[", i, "].content must be a string or an array of text parts"));
         }
+        msg.json = m.dump();  // the whole object reaches the chat template
         out.push_back(std::move(msg));
     }
     return out;
+}
+
+// The members of a chat body besides "messages" that chat templates read.
+void parse_chat_extras(const json& body, ChatExtras& extras) {
+    if (const json* tools = field(body, "tools")) {
+        if (!tools->is_array()) bad(str("field 'tools' must be an array, got ", type_name(*tools)));
+        for (size_t i = 0; i < tools->size(); ++i) {
+            if (!(*tools)[i].is_object()) bad(str("tools[", i, "] must be an object, got ", type_name((*tools)[i])));
+        }
+        extras.tools_json = tools->dump();
+    }
+    if (const json* docs = field(body, "documents")) {
+        if (!docs->is_array()) bad(str("field 'documents' must be an array, got ", type_name(*docs)));
+        extras.documents_json = docs->dump();
+    }
+    if (const json* kw = field(body, "chat_template_kwargs")) {
+        if (!kw->is_object()) bad(str("field 'chat_template_kwargs' must be an object, got ", type_name(*kw)));
+        extras.kwargs_json = kw->dump();
+    }
+    if (const json* agp = field(body, "add_generation_prompt"))
+        extras.add_generation_prompt = as_bool(*agp, "add_generation_prompt");
 }
 
 // "prompt": a string, or an array of token ids (sent to the model as they are).
@@ -248,6 +276,7 @@ void parse_body(const json& body, Request& r) {
     if (messages) {
         r.ref.chat = true;
         r.messages = parse_messages(*messages);
+        parse_chat_extras(body, r.chat_extras);
     } else {
         parse_prompt(*prompt, r);
     }
@@ -423,6 +452,36 @@ ReadRecord PromptReader::parse_json(const std::string& line, int64_t line_no) {
         return RecordError{r.ref, e.code, e.message};
     }
     return r;
+}
+
+ChatFile read_chat_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(str("cannot open chat file '", path, "'"));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) throw Error(str("cannot read chat file '", path, "'"));
+    json doc;
+    try {
+        doc = json::parse(ss.str());
+    } catch (const json::parse_error& e) {
+        throw Error(str(path, ": not valid JSON: ", e.what()));
+    }
+    ChatFile out;
+    try {
+        if (doc.is_array()) {
+            out.messages = parse_messages(doc);
+        } else if (doc.is_object()) {
+            const json* messages = field(doc, "messages");
+            if (!messages) bad("missing 'messages'");
+            out.messages = parse_messages(*messages);
+            parse_chat_extras(doc, out.extras);
+        } else {
+            bad(str("expected an array of messages or an object with 'messages', got ", type_name(doc)));
+        }
+    } catch (const BadRecord& e) {
+        throw Error(str(path, ": ", e.message));
+    }
+    return out;
 }
 
 std::optional<int64_t> count_records(const std::string& path, uint64_t max_bytes) {

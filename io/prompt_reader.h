@@ -30,6 +30,16 @@ const char* input_format_name(InputFormat f);
 // else *bad_offset (when given) is the byte offset of the first bad sequence.
 bool is_valid_utf8(std::string_view s, size_t* bad_offset = nullptr);
 
+// A conversation in a file (`gridlm tokenize --chat`): a JSON array of messages, or an object
+// with "messages" and the optional "tools", "documents", "chat_template_kwargs" and
+// "add_generation_prompt" (default true), each checked as in a JSONL record. Throws Error naming
+// the file and what is wrong.
+struct ChatFile {
+    std::vector<ChatMessage> messages;
+    ChatExtras extras;
+};
+ChatFile read_chat_file(const std::string& path);
+
 struct PromptReaderOptions {
     InputFormat format = InputFormat::input_format_auto;
     SamplingParams defaults;  // for every field a record does not set

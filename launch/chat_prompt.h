@@ -16,17 +16,25 @@ namespace gridlm {
 class Tokenizer;
 struct TokenizerData;
 
+// The text of a --chat-template file; throws Error when it cannot be read or is empty.
+std::string read_chat_template_file(const std::string& path);
+
 class ChatPrompter {
 public:
-    explicit ChatPrompter(const TokenizerData& data);
+    // override_source: Jinja text replacing the checkpoint's template (--chat-template), named
+    // override_origin in messages; empty: the checkpoint's. A bad override is an Error here (a
+    // start-up error); a bad template in the checkpoint only makes chat requests fail, one by one.
+    explicit ChatPrompter(const TokenizerData& data, const std::string& override_source = {},
+                          const std::string& override_origin = {});
 
     bool available() const { return tmpl_.has_value(); }
     const std::string& unavailable_reason() const { return reason_; }
     std::string template_name() const { return tmpl_ ? tmpl_->name() : std::string("none"); }
 
-    // Adds the generation prompt. Throws gridlm::Error when no template is available or for a
-    // role the template does not render.
-    std::vector<int32_t> encode(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages) const;
+    // Renders and tokenizes a request's chat. Throws gridlm::Error when no template is available,
+    // ChatTemplateError when the template fails on or refuses this chat.
+    std::vector<int32_t> encode(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
+                                const ChatExtras& extras) const;
 
 private:
     std::optional<ChatTemplate> tmpl_;

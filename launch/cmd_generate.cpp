@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/core/error.h"
+#include "engine/core/hash.h"
 #include "engine/kv/kv_cache.h"
 #include "engine/model/model.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -81,12 +82,14 @@ const char* usage_head =
 
 // The options that change what a record's line says (the grid, threads and batching do not).
 std::map<std::string, std::string> output_options(const po::variables_map& vm, const SamplingParams& p,
-                                                  uint64_t job_seed) {
+                                                  uint64_t job_seed, const std::string& chat_template) {
     std::map<std::string, std::string> o = sampling_manifest_options(p, job_seed);
     for (const char* k : {"input-format", "order", "dtype", "kv-cache-dtype"}) o[k] = vm[k].as<std::string>();
     o["max-model-len"] = str(vm["max-model-len"].as<int64_t>());
     o["max-prompt-tokens"] = str(vm["max-prompt-tokens"].as<int64_t>());
     o["model-name"] = vm.count("model-name") ? vm["model-name"].as<std::string>() : "";
+    // A changed template changes chat prompts: --resume must see the same text.
+    o["chat-template"] = chat_template.empty() ? "" : str(std::hex, fnv1a64(chat_template));
     return o;
 }
 
@@ -132,7 +135,10 @@ int run_generate(const std::vector<std::string>& args) {
         ("input-format", po::value<std::string>()->default_value("auto"),
          "auto (.txt extension, else the first record), txt, jsonl or openai")
         ("order", po::value<std::string>()->default_value("finished"),
-         "finished: write each record when it finishes; input: in input order");
+         "finished: write each record when it finishes; input: in input order")
+        ("chat-template", po::value<std::string>(),
+         "Jinja chat template file rendering 'messages' records instead of the checkpoint's own (HF "
+         "chat_template.jinja / tokenizer_config.json 'chat_template' text)");
     add_sampling_options(opts);
     opts.add_options()
         ("max-seqs,b", po::value<int>()->default_value(16),
@@ -271,6 +277,8 @@ int run_generate(const std::vector<std::string>& args) {
     int64_t context = 0;
     std::vector<int64_t> stage_layers;
     TpSplitTypes split_types;
+    std::string chat_template;  // --chat-template's text
+    std::unique_ptr<ChatPrompter> chat;
     collective_phase(mpi, [&] {
         topo = std::make_unique<Topology>(grid_shape, mpi.size());  // world size == dp*pp*tp
         me = topo->coord_of(mpi.rank());
@@ -283,7 +291,11 @@ int run_generate(const std::vector<std::string>& args) {
             std::ifstream probe(prompts_path);
             if (!probe || fs::is_directory(prompts_path)) throw Error(str("cannot open prompts file ", prompts_path));
         }
+        if (vm.count("chat-template")) chat_template = read_chat_template_file(vm["chat-template"].as<std::string>());
         ck = open_checkpoint(vm["model"].as<std::string>());
+        chat = std::make_unique<ChatPrompter>(
+            ck.tokenizer, chat_template,
+            str("file '", vm.count("chat-template") ? vm["chat-template"].as<std::string>() : "", "'"));
         split_types = weight_split_types(ck, weight_policy);
         check_tensor_parallel(ck.config, grid_shape.tp, split_types);
         stage_layers = pipeline_layers(ck.config, grid_shape.pp, pp_layers);
@@ -294,7 +306,7 @@ int run_generate(const std::vector<std::string>& args) {
         if (grid.writer()) {
             check_output_writable(output_path);
             recovered = prepare_output(output_path, prompts_path, vm["model"].as<std::string>(),
-                                       output_options(vm, p, job.seed), resume, retry_errors);
+                                       output_options(vm, p, job.seed, chat_template), resume, retry_errors);
         }
     });
     job.sched.context = context;
@@ -312,12 +324,10 @@ int run_generate(const std::vector<std::string>& args) {
     job.done.insert(recovered.done.begin(), recovered.done.end());
     const bool quiet = vm["quiet"].as<bool>();
     std::unique_ptr<Tokenizer> tokenizer;
-    std::unique_ptr<ChatPrompter> chat;
     std::unique_ptr<Model> model;
     std::unique_ptr<KvCache> kv;
     collective_phase(mpi, [&] {
         tokenizer = std::make_unique<Tokenizer>(ck.tokenizer);
-        chat = std::make_unique<ChatPrompter>(ck.tokenizer);
         const ModelShard shard = ModelShard::of(ck.config, stage_layers, me.pp, grid_shape.tp, me.tp, split_types);
         model = std::make_unique<Model>(ck.config, *ck.weights, weight_policy,
                                         std::shared_ptr<Backend>(make_cpu_backend(threads)), shard, comms.tp.get());

@@ -153,7 +153,9 @@ private:
         auto error = [&](const char* code, std::string msg) { return RecordError{r.ref, code, std::move(msg)}; };
         try {
             if (r.prompt_token_ids.empty())
-                r.prompt_token_ids = r.ref.chat ? chat_.encode(tok_, r.messages) : tok_.encode(r.prompt);
+                r.prompt_token_ids = r.ref.chat ? chat_.encode(tok_, r.messages, r.chat_extras) : tok_.encode(r.prompt);
+        } catch (const ChatTemplateError& e) {
+            return error("chat_template", e.what());
         } catch (const Error& e) {
             return error("invalid_prompt", e.what());
         }
@@ -199,6 +201,8 @@ int run_score(const std::vector<std::string>& args) {
          "--prompts: auto (.txt extension, else the first record), txt, jsonl or openai")
         ("order", po::value<std::string>()->default_value("finished"),
          "--prompts: finished (each record when scored) or input (in input order)")
+        ("chat-template", po::value<std::string>(),
+         "--prompts: Jinja chat template file rendering 'messages' records instead of the checkpoint's own")
         ("threads", po::value<int>()->default_value(0), "CPU threads per rank; 0 = the cores this rank may use")
         ("dtype", po::value<std::string>()->default_value("auto"),
          "weight matrices in memory: auto (as the checkpoint stores them), f32, bf16 or f16 (as gridlm generate)");
@@ -300,7 +304,10 @@ int run_score(const std::vector<std::string>& args) {
     int64_t n_windows = 0;
     collective_phase(mpi, "score", [&] {
         tokenizer = std::make_unique<Tokenizer>(ck.tokenizer);
-        chat = std::make_unique<ChatPrompter>(ck.tokenizer);
+        const std::string chat_template_path = vm.count("chat-template") ? vm["chat-template"].as<std::string>() : "";
+        chat = std::make_unique<ChatPrompter>(
+            ck.tokenizer, chat_template_path.empty() ? std::string() : read_chat_template_file(chat_template_path),
+            str("file '", chat_template_path, "'"));
         if (text_mode) {
             // As llama.cpp's perplexity tool: special-token text is read as plain text.
             tokens = tokenizer->encode(text, EncodeOptions{.add_bos = true, .parse_special = false});

@@ -17,6 +17,9 @@
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/h5_checkpoint.h"
+#include "io/hf_checkpoint.h"
+#include "io/prompt_reader.h"
+#include "launch/chat_prompt.h"
 #include "launch/cli_options.h"
 #include "launch/commands.h"
 
@@ -28,15 +31,19 @@ namespace po = boost::program_options;
 const char* usage_head =
     "usage: gridlm tokenize --model M.h5 [--json] [--no-bos] [--no-special] TEXT...\n"
     "       gridlm tokenize --model M.h5 [--json] [--no-bos] [--no-special] --file PATH\n"
-    "       gridlm tokenize --model M.h5 [--json] [--no-bos] --chat MESSAGES.json\n\n"
+    "       gridlm tokenize --model M.h5 [--json] [--no-bos] --chat CHAT.json [--chat-template T.jinja]\n"
+    "       gridlm tokenize --model M.h5 --chat CHAT.json [--chat-template T.jinja] --rendered\n\n"
     "Prints the token ids of TEXT (several words are joined with single spaces), of the bytes of\n"
-    "a file, or of a chat rendered with the checkpoint's chat template (generation prompt added).\n"
-    "MESSAGES.json is an array of {\"role\": ..., \"content\": ...} objects, or an object whose\n"
-    "\"messages\" member is one.\n\n"
+    "a file, or of a chat rendered with the checkpoint's chat template (or --chat-template's).\n"
+    "CHAT.json is an array of messages ({\"role\": ..., \"content\": ...}, plus any member the\n"
+    "template reads: tool_calls, name, reasoning_content...), or an object {\"messages\": [...],\n"
+    "\"tools\": [...], \"documents\": [...], \"chat_template_kwargs\": {...},\n"
+    "\"add_generation_prompt\": true|false (default true)}. --rendered prints exactly the rendered\n"
+    "prompt text and nothing else.\n\n"
     "Output: one line per token, `id<TAB>\"piece\"`, the piece being the token's text with\n"
     "\\n, \\t, \\\", \\\\ and \\xNN escapes (bytes of a character split over tokens appear as \\xNN);\n"
     "with --json exactly one line {\"ids\": [...], \"pieces\": [...]}.\n\n"
-    "exit status: 0 success; 1 unreadable model or input, unknown chat template; 2 usage error\n\n"
+    "exit status: 0 success; 1 unreadable model or input, chat template error; 2 usage error\n\n"
     "options";
 
 std::string read_input_file(const std::string& path, const char* what) {
@@ -48,45 +55,20 @@ std::string read_input_file(const std::string& path, const char* what) {
     return ss.str();
 }
 
-// A .gguf is read for its vocabulary only (its tensor data may be cut off); anything else is
+// A .gguf is read for its vocabulary only (its tensor data may be cut off), a directory as a
+// Hugging Face model (config.json for the vocabulary size, tokenizer files); anything else is
 // taken to be a native checkpoint.
 TokenizerData load_tokenizer_data(const std::string& path) {
     if (!std::filesystem::exists(path)) throw Error(str("model file '", path, "' does not exist"));
+    if (std::filesystem::is_directory(path)) {  // a Hugging Face model directory
+        return hf_tokenizer_data(path, hf_model_config((std::filesystem::path(path) / "config.json").string()).n_vocab);
+    }
     if (std::filesystem::path(path).extension() == ".gguf") {
         GgufFile gguf(path, /*need_tensor_data=*/false);
         return gguf_tokenizer_data(gguf);
     }
     H5Checkpoint checkpoint(path);
     return checkpoint.tokenizer();
-}
-
-std::vector<ChatMessage> parse_messages(const std::string& path) {
-    const std::string text = read_input_file(path, "messages file");
-    nlohmann::json doc;
-    try {
-        doc = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-        // The library's message names the line and column of the problem.
-        throw Error(str(path, ": not valid JSON: ", e.what()));
-    }
-    const nlohmann::json* list = &doc;
-    if (doc.is_object()) {
-        if (!doc.contains("messages"))
-            throw Error(str(path, ": expected an array of messages or an object with \"messages\""));
-        list = &doc["messages"];
-    }
-    if (!list->is_array()) throw Error(str(path, ": \"messages\" must be an array of {\"role\", \"content\"} objects"));
-    std::vector<ChatMessage> messages;
-    for (size_t i = 0; i < list->size(); ++i) {
-        const auto& m = (*list)[i];
-        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
-            !m["content"].is_string()) {
-            throw Error(str(path, ": message ", i, " must be an object with string \"role\" and \"content\""));
-        }
-        messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
-    }
-    if (messages.empty()) throw Error(str(path, ": the chat has no messages"));
-    return messages;
 }
 
 // A token's bytes for display: printable characters as they are, the rest escaped, so that
@@ -138,12 +120,15 @@ int run_tokenize(const std::vector<std::string>& args) {
     po::options_description opts(usage_head);
     opts.add_options()("help,h", "show this help and exit")(
         "model", po::value<std::string>(),
-        "checkpoint: a gridlm .h5 (from `gridlm convert`, --vocab-only is enough) "
-        "or a .gguf (vocabulary read only); required")(
-        "json", po::bool_switch(),
-        "print one JSON line {\"ids\": [...], \"pieces\": [...]} (default: one line per token)")(
+        "checkpoint: a gridlm .h5 (from `gridlm convert`, --vocab-only is enough), "
+        "a .gguf (vocabulary read only) or a Hugging Face model directory (config.json and tokenizer files); "
+        "required")("json", po::bool_switch(),
+                    "print one JSON line {\"ids\": [...], \"pieces\": [...]} (default: one line per token)")(
         "file", po::value<std::string>(), "tokenize the bytes of this file instead of TEXT")(
         "chat", po::value<std::string>(), "render this JSON chat with the checkpoint's chat template, then tokenize")(
+        "chat-template", po::value<std::string>(),
+        "with --chat: render with this Jinja file instead of the checkpoint's template")(
+        "rendered", po::bool_switch(), "with --chat: print the rendered prompt text instead of token ids")(
         "no-bos", po::bool_switch(),
         "do not prepend BOS (default: prepended when the checkpoint asks for it; "
         "with --chat never doubled when the template writes it)")(
@@ -169,12 +154,18 @@ int run_tokenize(const std::vector<std::string>& args) {
     const bool no_bos = vm["no-bos"].as<bool>();
     const bool no_special = vm["no-special"].as<bool>();
     if (no_special && vm.count("chat")) throw UsageError("--no-special cannot be combined with --chat");
+    const bool rendered = vm["rendered"].as<bool>();
+    if ((rendered || vm.count("chat-template")) && !vm.count("chat"))
+        throw UsageError("--rendered and --chat-template go with --chat");
+    if (rendered && vm["json"].as<bool>()) throw UsageError("--rendered cannot be combined with --json");
 
     // Read the inputs before the (slower) model, so that a bad input file fails fast.
     std::string text;
-    std::vector<ChatMessage> messages;
+    ChatFile chat;
+    std::string chat_template;
     if (vm.count("chat")) {
-        messages = parse_messages(vm["chat"].as<std::string>());
+        chat = read_chat_file(vm["chat"].as<std::string>());
+        if (vm.count("chat-template")) chat_template = read_chat_template_file(vm["chat-template"].as<std::string>());
     } else if (vm.count("file")) {
         text = read_input_file(vm["file"].as<std::string>(), "input file");
     } else {
@@ -186,8 +177,17 @@ int run_tokenize(const std::vector<std::string>& args) {
     const Tokenizer tok(data);
     std::vector<int32_t> ids;
     if (vm.count("chat")) {
-        const ChatTemplate tmpl = ChatTemplate::from_tokenizer_data(data);
-        ids = encode_chat_prompt(tok, tmpl.apply(messages, /*add_generation_prompt=*/true), !no_bos);
+        const ChatTemplate tmpl = ChatTemplate::from_tokenizer_data(
+            data, chat_template,
+            vm.count("chat-template") ? str("file '", vm["chat-template"].as<std::string>(), "'") : std::string());
+        const std::string prompt = tmpl.apply(chat.messages, chat.extras);
+        if (rendered) {
+            std::cout << prompt;
+            std::cout.flush();
+            if (!std::cout) throw Error("cannot write the output");
+            return exit_ok;
+        }
+        ids = encode_chat_prompt(tok, prompt, !no_bos);
     } else {
         ids = tok.encode(text, {.add_bos = !no_bos, .parse_special = !no_special});
     }

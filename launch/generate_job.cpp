@@ -210,11 +210,13 @@ private:
         try {
             if (r.prompt_token_ids.empty()) {
                 if (r.ref.chat) {
-                    r.prompt_token_ids = m_.chat.encode(m_.tokenizer, r.messages);
+                    r.prompt_token_ids = m_.chat.encode(m_.tokenizer, r.messages, r.chat_extras);
                 } else {
                     r.prompt_token_ids = m_.tokenizer.encode(r.prompt);
                 }
             }
+        } catch (const ChatTemplateError& e) {
+            return error("chat_template", e.what());
         } catch (const Error& e) {
             return error("invalid_prompt", e.what());
         }

@@ -43,6 +43,7 @@ struct Request {
     RecordRef ref;
     std::string prompt;                     // plain prompt text (when !ref.chat)
     std::vector<ChatMessage> messages;      // chat messages (when ref.chat)
+    ChatExtras chat_extras;                 // tools, documents, chat_template_kwargs (when ref.chat)
     std::vector<int32_t> prompt_token_ids;  // given in the record, or filled by tokenization
     SamplingParams params;
 };

@@ -1,58 +1,61 @@
-// Chat templates: turns a conversation into the prompt text a checkpoint was trained on.
-// The checkpoint's Jinja source is recognised among known templates (no general Jinja engine)
-// and rendered natively, byte-identical to HF apply_chat_template with add_generation_prompt.
+// Chat templates: turns a conversation into the prompt text a checkpoint was trained on, by
+// rendering the checkpoint's own Jinja template (GGUF tokenizer.chat_template, HF
+// tokenizer_config.json / chat_template.jinja, or a file given by the user) with engine/jinja,
+// the way HF apply_chat_template does: variables messages, tools, documents,
+// add_generation_prompt, bos_token, eos_token and the request's chat_template_kwargs.
 #pragma once
 
 #include <cstdint>
+#include <ctime>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "engine/core/chat_message.h"  // ChatMessage: role (system, user, assistant, tool) + content
+#include "engine/core/chat_message.h"  // ChatMessage (role, content, its JSON), ChatExtras
 #include "engine/core/tokenizer_data.h"
+#include "engine/jinja/template.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace gridlm {
 
-enum class ChatStyle {
-    chat_style_chatml,       // <|im_start|>role\n...<|im_end|>\n for any role (SmolLM2, plain ChatML)
-    chat_style_qwen2,        // ChatML with Qwen2.5's role rules (tool results folded into a user turn)
-    chat_style_deepseek_r1,  // BOS + system + <｜User｜>/<｜Assistant｜> turns; earlier <think> dropped
+// A chat the template could not render (an error in the template, or the template refused the
+// conversation with raise_exception). Its message names the template, the line and the reason.
+class ChatTemplateError : public Error {
+public:
+    using Error::Error;
 };
 
 class ChatTemplate {
 public:
-    // Recognises `jinja_source`; throws gridlm::Error naming its first line when it is not one of
-    // the known templates. bos_token / eos_token are the texts the template's variables hold.
-    ChatTemplate(const std::string& jinja_source, std::string bos_token, std::string eos_token);
+    // Parses `jinja_source`; throws gridlm::Error ("chat template <origin>, line N: reason") for a
+    // syntax error. bos_token / eos_token: the texts the template's variables hold (nullopt: the
+    // variable is left undefined, as HF leaves it for a tokenizer without that token). origin
+    // names the template in messages ("of the checkpoint", "file t.jinja").
+    ChatTemplate(const std::string& jinja_source, std::optional<std::string> bos_token,
+                 std::optional<std::string> eos_token, std::string origin);
 
-    // From a checkpoint's tokenizer: its chat_template with its BOS/EOS token texts.
-    static ChatTemplate from_tokenizer_data(const TokenizerData& data);
+    // The checkpoint's template with its BOS/EOS token texts; throws gridlm::Error when the
+    // checkpoint has none. override_source (when not empty) replaces the checkpoint's template.
+    static ChatTemplate from_tokenizer_data(const TokenizerData& data, const std::string& override_source = {},
+                                            const std::string& override_origin = {});
 
-    // The prompt text. Throws gridlm::Error for an empty conversation or a role the template
-    // does not render.
-    std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt = true) const;
+    // The prompt text. Throws ChatTemplateError naming the template line and the reason when
+    // rendering fails or the template calls raise_exception; gridlm::Error for an empty
+    // conversation or malformed message/extras JSON.
+    std::string apply(const std::vector<ChatMessage>& messages, const ChatExtras& extras = {}) const;
 
-    const std::string& name() const { return name_; }
-    ChatStyle style() const { return style_; }
-    // ChatML: the system prompt inserted when the conversation does not start with one
-    // (has_default_system() false: none inserted). DeepSeek-R1: unused.
-    bool has_default_system() const { return has_default_system_; }
-    const std::string& default_system() const { return default_system_; }
+    // Where the template came from and a short digest of its source, for the start-up line.
+    std::string name() const;
 
-    // Names of the recognised templates, for messages.
-    static std::string known_templates();
+    // Fixes the time strftime_now() formats (tests).
+    void set_now(std::time_t t) { options_.now = t; }
 
 private:
-    std::string render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
-    std::string render_deepseek_r1(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
-
-    std::string name_;
-    ChatStyle style_ = ChatStyle::chat_style_chatml;
-    bool has_default_system_ = false;
-    std::string default_system_;
-    std::string generation_suffix_;  // DeepSeek-R1: text after <｜Assistant｜> in the generation prompt
-    std::string bos_token_;
-    std::string eos_token_;
+    jinja::Template template_;
+    std::optional<std::string> bos_token_, eos_token_;
+    std::string origin_;
+    uint64_t digest_ = 0;
+    jinja::RenderOptions options_;
 };
 
 // Ids of a rendered chat prompt, control tokens parsed. A template that writes BOS itself

@@ -1,5 +1,6 @@
-// Chat template tests: each test checkpoint's template rendered natively against jinja2 with HF
-// semantics (tests/reference/make_chat_golden.py), token ids against llama.cpp, and recognition.
+// Chat template tests: each test checkpoint's own template rendered by the Jinja interpreter
+// against jinja2 with HF semantics (tests/reference/make_chat_golden.py), token ids against
+// llama.cpp and HF; the corpus of real templates is in test_chat_corpus.cpp.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -17,12 +18,11 @@ namespace {
 struct Model {
     const char* key;
     const char* file;
-    const char* template_name;
 };
 const Model models[] = {
-    {"smollm2", test::smollm2_gguf, "smollm2-chatml"},
-    {"qwen2.5", test::qwen_gguf, "qwen2.5-chatml"},
-    {"deepseek-r1", test::r1_gguf, "deepseek-r1"},
+    {"smollm2", test::smollm2_gguf},
+    {"qwen2.5", test::qwen_gguf},
+    {"deepseek-r1", test::r1_gguf},
 };
 
 struct GoldenChat {
@@ -43,7 +43,7 @@ std::vector<GoldenChat> golden_chats(const std::string& key) {
         if (kind == "conv") {
             chats.push_back({f.at(2), {}, {}, {}, {}, false, {}, false});
         } else if (kind == "msg") {
-            chats.back().messages.push_back({f.at(1), test::from_hex(f.size() > 2 ? f[2] : "")});
+            chats.back().messages.push_back({f.at(1), test::from_hex(f.size() > 2 ? f[2] : ""), ""});
         } else if (kind == "text") {
             chats.back().text = test::from_hex(f.at(1));
         } else if (kind == "ids") {
@@ -65,7 +65,6 @@ TEST_P(ChatGolden, RendersLikeJinjaAndTokenizesLikeLlamaCpp) {
     const Model m = GetParam();
     const TokenizerData& data = test::gguf_tokenizer(m.file);
     const ChatTemplate tmpl = ChatTemplate::from_tokenizer_data(data);
-    EXPECT_EQ(tmpl.name(), m.template_name);
     const Tokenizer tok(data);
     const auto chats = golden_chats(m.key);
     ASSERT_GE(chats.size(), 6u);
@@ -92,65 +91,63 @@ INSTANTIATE_TEST_SUITE_P(Models, ChatGolden, ::testing::ValuesIn(models),
                              return name;
                          });
 
-TEST(ChatTemplate, DefaultSystemPromptsComeFromTheTemplates) {
-    const auto smol = ChatTemplate::from_tokenizer_data(test::gguf_tokenizer(test::smollm2_gguf));
-    EXPECT_TRUE(smol.has_default_system());
-    EXPECT_EQ(smol.default_system(), "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
-    const auto qwen = ChatTemplate::from_tokenizer_data(test::gguf_tokenizer(test::qwen_gguf));
-    EXPECT_EQ(qwen.default_system(), "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
-    EXPECT_EQ(qwen.apply({{"user", "hi"}}),
-              "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
-              "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
-}
-
-TEST(ChatTemplate, UnknownTemplateIsAnErrorNamingIt) {
+TEST(ChatTemplate, SyntaxErrorNamesTheOriginAndLine) {
     try {
-        ChatTemplate tmpl("{% for m in messages %}[[{{ m.content }}]]{% endfor %}\nsecond line", "<s>", "</s>");
+        ChatTemplate tmpl("{% for m in messages %}\n{{ m.content }}\n", "<s>", "</s>", "file 't.jinja'");
         FAIL() << "expected gridlm::Error";
     } catch (const Error& e) {
         const std::string msg = e.what();
-        EXPECT_NE(msg.find("{% for m in messages %}[[{{ m.content }}]]{% endfor %}"), std::string::npos) << msg;
-        EXPECT_EQ(msg.find("second line"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("deepseek-r1"), std::string::npos) << "should list the known templates: " << msg;
-    }
-    EXPECT_THROW(ChatTemplate("", "<s>", "</s>"), Error);
-    // A known template with one character changed is no longer recognised.
-    std::string source = test::gguf_tokenizer(test::smollm2_gguf).chat_template;
-    source.replace(source.find("<|im_end|>"), 10, "<|im_stop|>");
-    EXPECT_THROW(ChatTemplate(source, "", ""), Error);
-}
-
-TEST(ChatTemplate, PlainChatMlWithEitherNewlineSpelling) {
-    const std::string escaped =
-        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-        "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-    std::string raw = escaped;
-    for (size_t p; (p = raw.find("\\n")) != std::string::npos;) raw.replace(p, 2, "\n");
-    for (const auto& source : {escaped, raw}) {
-        const ChatTemplate tmpl(source, "", "");
-        EXPECT_EQ(tmpl.name(), "chatml");
-        EXPECT_FALSE(tmpl.has_default_system());
-        EXPECT_EQ(tmpl.apply({{"user", "a"}, {"assistant", "b"}}),
-                  "<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\nb<|im_end|>\n<|im_start|>assistant\n");
+        EXPECT_NE(msg.find("chat template file 't.jinja', line 1: unclosed '{% for %}'"), std::string::npos) << msg;
     }
 }
 
-TEST(ChatTemplate, DeepSeekR1LaterReleaseOpensThinking) {
-    std::string source = test::gguf_tokenizer(test::r1_gguf).chat_template;
-    const std::string tail = "{{'<｜Assistant｜>'}}{% endif %}";
-    ASSERT_EQ(source.substr(source.size() - tail.size()), tail);
-    source.replace(source.size() - tail.size(), tail.size(), "{{'<｜Assistant｜><think>\\n'}}{% endif %}");
-    const ChatTemplate tmpl(source, "<BOS>", "<EOS>");
-    EXPECT_EQ(tmpl.apply({{"user", "hi"}}), "<BOS><｜User｜>hi<｜Assistant｜><think>\n");
-    EXPECT_EQ(tmpl.apply({{"user", "hi"}}, /*add_generation_prompt=*/false), "<BOS><｜User｜>hi");
+TEST(ChatTemplate, RefusalAndRenderErrorsNameTheLine) {
+    const ChatTemplate tmpl(
+        "{% if messages[0].role == 'system' %}\n{{ raise_exception('no system role') }}\n{% endif %}"
+        "{{ messages[0].content + 1 }}",
+        "<s>", "</s>", "of the checkpoint");
+    try {
+        tmpl.apply({{"system", "s", ""}});
+        FAIL() << "expected ChatTemplateError";
+    } catch (const ChatTemplateError& e) {
+        EXPECT_STREQ(e.what(),
+                     "chat template of the checkpoint refused the chat (raise_exception at line 2): no system role");
+    }
+    try {
+        tmpl.apply({{"user", "u", ""}});
+        FAIL() << "expected ChatTemplateError";
+    } catch (const ChatTemplateError& e) {
+        EXPECT_NE(std::string(e.what()).find("line 3: unsupported operand type(s) for +: 'str' and 'int'"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_THROW(tmpl.apply({}), Error);
 }
 
-TEST(ChatTemplate, RolesOutsideTheTemplateAreErrors) {
-    const auto qwen = ChatTemplate::from_tokenizer_data(test::gguf_tokenizer(test::qwen_gguf));
-    EXPECT_THROW(qwen.apply({{"narrator", "x"}}), Error);
-    EXPECT_THROW(qwen.apply({}), Error);
-    const auto smol = ChatTemplate::from_tokenizer_data(test::gguf_tokenizer(test::smollm2_gguf));
-    EXPECT_NO_THROW(smol.apply({{"narrator", "x"}}));  // SmolLM2's template writes any role
+TEST(ChatTemplate, MessagesReachTheTemplateWhole) {
+    // Members besides role/content (tool_calls, name...) and the extras are visible to templates.
+    const ChatTemplate tmpl(
+        "{% for m in messages %}{{ m.role }}:{{ m.content }}{% if m.tool_calls %}{{ m.tool_calls | tojson }}"
+        "{% endif %};{% endfor %}{{ tools | length }}|{{ enable_thinking }}|{{ add_generation_prompt }}|"
+        "{{ bos_token is defined }}",
+        std::nullopt, "</s>", "test");
+    ChatMessage call{"assistant", "", R"({"role": "assistant", "content": null, "tool_calls": [{"b": 1, "a": 0.5}]})"};
+    ChatExtras extras;
+    extras.tools_json = R"([{"type": "function"}, {"type": "function"}])";
+    extras.kwargs_json = R"({"enable_thinking": false})";
+    extras.add_generation_prompt = false;
+    EXPECT_EQ(tmpl.apply({{"user", "hi", ""}, call}, extras),
+              R"(user:hi;assistant:None[{"b": 1, "a": 0.5}];2|False|False|False)");
+    EXPECT_THROW(tmpl.apply({{"user", "x", "{not json"}}), Error);
+}
+
+TEST(ChatTemplate, CheckpointWithoutTemplateIsAnError) {
+    TokenizerData data = test::gguf_tokenizer(test::smollm2_gguf);
+    data.chat_template.clear();
+    EXPECT_THROW(ChatTemplate::from_tokenizer_data(data), Error);
+    // An override replaces the checkpoint's template (or stands in for a missing one).
+    const ChatTemplate t = ChatTemplate::from_tokenizer_data(data, "[{{ messages[0].content }}]", "file 'x'");
+    EXPECT_EQ(t.apply({{"user", "hi", ""}}), "[hi]");
 }
 
 }  // namespace

@@ -182,7 +182,7 @@ TEST(PromptReader, BadRecordsBecomeErrorsWithTheirLine) {
         {R"({"id": "u", "prompt": "x", "min_tokens": 10, "max_tokens": 5})", "min_tokens must be in"},
         {R"({"id": "v", "prompt": "x", "ignore_eos": 1})", "must be true or false"},
         {R"({"id": "w", "prompt": "x", "messages": [{"role": "user", "content": "y"}]})", "not both"},
-        {R"({"id": "x", "messages": [{"role": "user"}]})", "needs a 'content'"},
+        {R"({"id": "x", "messages": [{"role": "user", "content": 5}]})", "must be a string, null or an array"},
         {R"({"id": "y", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", "text"},
         {R"({"id": "z", "prompt": ""})", "is empty"},
         {"{\"id\": \"bad-utf8\", \"prompt\": \"\xff\"}", "invalid UTF-8"},
