@@ -40,4 +40,7 @@ bool has_test(const std::string& name);
 // Unicode code points of a UTF-8 string, as Python's len() / indexing see them.
 size_t char_length(const std::string& s);
 
+// d.name for a dict method (items, keys, values, get, copy) bound to d; undefined otherwise.
+Value dict_method(const Value& d, const std::string& name);
+
 }  // namespace gridlm::jinja

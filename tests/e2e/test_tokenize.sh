@@ -46,9 +46,9 @@ expect_rc 1 "missing --file" tok qwen --file "$tmp/none.txt"
 printf '[\n  {"role": "user", "content": "hi"},\n  {"role": "user" "content": "x"}\n]\n' >"$tmp/bad.json"
 expect_rc 1 "bad chat JSON" tok qwen --chat "$tmp/bad.json"
 grep -q "line 3" "$tmp/stderr" || fail "bad chat JSON: message lacks the line: $(cat "$tmp/stderr")"
-printf '[{"role": "user"}]' >"$tmp/nocontent.json"
-expect_rc 1 "message without content" tok qwen --chat "$tmp/nocontent.json"
-grep -q "message 0" "$tmp/stderr" || fail "message without content: $(cat "$tmp/stderr")"
+printf '[{"role": "user", "content": 5}]' >"$tmp/badcontent.json"
+expect_rc 1 "message with a number as content" tok qwen --chat "$tmp/badcontent.json"
+grep -q "messages\[0\].content must be a string" "$tmp/stderr" || fail "number as content: $(cat "$tmp/stderr")"
 
 # --- ids against llama.cpp (tests/reference/golden/tokenizer_*.tsv) ---------------------------------
 expect_ids "smollm2 digits" "19556 905 216 33 34 35 36 37 1326 982" tok smollm2 --json "Hello world 12345 don't"
