@@ -22,7 +22,8 @@ echo "[test] ctest (build/)" >&2
 (cd "$repo/build" && ctest --output-on-failure -j "$jobs" --timeout 900)
 
 echo "[test] sanitizer build of the file-format readers (build-asan/)" >&2
-asan_tests=(test_gguf_bad_files test_safetensors test_safetensors_fp8 test_gguf_deepseek test_h5_checkpoint_errors test_job_journal)
+asan_tests=(test_gguf_bad_files test_safetensors test_safetensors_fp8 test_gguf_deepseek test_h5_checkpoint_errors test_job_journal
+  test_jinja test_chat_corpus)
 mkdir -p "$repo/build-asan"
 cmake -S "$repo" -B "$repo/build-asan" -DCMAKE_BUILD_TYPE=Debug -DGRIDLM_SANITIZE=ON -DGRIDLM_CUDA=OFF \
   >"$repo/build-asan/configure.log" 2>&1 || { cat "$repo/build-asan/configure.log" >&2; exit 1; }
