@@ -28,17 +28,6 @@ std::string compact_json(const Value& v) {
     return jinja::to_json(v, st);
 }
 
-// The golden's fixed clock, 2026-01-15 10:30:00 local time.
-std::time_t golden_now() {
-    std::tm tm{};
-    tm.tm_year = 2026 - 1900;
-    tm.tm_mday = 15;
-    tm.tm_hour = 10;
-    tm.tm_min = 30;
-    tm.tm_isdst = -1;
-    return std::mktime(&tm);
-}
-
 struct Conversation {
     std::vector<ChatMessage> messages;
     ChatExtras extras;
@@ -89,7 +78,7 @@ TEST(ChatCorpus, EveryTemplateRendersEveryConversationLikeTransformers) {
             return v->as_string();
         };
         ChatTemplate tmpl(source, token("bos_token"), token("eos_token"), "file '" + file + "'");
-        tmpl.set_now(golden_now());
+        tmpl.set_now(test::template_golden_now());
         std::unique_ptr<Tokenizer> tok;
         if (const Value* key = t.find("tokenizer"); key && key->is_string()) {
             const char* gguf = tokenizer_file(key->as_string());

@@ -17,24 +17,12 @@ namespace {
 
 using jinja::Value;
 
-// 2026-01-15 10:30:00 in the local time zone, the golden's fixed strftime_now() time.
-std::time_t golden_now() {
-    std::tm tm{};
-    tm.tm_year = 2026 - 1900;
-    tm.tm_mon = 0;
-    tm.tm_mday = 15;
-    tm.tm_hour = 10;
-    tm.tm_min = 30;
-    tm.tm_isdst = -1;
-    return std::mktime(&tm);
-}
-
 std::string render_case(const std::string& source, const Value& vars) {
     const jinja::Template t(source);
     std::vector<std::pair<std::string, Value>> v;
     for (const auto& [k, x] : vars.entries()) v.emplace_back(k.as_string(), x);
     jinja::RenderOptions opts;
-    opts.now = golden_now();
+    opts.now = test::template_golden_now();
     return t.render(v, opts);
 }
 

@@ -38,6 +38,17 @@ const TokenizerData& gguf_tokenizer(const std::string& file) {
     return it->second;
 }
 
+std::time_t template_golden_now() {
+    std::tm tm{};
+    tm.tm_year = 2026 - 1900;
+    tm.tm_mon = 0;
+    tm.tm_mday = 15;
+    tm.tm_hour = 10;
+    tm.tm_min = 30;
+    tm.tm_isdst = -1;
+    return std::mktime(&tm);
+}
+
 std::string golden_path(const std::string& file) { return std::string(GRIDLM_GOLDEN_DIR) + "/" + file; }
 
 std::string read_file(const std::string& path) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <random>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ const TokenizerData& gguf_tokenizer(const std::string& file);
 std::string golden_path(const std::string& file);
 // Whole file as bytes.
 std::string read_file(const std::string& path);
+// The time strftime_now() gives in the chat template goldens (tests/reference/
+// make_template_golden.py, make_jinja_cases_golden.py): 2026-01-15 10:30:00, local time.
+std::time_t template_golden_now();
 // A fresh temporary directory, unique per call; removed with its contents when the test exits.
 std::string temp_dir();
 
