@@ -155,6 +155,7 @@ CASES = [
     ("filter_chain_args", "{{ messages | map(attribute='content') | select('string') | map('trim') | join('|') }}", {"messages": MESSAGES}),
     ("filter_attr", "{{ messages[0] | attr('role') }}", {"messages": MESSAGES}),
     ("unknown_filter_error", "{{ 'a' | nosuchfilter }}", {}),
+    ("unknown_filter_dead_branch", "{% if false %}{{ x | nosuchfilter }}{% endif %}ok", {}),
     # Tests
     ("tests_types",
      "{{ 'a' is string }}{{ 1 is number }}{{ 1.5 is float }}{{ 1 is integer }}{{ true is integer }}{{ true is boolean }}"
@@ -168,6 +169,7 @@ CASES = [
     ("test_in_condition", "{% if messages[0].content is string and messages[0].role in ['system', 'developer'] %}ok{% endif %}", {"messages": MESSAGES}),
     ("not_is_precedence", "{{ not x is defined }} {{ not x is none }}", {"x": None}),
     ("unknown_test_error", "{{ 1 is nosuchtest }}", {}),
+    ("unknown_test_dead_branch", "{% if false and x is nosuchtest %}{% endif %}ok", {}),
     # String methods
     ("str_strip", "[{{ '  a  '.strip() }}][{{ '\\n a \\n'.lstrip() }}][{{ ' a \\n'.rstrip() }}][{{ 'xxaxx'.strip('x') }}][{{ '\\n\\nhi'.lstrip('\\n') }}]", {}),
     ("str_split", "{{ 'a,b,,c'.split(',') }} {{ ' a  b '.split() }} {{ 'a,b,c'.split(',', 1) }} {{ 'a b c'.rsplit(' ', 1) }} {{ '</think>x</think>y'.split('</think>')[-1] }}", {}),
