@@ -183,6 +183,9 @@ TokenizerData gguf_tokenizer_data(const GgufFile& f) {
     t.pad_id = token_id(f, "tokenizer.ggml.padding_token_id", n);
     t.add_bos = f.has("tokenizer.ggml.add_bos_token") && f.get_bool("tokenizer.ggml.add_bos_token");
     if (f.has("tokenizer.chat_template")) t.chat_template = f.get_string("tokenizer.chat_template");
+    // Named templates are stored as tokenizer.chat_template.<name> (llama.cpp's converter).
+    if (f.has("tokenizer.chat_template.tool_use"))
+        t.chat_template_tool_use = f.get_string("tokenizer.chat_template.tool_use");
     return t;
 }
 

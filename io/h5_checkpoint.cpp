@@ -189,6 +189,8 @@ void H5Checkpoint::Impl::read_tokenizer() {
     tok.pad_id = (int32_t)h5::read_attr_int(g, "pad_id", w);
     tok.add_bos = h5::read_attr_int(g, "add_bos", w) != 0;
     tok.chat_template = h5::read_attr_string(g, "chat_template", w);
+    if (h5::has_attr(g, "chat_template_tool_use"))  // optional: files before it have none
+        tok.chat_template_tool_use = h5::read_attr_string(g, "chat_template_tool_use", w);
     tok.tokens = h5::read_string_dataset(g, "tokens", w);
     tok.token_types = h5::read_int32_dataset(g, "token_types", w);
     tok.merges = h5::read_string_dataset(g, "merges", w);

@@ -222,6 +222,7 @@ void write_tokenizer(hid_t file, const TokenizerData& t) {
     h5::write_attr_int(g, "pad_id", t.pad_id, H5T_STD_I32LE);
     h5::write_attr_int(g, "add_bos", t.add_bos, H5T_STD_I8LE);
     h5::write_attr_string(g, "chat_template", t.chat_template);
+    if (!t.chat_template_tool_use.empty()) h5::write_attr_string(g, "chat_template_tool_use", t.chat_template_tool_use);
     h5::write_string_dataset(g, "tokens", t.tokens, "token");
     h5::write_int32_dataset(g, "token_types", t.token_types);
     h5::write_string_dataset(g, "merges", t.merges, "merge");

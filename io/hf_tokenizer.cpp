@@ -243,16 +243,24 @@ TokenizerData hf_tokenizer_data(const std::string& dir, int64_t n_vocab) {
         const json& ct = tc["chat_template"];
         if (ct.is_string()) {
             t.chat_template = ct.get<std::string>();
-        } else if (ct.is_array()) {  // named templates: take "default", else the first
+        } else if (ct.is_array()) {  // named templates: "default" (else the first) and "tool_use"
             for (const json& e : ct) {
                 if (!e.is_object() || !e.contains("template") || !e["template"].is_string()) continue;
-                if (t.chat_template.empty() || hf::opt_string(e, "name", tc_file).value_or("") == "default") {
-                    t.chat_template = e["template"].get<std::string>();
-                }
+                const std::string name = hf::opt_string(e, "name", tc_file).value_or("");
+                if (name == "tool_use") t.chat_template_tool_use = e["template"].get<std::string>();
+                if (t.chat_template.empty() || name == "default") t.chat_template = e["template"].get<std::string>();
             }
         } else {
             throw Error(str(tc_file, ": field 'chat_template' should be a string or a list of named templates"));
         }
+    }
+    // transformers >= 4.47 saves named templates beside the default one.
+    const fs::path tool_use = fs::path(dir) / "additional_chat_templates" / "tool_use.jinja";
+    if (fs::exists(tool_use, ec)) {
+        std::ifstream in(tool_use, std::ios::binary);
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        t.chat_template_tool_use = ss.str();
     }
     return t;
 }

@@ -33,15 +33,28 @@ ChatPrompter::ChatPrompter(const TokenizerData& data, const std::string& overrid
     }
     try {
         tmpl_.emplace(ChatTemplate::from_tokenizer_data(data));
+        if (!data.chat_template_tool_use.empty()) {
+            TokenizerData tool_use = data;
+            tool_use.chat_template = data.chat_template_tool_use;
+            tool_use_.emplace(
+                ChatTemplate::from_tokenizer_data(tool_use, tool_use.chat_template, "'tool_use' of the checkpoint"));
+        }
     } catch (const Error& e) {
+        tmpl_.reset();
+        tool_use_.reset();
         reason_ = str("the checkpoint's chat template cannot be used (--chat-template FILE replaces it): ", e.what());
     }
 }
 
+std::string ChatPrompter::render(const std::vector<ChatMessage>& messages, const ChatExtras& extras) const {
+    if (!tmpl_) throw Error(reason_);
+    if (tool_use_ && !extras.tools_json.empty()) return tool_use_->apply(messages, extras);
+    return tmpl_->apply(messages, extras);
+}
+
 std::vector<int32_t> ChatPrompter::encode(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
                                           const ChatExtras& extras) const {
-    if (!tmpl_) throw Error(reason_);
-    return encode_chat_prompt(tokenizer, tmpl_->apply(messages, extras));
+    return encode_chat_prompt(tokenizer, render(messages, extras));
 }
 
 }  // namespace gridlm

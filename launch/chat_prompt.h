@@ -31,6 +31,11 @@ public:
     const std::string& unavailable_reason() const { return reason_; }
     std::string template_name() const { return tmpl_ ? tmpl_->name() : std::string("none"); }
 
+    // The prompt text of a chat: the override if given, else the checkpoint's "tool_use" template
+    // when the request has tools and the checkpoint has one (as HF picks it), else its default
+    // template. Throws as encode().
+    std::string render(const std::vector<ChatMessage>& messages, const ChatExtras& extras) const;
+
     // Renders and tokenizes a request's chat. Throws gridlm::Error when no template is available,
     // ChatTemplateError when the template fails on or refuses this chat.
     std::vector<int32_t> encode(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
@@ -38,6 +43,7 @@ public:
 
 private:
     std::optional<ChatTemplate> tmpl_;
+    std::optional<ChatTemplate> tool_use_;  // the checkpoint's named tool_use template
     std::string reason_;
 };
 

@@ -177,10 +177,12 @@ int run_tokenize(const std::vector<std::string>& args) {
     const Tokenizer tok(data);
     std::vector<int32_t> ids;
     if (vm.count("chat")) {
-        const ChatTemplate tmpl = ChatTemplate::from_tokenizer_data(
+        // The same choice of template as a generate job makes (the checkpoint's tool_use one for a
+        // chat with tools).
+        const ChatPrompter prompter(
             data, chat_template,
             vm.count("chat-template") ? str("file '", vm["chat-template"].as<std::string>(), "'") : std::string());
-        const std::string prompt = tmpl.apply(chat.messages, chat.extras);
+        const std::string prompt = prompter.render(chat.messages, chat.extras);
         if (rendered) {
             std::cout << prompt;
             std::cout.flush();

@@ -29,6 +29,9 @@ struct TokenizerData {
     int32_t pad_id = -1;
     bool add_bos = false;       // prepend BOS when encoding a prompt
     std::string chat_template;  // the checkpoint's Jinja source, kept verbatim
+    // Its named "tool_use" template (Command R, Hermes...), kept verbatim; empty if none. As HF
+    // does, a request with tools is rendered with it.
+    std::string chat_template_tool_use;
 };
 
 }  // namespace gridlm

@@ -58,6 +58,28 @@ printf 'hello\n{{ raise_exception("only one turn, please") }}' >"$tmp/refuse.jin
 expect_rc 1 "template refusal" "$gridlm" tokenize --model "$smol" --chat "$tmp/single.json" --chat-template "$tmp/refuse.jinja"
 expect_stderr "template refusal" "refused the chat (raise_exception at line 2): only one turn, please"
 
+# --- named templates: a chat with tools uses the checkpoint's "tool_use" template, as HF -------
+# An HF directory whose tokenizer_config.json lists {"default": Qwen2.5's, "tool_use": Hermes 3's},
+# and its HDF5 conversion (which keeps both): each render equals the one with that template given.
+cp -r "$ref/golden/tiny-qwen2-hf" "$tmp/hf"
+jq --rawfile d "$ref/chat_templates/Qwen-Qwen2.5-7B-Instruct.jinja" \
+    --rawfile t "$ref/chat_templates/NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja" \
+    '.chat_template = [{"name": "default", "template": $d}, {"name": "tool_use", "template": $t}]' \
+    "$ref/golden/tiny-qwen2-hf/tokenizer_config.json" >"$tmp/hf/tokenizer_config.json"
+expect_rc 0 "convert the HF directory" "$gridlm" convert --from "$tmp/hf" --to "$tmp/hf.h5"
+conversation tools_flat >"$tmp/tools_flat.json"
+for model in "$tmp/hf" "$tmp/hf.h5"; do
+    for pick in "tools_flat.json NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja" \
+        "single.json Qwen-Qwen2.5-7B-Instruct.jinja"; do
+        set -- $pick
+        expect_rc 0 "named templates, $model, $1" "$gridlm" tokenize --model "$model" --chat "$tmp/$1" --rendered
+        mv "$tmp/stdout" "$tmp/picked.txt"
+        expect_rc 0 "named templates, $model, $1 with $2" "$gridlm" tokenize --model "$model" --chat "$tmp/$1" \
+            --rendered --chat-template "$ref/chat_templates/$2"
+        cmp -s "$tmp/picked.txt" "$tmp/stdout" || fail "named templates, $model: $1 was not rendered with $2"
+    done
+done
+
 # --- generate: messages with tools and kwargs, a refusal as one record's error line -------------
 # Gemma 2's template refuses a system role: that record fails, the others run (exit status 3).
 {

@@ -7,6 +7,7 @@
 
 #include "engine/core/error.h"
 #include "engine/tokenizer/chat_template.h"
+#include "gguf_rewrite.h"
 #include "golden_tsv.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
@@ -148,6 +149,18 @@ TEST(ChatTemplate, CheckpointWithoutTemplateIsAnError) {
     // An override replaces the checkpoint's template (or stands in for a missing one).
     const ChatTemplate t = ChatTemplate::from_tokenizer_data(data, "[{{ messages[0].content }}]", "file 'x'");
     EXPECT_EQ(t.apply({{"user", "hi", ""}}), "[hi]");
+}
+
+// llama.cpp's converter stores a model's named templates as tokenizer.chat_template.<name>.
+TEST(ChatTemplate, GgufNamedToolUseTemplateIsRead) {
+    test::GgufRewrite rewrite(test::golden_path("gguf_synthetic.gguf"));
+    rewrite.set_string("tokenizer.chat_template", "{{ 'default' }}");
+    rewrite.set_string("tokenizer.chat_template.tool_use", "{{ 'tool_use' }}");
+    const std::string path = test::temp_dir() + "/named.gguf";
+    rewrite.write(path);
+    const TokenizerData t = gguf_tokenizer_data(GgufFile(path));
+    EXPECT_EQ(t.chat_template, "{{ 'default' }}");
+    EXPECT_EQ(t.chat_template_tool_use, "{{ 'tool_use' }}");
 }
 
 }  // namespace
