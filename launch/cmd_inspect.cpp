@@ -129,7 +129,8 @@ json describe(const H5Checkpoint& ck) {
                       {"add_bos", t.add_bos},
                       {"chat_template_kind", template_kind(t.chat_template)},
                       {"chat_template_bytes", t.chat_template.size()},
-                      {"chat_template_first_line", first_line(t.chat_template)}};
+                      {"chat_template_first_line", first_line(t.chat_template)},
+                      {"chat_template_tool_use_bytes", t.chat_template_tool_use.size()}};
     json tensors = json::array();
     uint64_t total_bytes = 0;
     int64_t total_params = 0;
@@ -177,6 +178,9 @@ void print_text(const json& j) {
     row("add_bos", t["add_bos"].dump());
     row("chat_template", t["chat_template_kind"].get<std::string>() + ", " + t["chat_template_bytes"].dump() +
                              " bytes; first line: " + quoted(t["chat_template_first_line"]));
+    if (t["chat_template_tool_use_bytes"].get<size_t>() > 0)
+        row("chat_template_tool_use",
+            t["chat_template_tool_use_bytes"].dump() + " bytes (renders requests with tools)");
     std::printf("tensors\n");
     size_t width = 4;
     for (const json& ti : j["tensors"]) width = std::max(width, ti["name"].get<std::string>().size());

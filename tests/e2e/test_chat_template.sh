@@ -67,6 +67,8 @@ jq --rawfile d "$ref/chat_templates/Qwen-Qwen2.5-7B-Instruct.jinja" \
     '.chat_template = [{"name": "default", "template": $d}, {"name": "tool_use", "template": $t}]' \
     "$ref/golden/tiny-qwen2-hf/tokenizer_config.json" >"$tmp/hf/tokenizer_config.json"
 expect_rc 0 "convert the HF directory" "$gridlm" convert --from "$tmp/hf" --to "$tmp/hf.h5"
+expect_rc 0 "inspect names the tool_use template" "$gridlm" inspect --model "$tmp/hf.h5"
+grep -q "chat_template_tool_use .*bytes" "$tmp/stdout" || fail "inspect does not show the tool_use template"
 conversation tools_flat >"$tmp/tools_flat.json"
 for model in "$tmp/hf" "$tmp/hf.h5"; do
     for pick in "tools_flat.json NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja" \
