@@ -1,6 +1,7 @@
 // Chat rendering for the job loop (see chat_prompt.h).
 #include "launch/chat_prompt.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -10,6 +11,9 @@
 namespace gridlm {
 
 std::string read_chat_template_file(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        throw Error(str("chat template file '", path, "' is a directory (give the .jinja file)"));
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(str("cannot open chat template file '", path, "'"));
     std::ostringstream ss;

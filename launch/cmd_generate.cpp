@@ -92,7 +92,8 @@ std::map<std::string, std::string> output_options(const po::variables_map& vm, c
     o["max-prompt-tokens"] = str(vm["max-prompt-tokens"].as<int64_t>());
     o["model-name"] = vm.count("model-name") ? vm["model-name"].as<std::string>() : "";
     // A changed template changes chat prompts: --resume must see the same text.
-    o["chat-template"] = chat_template.empty() ? "" : str(std::hex, fnv1a64(chat_template));
+    // (absent: the checkpoint's own, so manifests written before the option existed still match)
+    if (!chat_template.empty()) o["chat-template"] = chat_template_digest(chat_template);
     return o;
 }
 

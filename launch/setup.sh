@@ -52,7 +52,7 @@ mkdir -p "$build_dir"
 cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" >"$build_dir/configure.log" 2>&1 || {
   cat "$build_dir/configure.log" >&2; exit 1; }
 say "building with $jobs jobs"
-cmake --build "$build_dir" -j "$jobs" 2>&1 | grep -E "error|warning: unused|^make.*Error" >&2 || true
+cmake --build "$build_dir" -j "$jobs" 2>&1 | grep -E "error:|warning: unused|^make.*Error" >&2 || true
 cmake --build "$build_dir" -j "$jobs" >/dev/null  # fails loudly if the build is broken
 say "built $build_dir/bin/gridlm"
 

@@ -244,15 +244,29 @@ Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, con
     return Value::list(std::move(out), obj.is_tuple());
 }
 
+namespace {
+
+// Strings a template builds stay below this size (see max_output_bytes in template.cpp).
+constexpr size_t max_string_bytes = size_t{64} << 20;
+
+Value sized(std::string s) {
+    if (s.size() > max_string_bytes) throw runtime_error("a string of more than 64 MiB");
+    return Value(std::move(s));
+}
+
+}  // namespace
+
 Value binary_op(const std::string& op, const Value& a, const Value& b) {
-    if (op == "~") return Value(to_str(a) + to_str(b));
+    if (op == "~") return sized(to_str(a) + to_str(b));
     const bool nums = a.is_numeric() && b.is_numeric();
     const bool ints = nums && !a.is_number() && !b.is_number();
     if (op == "+") {
         if (ints) return Value(add_checked(a.as_int(), b.as_int()));
         if (nums) return Value(a.as_double() + b.as_double());
-        if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+        if (a.is_string() && b.is_string()) return sized(a.as_string() + b.as_string());
         if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+            if (a.items().size() + b.items().size() > static_cast<size_t>(max_repeat))
+                throw runtime_error("a list of over 16 Mi items");
             ValueList out = a.items();
             out.insert(out.end(), b.items().begin(), b.items().end());
             return Value::list(std::move(out), a.is_tuple());

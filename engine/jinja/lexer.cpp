@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
 
@@ -346,7 +347,13 @@ std::vector<Token> tokenize(const std::string& s, int line) {
             ++i;
             continue;
         }
-        throw TemplateError(line, std::string("unexpected character '") + c + "' in a tag");
+        char shown[8];
+        if (c > 0x20 && c < 0x7f) {
+            std::snprintf(shown, sizeof(shown), "'%c'", c);
+        } else {
+            std::snprintf(shown, sizeof(shown), "\\x%02x", static_cast<unsigned char>(c));
+        }
+        throw TemplateError(line, std::string("unexpected character ") + shown + " in a tag");
     }
     out.push_back({Tok::end, ""});
     return out;

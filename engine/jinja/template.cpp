@@ -59,6 +59,11 @@ enum class Flow { normal, break_loop, continue_loop };
 // Rendering nests templates' own recursion (macros calling macros) on the C++ stack; a bound
 // keeps a runaway template an error instead of a crash.
 constexpr int max_depth = 200;
+// A render may take this many steps (statements run, loop iterations, items a filter walks) and
+// write this many bytes: a runaway template fails its record instead of hanging the job or
+// exhausting a rank's memory. Real chat templates take a few thousand steps.
+constexpr int64_t max_steps = 2'000'000;
+constexpr size_t max_output_bytes = size_t{64} << 20;
 
 class Renderer {
 public:
@@ -74,13 +79,14 @@ public:
 
     Flow exec(const Stmt& st, const ScopePtr& scope, std::string& out) {
         try {
-            return exec_unchecked(st, scope, out);
+            step(1);
+            const Flow f = exec_unchecked(st, scope, out);
+            if (out.size() > max_output_bytes) throw std::runtime_error("the template wrote more than 64 MiB");
+            return f;
         } catch (const TemplateError& e) {
             if (e.line() == 0) throw TemplateError(st.line, e.reason(), e.raised());
             throw;
-        } catch (const std::runtime_error& e) {
-            throw TemplateError(st.line, e.what());
-        } catch (const std::invalid_argument& e) {
+        } catch (const std::exception& e) {  // Python-like errors of the builtins, and out of memory
             throw TemplateError(st.line, e.what());
         }
     }
@@ -130,6 +136,7 @@ public:
             }
             case ExprKind::filter: {
                 const Value input = eval(*e.a, scope);
+                step(input.is_list() ? input.items().size() : input.is_dict() ? input.entries().size() : 1);
                 CallArgs args = eval_args(e.args, scope);
                 return apply_filter(e.name, input, args);
             }
@@ -351,13 +358,13 @@ private:
                         throw std::runtime_error("cannot assign attribute '" + st.text + "' of '" + st.targets[0] +
                                                  "': not a namespace()");
                     }
-                    for (auto& [k, x] : ns->namespace_entries()) {
+                    for (auto& [k, x] : ns->mutable_entries()) {
                         if (k.is_string() && k.as_string() == st.text) {
                             x = std::move(v);
                             return Flow::normal;
                         }
                     }
-                    ns->namespace_entries().emplace_back(Value(st.text), std::move(v));
+                    ns->mutable_entries().emplace_back(Value(st.text), std::move(v));
                     return Flow::normal;
                 }
                 assign(scope, st.targets, v);
@@ -428,39 +435,65 @@ private:
         }
         if (items.empty()) return exec_body(st.else_body, scope, out);
         const int64_t n = static_cast<int64_t>(items.size());
+        // One loop object for the whole loop, its values updated each iteration (a template that
+        // keeps `loop` in a variable sees it advance, as jinja2's LoopContext does).
+        auto index = std::make_shared<int64_t>(0);
+        Value loop = Value::dict({
+            {Value("index"), Value()},
+            {Value("index0"), Value()},
+            {Value("revindex"), Value()},
+            {Value("revindex0"), Value()},
+            {Value("first"), Value()},
+            {Value("last"), Value()},
+            {Value("length"), Value(n)},
+            {Value("depth"), Value(int64_t{1})},
+            {Value("depth0"), Value(int64_t{0})},
+            {Value("previtem"), Value()},
+            {Value("nextitem"), Value()},
+            {Value("cycle"), Value::function(
+                                 [index](CallArgs& a) {
+                                     if (a.positional.empty()) throw std::runtime_error("no items for cycling given");
+                                     return a.positional[static_cast<size_t>(*index) % a.positional.size()];
+                                 },
+                                 "cycle")},
+        });
+        s->set("loop", loop);
+        ValueDict& fields = loop.mutable_entries();
         for (int64_t i = 0; i < n; ++i) {
+            step(1);
             assign(s, st.targets, items[static_cast<size_t>(i)]);
-            ValueDict loop = {
-                {Value("index"), Value(i + 1)},
-                {Value("index0"), Value(i)},
-                {Value("revindex"), Value(n - i)},
-                {Value("revindex0"), Value(n - i - 1)},
-                {Value("first"), Value(i == 0)},
-                {Value("last"), Value(i == n - 1)},
-                {Value("length"), Value(n)},
-                {Value("depth"), Value(int64_t{1})},
-                {Value("depth0"), Value(int64_t{0})},
-                {Value("previtem"),
-                 i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item")},
-                {Value("nextitem"),
-                 i + 1 < n ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item")},
-            };
-            loop.emplace_back(Value("cycle"), Value::function(
-                                                  [i](CallArgs& a) {
-                                                      if (a.positional.empty())
-                                                          throw std::runtime_error("no items for cycling given");
-                                                      return a.positional[static_cast<size_t>(i) % a.positional.size()];
-                                                  },
-                                                  "cycle"));
-            s->set("loop", Value::dict(std::move(loop)));
+            *index = i;
+            fields[0].second = Value(i + 1);
+            fields[1].second = Value(i);
+            fields[2].second = Value(n - i);
+            fields[3].second = Value(n - i - 1);
+            fields[4].second = Value(i == 0);
+            fields[5].second = Value(i == n - 1);
+            fields[9].second =
+                i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item");
+            fields[10].second =
+                i + 1 < n ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item");
+            if (const Value* cur = s->find("loop"); !cur || !cur->is_dict() || &cur->entries() != &fields) {
+                s->set("loop", loop);  // the body rebound `loop`: this iteration's object again
+            }
             const Flow f = exec_body(st.body, s, out);
             if (f == Flow::break_loop) break;
         }
         return Flow::normal;
     }
 
+    void step(size_t n) {
+        steps_ += static_cast<int64_t>(n);
+        if (steps_ > max_steps) {
+            throw std::runtime_error(
+                "the template ran more than 2,000,000 steps (statements, loop iterations, filtered items): a "
+                "runaway loop?");
+        }
+    }
+
     RenderOptions options_;
     int depth_ = 0;
+    int64_t steps_ = 0;
 };
 
 }  // namespace

@@ -67,7 +67,8 @@ public:
     const std::string& as_string() const { return s_; }
     const ValueList& items() const { return *list_; }
     const ValueDict& entries() const { return *dict_; }
-    ValueDict& namespace_entries() { return *dict_; }  // only for `{% set ns.x = ... %}`
+    // For the interpreter only: `{% set ns.x = ... %}` on a namespace, and the loop object.
+    ValueDict& mutable_entries() { return *dict_; }
     const Function& callable() const { return *fn_; }
     // Undefined: why (for messages: "'foo' is undefined"); function: its name.
     const std::string& hint() const { return s_; }

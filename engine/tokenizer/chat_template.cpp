@@ -6,6 +6,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/hash.h"
+#include "engine/tokenizer/utf8.h"
 
 namespace gridlm {
 
@@ -67,6 +68,12 @@ jinja::Value hf_message(const jinja::Value& m) {
 ChatTemplate::ChatTemplate(const std::string& jinja_source, std::optional<std::string> bos_token,
                            std::optional<std::string> eos_token, std::string origin)
     : template_([&] {
+          // HF reads templates as Python str: bytes that are not UTF-8 cannot be one.
+          for (size_t i = 0; i < jinja_source.size();) {
+              const size_t n = utf8::sequence_length(jinja_source, i);
+              if (n == 0) throw Error(str("chat template ", origin, ": not valid UTF-8 at byte ", i));
+              i += n;
+          }
           try {
               return jinja::Template(jinja_source);
           } catch (const jinja::TemplateError& e) {
@@ -76,7 +83,7 @@ ChatTemplate::ChatTemplate(const std::string& jinja_source, std::optional<std::s
       bos_token_(std::move(bos_token)),
       eos_token_(std::move(eos_token)),
       origin_(std::move(origin)),
-      digest_(fnv1a64(jinja_source)) {}
+      source_(jinja_source) {}
 
 ChatTemplate ChatTemplate::from_tokenizer_data(const TokenizerData& data, const std::string& override_source,
                                                const std::string& override_origin) {
@@ -91,11 +98,13 @@ ChatTemplate ChatTemplate::from_tokenizer_data(const TokenizerData& data, const 
     return ChatTemplate(data.chat_template, text_of(data.bos_id), text_of(data.eos_id), "of the checkpoint");
 }
 
-std::string ChatTemplate::name() const {
+std::string chat_template_digest(const std::string& source) {
     char buf[32];
-    std::snprintf(buf, sizeof(buf), "%08x", static_cast<unsigned>(digest_ >> 32));
-    return str("template ", origin_, " (fnv ", buf, ")");
+    std::snprintf(buf, sizeof(buf), "fnv %016llx", static_cast<unsigned long long>(fnv1a64(source)));
+    return buf;
 }
+
+std::string ChatTemplate::name() const { return str(origin_, " (", chat_template_digest(source_), ")"); }
 
 std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, const ChatExtras& extras) const {
     if (messages.empty()) throw Error("the chat has no messages");

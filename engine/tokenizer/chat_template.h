@@ -44,7 +44,8 @@ public:
     // conversation or malformed message/extras JSON.
     std::string apply(const std::vector<ChatMessage>& messages, const ChatExtras& extras = {}) const;
 
-    // Where the template came from and a short digest of its source, for the start-up line.
+    // Where the template came from and its source's digest, for the start-up line:
+    // "of the checkpoint (fnv 0123456789abcdef)".
     std::string name() const;
 
     // Fixes the time strftime_now() formats (tests).
@@ -54,9 +55,12 @@ private:
     jinja::Template template_;
     std::optional<std::string> bos_token_, eos_token_;
     std::string origin_;
-    uint64_t digest_ = 0;
+    std::string source_;
     jinja::RenderOptions options_;
 };
+
+// "fnv 0123456789abcdef": the FNV-1a 64 digest of a template's source, as names and manifests show it.
+std::string chat_template_digest(const std::string& source);
 
 // Ids of a rendered chat prompt, control tokens parsed. A template that writes BOS itself
 // (DeepSeek-R1's {{bos_token}}) starts with its text, so BOS is added (when the checkpoint asks

@@ -105,6 +105,31 @@ TEST(JinjaErrors, RunawayRecursionIsAnError) {
     EXPECT_THROW(t.render({}), jinja::TemplateError);
 }
 
+// Where Python would run on or grow without bound, a render stops with an error: a batch job's
+// rank must not hang or run out of memory on one record's template.
+TEST(JinjaErrors, RunawayTemplatesAreStopped) {
+    auto reason_of = [](const std::string& source) {
+        try {
+            jinja::Template(source).render({});
+        } catch (const jinja::TemplateError& e) {
+            return e.reason();
+        }
+        return std::string("(rendered)");
+    };
+    EXPECT_NE(reason_of("{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}")
+                  .find("more than 2,000,000 steps"),
+              std::string::npos);
+    EXPECT_NE(
+        reason_of("{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}")
+            .find("more than 64 MiB"),
+        std::string::npos);
+    EXPECT_NE(reason_of("{% for i in range(100) %}{{ 'x' * 1000000 }}{% endfor %}").find("wrote more than 64 MiB"),
+              std::string::npos);
+    EXPECT_NE(reason_of("{{ 'ab' * 100000000 }}").find("repetition"), std::string::npos);
+    EXPECT_NE(reason_of("{{ 9223372036854775807 + 1 }}").find("integer overflow"), std::string::npos);
+    EXPECT_NE(reason_of("{{ range(10000000) | length }}").find("million"), std::string::npos);
+}
+
 // Random mutations of real templates: the parser and the renderer may refuse them, but must
 // neither crash nor hang (tests/fuzz/fuzz_jinja.cpp runs the same under libFuzzer).
 TEST(JinjaErrors, MutatedTemplatesNeverCrash) {
