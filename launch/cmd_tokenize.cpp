@@ -32,14 +32,15 @@ const char* usage_head =
     "usage: gridlm tokenize --model M.h5 [--json] [--no-bos] [--no-special] TEXT...\n"
     "       gridlm tokenize --model M.h5 [--json] [--no-bos] [--no-special] --file PATH\n"
     "       gridlm tokenize --model M.h5 [--json] [--no-bos] --chat CHAT.json [--chat-template T.jinja]\n"
-    "       gridlm tokenize --model M.h5 --chat CHAT.json [--chat-template T.jinja] --rendered\n\n"
+    "       gridlm tokenize --model M.h5 --chat CHAT.json [--chat-template T.jinja] --rendered\n"
+    "       gridlm tokenize --model M.h5 --show-chat-template [tool_use]\n\n"
     "Prints the token ids of TEXT (several words are joined with single spaces), of the bytes of\n"
     "a file, or of a chat rendered with the checkpoint's chat template (or --chat-template's).\n"
     "CHAT.json is an array of messages ({\"role\": ..., \"content\": ...}, plus any member the\n"
     "template reads: tool_calls, name, reasoning_content...), or an object {\"messages\": [...],\n"
     "\"tools\": [...], \"documents\": [...], \"chat_template_kwargs\": {...},\n"
     "\"add_generation_prompt\": true|false (default true)}. --rendered prints exactly the rendered\n"
-    "prompt text and nothing else.\n\n"
+    "prompt text and nothing else. --show-chat-template prints the checkpoint's template source.\n\n"
     "Output: one line per token, `id<TAB>\"piece\"`, the piece being the token's text with\n"
     "\\n, \\t, \\\", \\\\ and \\xNN escapes (bytes of a character split over tokens appear as \\xNN);\n"
     "with --json exactly one line {\"ids\": [...], \"pieces\": [...]}.\n\n"
@@ -129,6 +130,9 @@ int run_tokenize(const std::vector<std::string>& args) {
         "chat-template", po::value<std::string>(),
         "with --chat: render with this Jinja file instead of the checkpoint's template")(
         "rendered", po::bool_switch(), "with --chat: print the rendered prompt text instead of token ids")(
+        "show-chat-template", po::value<std::string>()->implicit_value("default"),
+        "print the checkpoint's chat template source as stored (default, or its named tool_use template) and "
+        "exit: a start for a --chat-template file")(
         "no-bos", po::bool_switch(),
         "do not prepend BOS (default: prepended when the checkpoint asks for it; "
         "with --chat never doubled when the template writes it)")(
@@ -148,6 +152,21 @@ int run_tokenize(const std::vector<std::string>& args) {
         return exit_ok;
     }
     require_options(vm, {"model"});
+    if (vm.count("show-chat-template")) {
+        const std::string which = vm["show-chat-template"].as<std::string>();
+        if (which != "default" && which != "tool_use")
+            throw UsageError("--show-chat-template takes default or tool_use, got '" + which + "'");
+        if (vm.count("text") || vm.count("file") || vm.count("chat"))
+            throw UsageError("--show-chat-template takes no TEXT, --file or --chat");
+        const TokenizerData data = load_tokenizer_data(vm["model"].as<std::string>());
+        const std::string& source = which == "default" ? data.chat_template : data.chat_template_tool_use;
+        if (source.empty())
+            throw Error(str("the checkpoint has no ", which == "default" ? "" : "tool_use ", "chat template"));
+        std::cout << source;
+        std::cout.flush();
+        if (!std::cout) throw Error("cannot write the output");
+        return exit_ok;
+    }
     const int n_inputs = static_cast<int>(vm.count("text") > 0) + static_cast<int>(vm.count("file") > 0) +
                          static_cast<int>(vm.count("chat") > 0);
     if (n_inputs != 1) throw UsageError("give exactly one of TEXT, --file PATH or --chat MESSAGES.json");

@@ -46,6 +46,14 @@ done
 expect_rendered "--chat-template Qwen3, enable_thinking false" Qwen-Qwen3-0.6B.jinja enable_thinking_false \
     --model "$smol" --chat-template "$ref/chat_templates/Qwen-Qwen3-0.6B.jinja"
 
+# --show-chat-template prints the stored source byte for byte (as the gguf package reads it).
+expect_rc 0 "--show-chat-template" "$gridlm" tokenize --model "$smol" --show-chat-template
+cmp -s "$tmp/stdout" "$ref/chat_templates/HuggingFaceTB-SmolLM2-135M-Instruct.jinja" ||
+    fail "--show-chat-template differs from the GGUF's template"
+expect_rc 1 "--show-chat-template tool_use without one" "$gridlm" tokenize --model "$smol" --show-chat-template tool_use
+expect_stderr "no tool_use template" "has no tool_use chat template"
+expect_rc 2 "--show-chat-template bad name" "$gridlm" tokenize --model "$smol" --show-chat-template other
+
 # Usage errors (2) and template errors (1) name what is wrong.
 conversation single_user >"$tmp/single.json"
 expect_rc 2 "--rendered without --chat" "$gridlm" tokenize --model "$smol" --rendered hello
@@ -67,6 +75,9 @@ jq --rawfile d "$ref/chat_templates/Qwen-Qwen2.5-7B-Instruct.jinja" \
     '.chat_template = [{"name": "default", "template": $d}, {"name": "tool_use", "template": $t}]' \
     "$ref/golden/tiny-qwen2-hf/tokenizer_config.json" >"$tmp/hf/tokenizer_config.json"
 expect_rc 0 "convert the HF directory" "$gridlm" convert --from "$tmp/hf" --to "$tmp/hf.h5"
+expect_rc 0 "--show-chat-template tool_use" "$gridlm" tokenize --model "$tmp/hf.h5" --show-chat-template tool_use
+cmp -s "$tmp/stdout" "$ref/chat_templates/NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja" ||
+    fail "--show-chat-template tool_use differs from the template put in the HF directory"
 expect_rc 0 "inspect names the tool_use template" "$gridlm" inspect --model "$tmp/hf.h5"
 grep -q "chat_template_tool_use .*bytes" "$tmp/stdout" || fail "inspect does not show the tool_use template"
 conversation tools_flat >"$tmp/tools_flat.json"
