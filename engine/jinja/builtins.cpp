@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "engine/core/error.h"
 #include "engine/jinja/python.h"
 #include "engine/tokenizer/utf8.h"
 
@@ -153,8 +154,8 @@ Value get_attr(const Value& obj, const std::string& name) {
             if (is_mutating(name)) return unsafe(obj, name);
         }
         if (const Value* v = obj.find(name)) return *v;
-        return Value::undefined("'" + std::string(obj.is_namespace() ? "Namespace" : "dict object") +
-                                "' has no attribute '" + name + "'");
+        return Value::undefined(
+            str("'", obj.is_namespace() ? "Namespace" : "dict object", "' has no attribute '", name, "'"));
     }
     if (obj.is_string()) return string_method(obj, name);
     if (obj.is_list()) {
@@ -163,7 +164,7 @@ Value get_attr(const Value& obj, const std::string& name) {
         if (is_mutating(name)) return unsafe(obj, name);
         return Value::undefined("'list object' has no attribute '" + name + "'");
     }
-    return Value::undefined("'" + to_str(obj) + "' has no attribute '" + name + "'");
+    return Value::undefined(str("'", to_str(obj), "' has no attribute '", name, "'"));
 }
 
 Value get_item(const Value& obj, const Value& key) {
@@ -196,7 +197,7 @@ Value get_item(const Value& obj, const Value& key) {
         return Value(cs[static_cast<size_t>(i)]);
     }
     if (key.is_string()) return get_attr(obj, key.as_string());
-    return Value::undefined("'" + std::string(obj.type_name()) + "' object is not subscriptable");
+    return Value::undefined(str("'", obj.type_name(), "' object is not subscriptable"));
 }
 
 Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, const Value& step_v) {

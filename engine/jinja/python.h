@@ -27,7 +27,9 @@ Value py_split(const std::string& s, const Value& sep, const Value& maxsplit, bo
 std::string py_replace(const std::string& s, const std::string& from, const std::string& to, int64_t count);
 // An int (or bool) index; throws naming `what` otherwise.
 int64_t to_index(const Value& v, const char* what);
-// printf-style `fmt % args`: %s %r %d %i %f %% with width and precision.
+// str.format: {} {0} {name} fields, .attr / [key] lookups, !r / !s, format specs (format.cpp).
+std::string py_format(const std::string& fmt, const CallArgs& args);
+// printf-style `fmt % args`: %s %r %d %i %f %% with width and precision (format.cpp).
 std::string percent_format(const std::string& fmt, const ValueList& args);
 int64_t floor_div(int64_t a, int64_t b);  // Python //
 int64_t py_mod(int64_t a, int64_t b);     // Python %, the sign of b
