@@ -124,6 +124,14 @@ struct JsonStyle {
     std::string key_sep = ": ";
     bool ensure_ascii = false;
     bool sort_keys = false;
+
+    // separators=(",", ":"): the shortest form, for JSON passed between programs.
+    static JsonStyle compact() {
+        JsonStyle st;
+        st.item_sep = ",";
+        st.key_sep = ":";
+        return st;
+    }
 };
 std::string to_json(const Value& v, const JsonStyle& style);
 

@@ -32,13 +32,6 @@ std::string read_file(const std::string& path) {
     return ss.str();
 }
 
-std::string compact(const Value& v) {
-    jinja::JsonStyle st;
-    st.item_sep = ",";
-    st.key_sep = ":";
-    return jinja::to_json(v, st);
-}
-
 struct Chat {
     std::vector<ChatMessage> messages;
     ChatExtras extras;
@@ -62,9 +55,10 @@ int main(int argc, char** argv) {
     for (const Value& c : conversations.items()) {
         Chat chat;
         for (const Value& m : c.find("messages")->items())
-            chat.messages.push_back({m.find("role")->as_string(), "", compact(m)});
-        if (const Value* t = c.find("tools")) chat.extras.tools_json = compact(*t);
-        if (const Value* k = c.find("chat_template_kwargs")) chat.extras.kwargs_json = compact(*k);
+            chat.messages.push_back({m.find("role")->as_string(), "", jinja::to_json(m, jinja::JsonStyle::compact())});
+        if (const Value* t = c.find("tools")) chat.extras.tools_json = jinja::to_json(*t, jinja::JsonStyle::compact());
+        if (const Value* k = c.find("chat_template_kwargs"))
+            chat.extras.kwargs_json = jinja::to_json(*k, jinja::JsonStyle::compact());
         if (const Value* a = c.find("add_generation_prompt")) chat.extras.add_generation_prompt = a->truthy();
         chats.push_back(std::move(chat));
     }

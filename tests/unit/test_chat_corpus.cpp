@@ -21,13 +21,6 @@ namespace {
 
 using jinja::Value;
 
-std::string compact_json(const Value& v) {
-    jinja::JsonStyle st;
-    st.item_sep = ",";
-    st.key_sep = ":";
-    return jinja::to_json(v, st);
-}
-
 struct Conversation {
     std::vector<ChatMessage> messages;
     ChatExtras extras;
@@ -43,9 +36,11 @@ std::map<std::string, Conversation> load_conversations() {
         for (const Value& m : c.find("messages")->items()) {
             const Value* content = m.find("content");
             conv.messages.push_back({m.find("role")->as_string(),
-                                     content && content->is_string() ? content->as_string() : "", compact_json(m)});
+                                     content && content->is_string() ? content->as_string() : "",
+                                     jinja::to_json(m, jinja::JsonStyle::compact())});
         }
-        if (const Value* tools = c.find("tools")) conv.extras.tools_json = compact_json(*tools);
+        if (const Value* tools = c.find("tools"))
+            conv.extras.tools_json = jinja::to_json(*tools, jinja::JsonStyle::compact());
         if (const Value* agp = c.find("add_generation_prompt")) conv.extras.add_generation_prompt = agp->truthy();
         if (const Value* kw = c.find("chat_template_kwargs")) conv.kwargs = *kw;
         out.emplace(c.find("name")->as_string(), std::move(conv));
@@ -94,7 +89,7 @@ TEST(ChatCorpus, EveryTemplateRendersEveryConversationLikeTransformers) {
             jinja::ValueDict kwargs;
             if (conv.kwargs.is_dict()) kwargs = conv.kwargs.entries();
             if (extra) kwargs.insert(kwargs.end(), extra->entries().begin(), extra->entries().end());
-            if (!kwargs.empty()) extras.kwargs_json = compact_json(Value::dict(kwargs));
+            if (!kwargs.empty()) extras.kwargs_json = jinja::to_json(Value::dict(kwargs), jinja::JsonStyle::compact());
             const std::string where = file + " x " + name;
             if (const Value* text = r.find("text")) {
                 ++n_text;
