@@ -3,9 +3,11 @@
 // follows str(), repr() and json.dumps(); equality, ordering and truth follow Python; `undefined`
 // follows jinja2's default Undefined (prints as nothing, is false, fails on attribute access).
 //
-// Lists and dicts are shared by reference, as in Python; the sandbox templates render in never
-// mutates them (jinja2's ImmutableSandboxedEnvironment refuses list.append, dict.update...), so
-// sharing is safe. Dicts keep insertion order (Python 3.7+), which tojson output depends on.
+// Lists and dicts are shared by reference, as in Python; templates cannot mutate them (jinja2's
+// ImmutableSandboxedEnvironment refuses list.append, dict.update...), so sharing is safe. Only
+// the interpreter updates two kinds in place, as jinja2 does: namespace() objects
+// (`{% set ns.x = ... %}`) and a for loop's `loop`. Dicts keep insertion order (Python 3.7+),
+// which tojson output depends on.
 #pragma once
 
 #include <cstdint>
