@@ -17,13 +17,19 @@ namespace gridlm::hf {
 
 using json = nlohmann::json;
 
-inline json read_json_file(const std::string& path) {
+// A whole file's bytes; Error naming the file when it cannot be opened.
+inline std::string read_text_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(str("cannot open ", path, ": ", std::strerror(errno)));
     std::ostringstream ss;
     ss << in.rdbuf();
+    return ss.str();
+}
+
+inline json read_json_file(const std::string& path) {
+    const std::string text = read_text_file(path);
     try {
-        json j = json::parse(ss.str());
+        json j = json::parse(text);
         if (!j.is_object()) throw Error(str(path, ": expected a JSON object at the top level"));
         return j;
     } catch (const json::exception& e) {

@@ -235,10 +235,7 @@ TokenizerData hf_tokenizer_data(const std::string& dir, int64_t n_vocab) {
 
     const fs::path jinja = fs::path(dir) / "chat_template.jinja";
     if (fs::exists(jinja, ec)) {  // transformers >= 4.47 saves the template beside the config
-        std::ifstream in(jinja, std::ios::binary);
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        t.chat_template = ss.str();
+        t.chat_template = hf::read_text_file(jinja.string());
     } else if (tc.contains("chat_template") && !tc["chat_template"].is_null()) {
         const json& ct = tc["chat_template"];
         if (ct.is_string()) {
@@ -256,12 +253,7 @@ TokenizerData hf_tokenizer_data(const std::string& dir, int64_t n_vocab) {
     }
     // transformers >= 4.47 saves named templates beside the default one.
     const fs::path tool_use = fs::path(dir) / "additional_chat_templates" / "tool_use.jinja";
-    if (fs::exists(tool_use, ec)) {
-        std::ifstream in(tool_use, std::ios::binary);
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        t.chat_template_tool_use = ss.str();
-    }
+    if (fs::exists(tool_use, ec)) t.chat_template_tool_use = hf::read_text_file(tool_use.string());
     return t;
 }
 
