@@ -38,10 +38,8 @@ ChatPrompter::ChatPrompter(const TokenizerData& data, const std::string& overrid
     try {
         tmpl_.emplace(ChatTemplate::from_tokenizer_data(data));
         if (!data.chat_template_tool_use.empty()) {
-            TokenizerData tool_use = data;
-            tool_use.chat_template = data.chat_template_tool_use;
             tool_use_.emplace(
-                ChatTemplate::from_tokenizer_data(tool_use, tool_use.chat_template, "'tool_use' of the checkpoint"));
+                ChatTemplate::from_tokenizer_data(data, data.chat_template_tool_use, "'tool_use' of the checkpoint"));
         }
     } catch (const Error& e) {
         tmpl_.reset();
