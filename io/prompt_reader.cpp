@@ -281,6 +281,18 @@ void parse_body(const json& body, Request& r) {
         parse_prompt(*prompt, r);
     }
     parse_sampling_fields(body, r.params);
+    // A continuation to score (`gridlm score`): text, or token ids taken as they are.
+    if (const json* c = field(body, "completion")) {
+        r.has_completion = true;
+        if (c->is_string()) {
+            r.completion = c->get<std::string>();
+        } else if (c->is_array()) {
+            r.completion_token_ids = as_token_ids(*c, "completion");
+        } else {
+            bad(str("field 'completion' must be a string or an array of token ids, got ", type_name(*c)));
+        }
+        if (r.completion.empty() && r.completion_token_ids.empty()) bad("field 'completion' is empty");
+    }
 }
 
 }  // namespace

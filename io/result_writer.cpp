@@ -97,8 +97,15 @@ json usage_json(const Usage& u, bool with_total) {
     return j;
 }
 
+json filter_json(const FilterMark& f) { return {{"rule", f.rule}, {"action", f.action}, {"where", f.where}}; }
+
 std::string format_gridlm(const Completion& c) {
-    GRIDLM_ASSERT(!c.choices.empty());
+    if (c.choices.empty()) {  // the prompt was rejected by a filter rule: no text
+        GRIDLM_ASSERT(c.filter.has_value());
+        json j = {{"id", c.ref.id}, {"finish_reason", "content_filter"}, {"filter", filter_json(*c.filter)}};
+        j["usage"] = usage_json(c.usage, false);
+        return dump(j);
+    }
     // "text" and "finish_reason" always describe choice 0, so readers that ignore n > 1 work.
     const Choice& first = c.choices.front();
     json j = {{"id", c.ref.id}, {"text", first.text}, {"finish_reason", finish_reason_name(first.finish_reason)}};
@@ -107,10 +114,12 @@ std::string format_gridlm(const Completion& c) {
         for (const auto& ch : c.choices) {
             json e = {{"index", ch.index}, {"text", ch.text}, {"finish_reason", finish_reason_name(ch.finish_reason)}};
             if (c.logprobs) e["logprobs"] = gridlm_logprobs(ch.logprobs);
+            if (ch.filter) e["filter"] = filter_json(*ch.filter);
             choices.push_back(std::move(e));
         }
         j["choices"] = std::move(choices);
     }
+    if (c.filter) j["filter"] = filter_json(*c.filter);
     j["usage"] = usage_json(c.usage, false);
     if (c.logprobs) j["logprobs"] = gridlm_logprobs(first.logprobs);
     return dump(j);
@@ -119,6 +128,17 @@ std::string format_gridlm(const Completion& c) {
 std::string format_openai(const Completion& c, const ResultWriterOptions& o) {
     const std::string hex = hex_id(c.ref, 0);
     json choices = json::array();
+    if (c.choices.empty()) {  // the prompt was rejected by a filter rule: no text
+        json e = {{"index", 0}};
+        if (c.ref.chat) {
+            e["message"] = {{"role", "assistant"}, {"content", nullptr}, {"refusal", nullptr}};
+        } else {
+            e["text"] = nullptr;
+        }
+        e["logprobs"] = nullptr;
+        e["finish_reason"] = "content_filter";
+        choices.push_back(std::move(e));
+    }
     for (const auto& ch : c.choices) {
         json e = {{"index", ch.index}};
         if (c.ref.chat) {
@@ -142,6 +162,7 @@ std::string format_openai(const Completion& c, const ResultWriterOptions& o) {
         {"custom_id", c.ref.id},
         {"response", {{"status_code", 200}, {"request_id", "req_" + hex_id(c.ref, 1)}, {"body", std::move(body)}}},
         {"error", nullptr}};
+    if (c.filter) j["filter"] = filter_json(*c.filter);
     return dump(j);
 }
 

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "engine/core/error.h"
+#include "engine/core/log.h"
 #include "launch/commands.h"
 
 namespace gridlm {
@@ -50,6 +51,48 @@ DType kv_cache_dtype_from(const po::variables_map& vm) {
                                                         : std::string(dtype_name(kv_cache_dtype_default));
     if (name != "f32" && name != "bf16" && name != "f16") throw UsageError("--kv-cache-dtype must be f32, bf16 or f16");
     return dtype_from_name(name);
+}
+
+void add_log_options(po::options_description& opts) {
+    opts.add_options()("log-format", po::value<std::string>()->default_value("text"),
+                       "text: readable lines on stderr; json: one JSON object per line (time, level, rank, host, "
+                       "replica, stage, event, message, fields) for log collectors");
+}
+
+void apply_log_options(const po::variables_map& vm) {
+    const std::string name = vm.count("log-format") ? vm["log-format"].as<std::string>() : std::string("text");
+    LogFormat format;
+    try {
+        format = log_format_from_name(name);
+    } catch (const Error&) {
+        throw UsageError(str("--log-format '", name, "' is not text or json"));
+    }
+    log_configure(format);
+}
+
+void preconfigure_log_format(const std::vector<std::string>& args) {
+    const std::string opt = "--log-format";
+    for (size_t i = 0; i < args.size(); ++i) {
+        std::string value;
+        if (args[i] == opt && i + 1 < args.size()) {
+            value = args[i + 1];
+        } else if (args[i].rfind(opt + "=", 0) == 0) {
+            value = args[i].substr(opt.size() + 1);
+        } else {
+            continue;
+        }
+        try {
+            log_configure(log_format_from_name(value));
+        } catch (const Error&) {
+            // Left to apply_log_options, which names the value in a usage error.
+        }
+    }
+}
+
+void log_usage_error(const std::string& command, const std::string& prefix, const std::string& msg) {
+    const std::string hint = str("(see gridlm ", command, " --help)");
+    log_event_as(LogLevel::error, "usage_error", str(prefix, msg, "\n", hint), msg,
+                 {{"command", command}, {"exit_code", (int)exit_usage}, {"hint", hint}});
 }
 
 }  // namespace gridlm

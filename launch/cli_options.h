@@ -33,4 +33,18 @@ void add_kv_cache_dtype_option(boost::program_options::options_description& opts
 // The parsed option; throws UsageError "--kv-cache-dtype must be f32, bf16 or f16" for another value.
 DType kv_cache_dtype_from(const boost::program_options::variables_map& vm);
 
+// --log-format text|json, shared by every command: text (the default) writes readable lines on
+// stderr, json one JSON object per line (engine/core/log.h).
+void add_log_options(boost::program_options::options_description& opts);
+// Configures the logger from the parsed option; throws UsageError naming the value and the accepted
+// ones ("--log-format 'xml' is not text or json").
+void apply_log_options(const boost::program_options::variables_map& vm);
+// Reads --log-format from a command's raw arguments ("--log-format json" or "--log-format=json")
+// before they are parsed, so that the parse's own errors come out in that format. A bad or missing
+// value changes nothing (apply_log_options refuses a bad one).
+void preconfigure_log_format(const std::vector<std::string>& args);
+// Reports a UsageError of `command` (exit 2): in text format "PREFIX" + msg + "\n(see gridlm
+// COMMAND --help)", PREFIX being "gridlm COMMAND: " or a rank's longer prefix; event "usage_error".
+void log_usage_error(const std::string& command, const std::string& prefix, const std::string& msg);
+
 }  // namespace gridlm

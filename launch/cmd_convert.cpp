@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/core/error.h"
+#include "engine/core/log.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/h5_checkpoint.h"
@@ -210,21 +211,44 @@ std::string mib(uint64_t bytes) {
     return buf;
 }
 
-// On a terminal one line is rewritten per tensor; in logs a line per 10 % keeps them short.
+// On a terminal (text log format) one line is rewritten per tensor; in logs a line (or a JSON
+// "progress" event) per 10 % keeps them short.
 ProgressFn progress_printer(bool quiet) {
     if (quiet) return {};
-    const bool tty = isatty(STDERR_FILENO);
+    const bool tty = isatty(STDERR_FILENO) && log_format() == LogFormat::text;
     auto last_decile = std::make_shared<int>(-1);
-    return [tty, last_decile](const ConvertProgress& p) {
+    auto drawn = std::make_shared<bool>(false);  // a line is drawn in place (touched under the log lock)
+    if (tty)
+        log_set_before_line([drawn] {
+            if (*drawn) std::fputs("\r\033[K", stderr);
+            *drawn = false;
+        });
+    return [tty, last_decile, drawn](const ConvertProgress& p) {
         const double frac = p.bytes_total ? (double)p.bytes_done / p.bytes_total : 1.0;
         const int decile = (int)(frac * 10);
         const bool last = p.tensors_done == p.tensors_total;
         if (!tty && decile == *last_decile && !last) return;
         *last_decile = decile;
-        std::fprintf(stderr, "%s[%zu/%zu tensors] %5.1f%%  %s / %s  %.*s%s", tty ? "\r\033[K" : "", p.tensors_done,
-                     p.tensors_total, 100.0 * frac, mib(p.bytes_done).c_str(), mib(p.bytes_total).c_str(),
-                     (int)std::min<size_t>(p.tensor.size(), 60), p.tensor.data(), tty && !last ? "" : "\n");
-        std::fflush(stderr);
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "[%zu/%zu tensors] %5.1f%%  %s / %s  %.*s", p.tensors_done, p.tensors_total,
+                      100.0 * frac, mib(p.bytes_done).c_str(), mib(p.bytes_total).c_str(),
+                      (int)std::min<size_t>(p.tensor.size(), 60), p.tensor.data());
+        if (!tty) {
+            log_event_raw(LogLevel::info, "progress", buf,
+                          {{"tensors_done", p.tensors_done},
+                           {"tensors_total", p.tensors_total},
+                           {"bytes_done", p.bytes_done},
+                           {"bytes_total", p.bytes_total},
+                           {"percent", 100.0 * frac},
+                           {"tensor", std::string(p.tensor)}});
+            return;
+        }
+        const std::string text = str("\r\033[K", buf, last ? "\n" : "");
+        log_locked([&] {
+            std::fputs(text.c_str(), stderr);
+            std::fflush(stderr);
+            *drawn = !last;
+        });
     };
 }
 
@@ -251,7 +275,8 @@ public:
             max_abs_ = std::max(max_abs_, p.max_abs_err);
         }
         if (p.exact && note.empty()) return;
-        if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");  // the progress line
+        if (isatty(STDERR_FILENO) && log_format() == LogFormat::text)
+            std::fprintf(stderr, "\r\033[K");  // the progress line
         const std::string from = source_type_[name], to(dtype_name(p.dtype));
         std::printf("  %-50s %5s -> %-5s", name.c_str(), from.c_str(), to.c_str());
         if (p.exact) {
@@ -304,11 +329,13 @@ int run_convert(const std::vector<std::string>& args) {
         ("force", po::bool_switch(), "overwrite OUT if it exists (default: refuse)")
         ("quiet,q", po::bool_switch(), "no progress on stderr (default: progress)");
     // clang-format on
+    add_log_options(opts);
     const po::variables_map vm = parse_options(args, opts);
     if (vm.count("help")) {
         std::cout << opts << "\n";
         return exit_ok;
     }
+    apply_log_options(vm);
     require_options(vm, {"from", "to"});
     const std::string from = vm["from"].as<std::string>();
     const std::string to = vm["to"].as<std::string>();
@@ -333,9 +360,17 @@ int run_convert(const std::vector<std::string>& args) {
     std::unique_ptr<TypePolicy> policy;
     if (src.weights) policy = std::make_unique<TypePolicy>(dtype_opt, *src.weights, src.cfg);
     if (!vm["quiet"].as<bool>()) {
-        std::fprintf(stderr, "converting %s (%s, %s, %zu tensors) -> %s as %s\n", from.c_str(), src.kind.c_str(),
-                     src.cfg.arch.c_str(), src.weights ? src.weights->tensors().size() : (size_t)0, to.c_str(),
-                     policy ? policy->describe().c_str() : "vocabulary only");
+        const size_t n_source = src.weights ? src.weights->tensors().size() : 0;
+        const std::string as = policy ? policy->describe() : "vocabulary only";
+        log_event_raw(LogLevel::info, "start",
+                      str("converting ", from, " (", src.kind, ", ", src.cfg.arch, ", ", n_source, " tensors) -> ", to,
+                          " as ", as),
+                      {{"from", from},
+                       {"kind", src.kind},
+                       {"arch", src.cfg.arch},
+                       {"tensors", n_source},
+                       {"to", to},
+                       {"dtype", as}});
     }
     uint64_t tensor_bytes = 0;
     size_t n_tensors = 0;

@@ -32,6 +32,7 @@
 #include "launch/generate_options.h"
 #include "launch/grid_options.h"
 #include "launch/prepare_output.h"
+#include "launch/job_operations.h"
 #include "launch/job_report.h"
 #include "launch/open_checkpoint.h"
 #include "launch/progress.h"
@@ -47,6 +48,34 @@ namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
 std::atomic<bool> g_stop{false};
+
+std::string percent(int64_t part, int64_t whole) {
+    return str(whole > 0 ? (int64_t)std::llround(100.0 * (double)part / (double)whole) : 0, "%");
+}
+
+// The job's figures for the trace (gridlm report prints them).
+nlohmann::ordered_json job_summary(const GenerateJobResult& r, const Progress* progress) {
+    nlohmann::ordered_json j = {{"records_written", r.records_written}, {"records_failed", r.records_written_failed}};
+    for (const auto& [kind, n] : r.kinds) j["records_" + kind] = n;
+    if (progress) {
+        const ProgressTotals& t = progress->totals();
+        j["prompt_tokens"] = t.prompt_tokens;
+        j["completion_tokens"] = t.completion_tokens;
+        j["duration_s"] = progress->elapsed_s();
+        j["completion_tok_per_s"] =
+            progress->elapsed_s() > 0 ? (double)t.completion_tokens / progress->elapsed_s() : 0.0;
+    }
+    j["stopped_by_error_rate"] = r.breaker;
+    return j;
+}
+
+// "content filter: 3 records filtered (rejected); hits: reject/prompt 2, redact/completion 5"
+std::string filter_summary(const GenerateJobResult& r) {
+    auto it = r.kinds.find("filtered");
+    std::string s = str("content filter: ", it == r.kinds.end() ? 0 : it->second, " records rejected; rule hits:");
+    for (const auto& [what, n] : r.filter_hits) s += str(" ", what, " ", n);
+    return s;
+}
 
 // SIGTERM (sent by Slurm before a time limit or on preemption, and forwarded by mpirun) and SIGINT
 // ask the job to stop at the next step; a second one ends it at once.
@@ -106,6 +135,7 @@ int run_generate(const std::vector<std::string>& args) {
     TpSplitTypes split_types;
     std::string chat_template;  // --chat-template's text
     std::unique_ptr<ChatPrompter> chat;
+    JobOperations ops;  // --filter, --metrics-file, --trace
     collective_phase(mpi, [&] {
         topo = std::make_unique<Topology>(grid_shape, mpi.size());  // world size == dp*pp*tp
         me = topo->coord_of(mpi.rank());
@@ -119,6 +149,7 @@ int run_generate(const std::vector<std::string>& args) {
             if (!probe || fs::is_directory(prompts_path)) throw Error(str("cannot open prompts file ", prompts_path));
         }
         if (vm.count("chat-template")) chat_template = read_chat_template_file(vm["chat-template"].as<std::string>());
+        ops.load_filter(settings);
         ck = open_checkpoint(vm["model"].as<std::string>());
         chat = std::make_unique<ChatPrompter>(
             ck.tokenizer, chat_template,
@@ -191,6 +222,7 @@ int run_generate(const std::vector<std::string>& args) {
     if (grid_shape.dp > 1) wopts.max_buffered = std::numeric_limits<size_t>::max();
     std::unique_ptr<ResultWriter> writer;
     std::unique_ptr<Progress> progress;
+    int64_t records_input = -1;  // records this run has to do, when known (writer)
     collective_phase(mpi, [&] {
         reader = std::make_unique<PromptReader>(prompts_path, ropts);
         // The output shape follows the input: OpenAI batch in, OpenAI batch out.
@@ -203,6 +235,7 @@ int run_generate(const std::vector<std::string>& args) {
         ProgressOptions popts;
         popts.total = count_records(prompts_path);
         if (popts.total) *popts.total -= (int64_t)job.done.size();  // what this run has left
+        records_input = popts.total ? *popts.total : -1;
         popts.tty = ::isatty(STDERR_FILENO) != 0;
         popts.interval_s = vm["progress-interval"].as<double>();
         popts.quiet = quiet;
@@ -223,11 +256,24 @@ int run_generate(const std::vector<std::string>& args) {
                      chat->template_name().c_str());
     }
 
+    collective_phase(mpi, [&] {
+        std::map<std::string, std::string> info = {
+            {"model", wopts.model_name},
+            {"grid", str("dp", grid_shape.dp, "_pp", grid_shape.pp, "_tp", grid_shape.tp)}};
+        ops.start(settings, *comms.world, *topo, writer_world, progress.get(),
+                  job.sched.kv_blocks > 0 ? dynamic_cast<BlockKvCache*>(kv.get()) : nullptr, job.sched.kv_blocks,
+                  records_input, std::move(info));
+    });
     grid.world = comms.world.get();
     grid.tp = comms.tp.get();
     grid.pp = comms.pp.get();
     grid.dp = comms.dp.get();
     job.stop = &g_stop;
+    job.filter = ops.filter();
+    job.tracer = ops.tracer();
+    job.observer = ops.observer();
+    job.max_error_rate = settings.max_error_rate;
+    job.min_records = settings.min_records;
     GenerateJobResult result;
     try {
         result = run_generate_job(*reader, writer.get(), wopts, GenerateModel{*model, *kv, *tokenizer, *chat},
@@ -236,17 +282,25 @@ int run_generate(const std::vector<std::string>& args) {
         if (writer) writer->close();
         if (result.interrupted) {
             if (progress) progress->finish();
-            const std::string msg = str("stopped by a signal; ", writer->written(),
-                                        " lines written this run are complete. Run the same "
-                                        "command with --resume to finish the job.");
+            ops.finish(result, true, job_summary(result, progress.get()));
+            std::string msg = str("stopped by a signal; ", writer->written(),
+                                  " lines written this run are complete. Run the same "
+                                  "command with --resume to finish the job.");
+            if (result.breaker)
+                msg = str("stopped by --max-error-rate ", settings.max_error_rate, ": ", result.records_written_failed,
+                          " of ", result.records_written, " records written this run are error lines (",
+                          percent(result.records_written_failed, result.records_written),
+                          "); the lines written are complete. Look at the error lines, then run the same "
+                          "command with --resume (and --retry-errors) to finish the job.");
             std::fprintf(stderr, "gridlm: %s\n", msg.c_str());
+            const int code = result.breaker ? exit_error_rate : exit_interrupted;
             // The other ranks may wait on this one: leaving without MPI_Finalize makes mpirun / srun
             // end them, and mpirun then exits with this rank's status.
             if (mpi.size() > 1) {
                 std::fflush(nullptr);
-                std::_Exit(exit_interrupted);
+                std::_Exit(code);
             }
-            return exit_interrupted;
+            return code;
         }
     } catch (const std::exception& e) {
         // Mid-job: the other ranks may wait on this one; end the whole job, lines written stay.
@@ -254,6 +308,14 @@ int run_generate(const std::vector<std::string>& args) {
         mpi.abort(exit_fatal, str("generate failed: ", e.what()));
     }
     if (progress) progress->finish();
+    try {
+        ops.finish(result, false, job_summary(result, progress.get()));
+    } catch (const std::exception& e) {
+        if (mpi.size() == 1) throw;
+        mpi.abort(exit_fatal, str("generate failed: ", e.what()));
+    }
+    if (writer_rank && !quiet && !result.filter_hits.empty())
+        std::fprintf(stderr, "gridlm: %s\n", filter_summary(result).c_str());
     if (writer_rank && !quiet && job.sched.kv_blocks > 0)
         report_kv_usage(*dynamic_cast<BlockKvCache*>(kv.get()), result, job.sched.kv_blocks);
     if (job.sched.preempt_checkpoint && job.sched.kv_blocks > 0 && !quiet)

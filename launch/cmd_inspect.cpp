@@ -205,6 +205,7 @@ int run_inspect(const std::vector<std::string>& args) {
         ("help,h", "show this help and exit")
         ("json", po::bool_switch(), "print one JSON document instead of text (default: text)");
     // clang-format on
+    add_log_options(opts);
     po::options_description hidden;
     hidden.add_options()("model", po::value<std::vector<std::string>>(), "checkpoint");
     po::options_description all;
@@ -216,6 +217,7 @@ int run_inspect(const std::vector<std::string>& args) {
         std::cout << opts << "\n";
         return exit_ok;
     }
+    apply_log_options(vm);
     if (!vm.count("model") || vm["model"].as<std::vector<std::string>>().size() != 1) {
         throw UsageError("give exactly one checkpoint file");
     }

@@ -324,11 +324,13 @@ int run_plan(const std::vector<std::string>& args) {
          "weight format")
         ("verbose,v", po::bool_switch(), "also list the grids that do not fit and those the rules refuse, with why");
     // clang-format on
+    add_log_options(opts);
     const po::variables_map vm = parse_options(args, opts);
     if (vm.count("help")) {
         std::cout << opts << "\n";
         return exit_ok;
     }
+    apply_log_options(vm);
     require_options(vm, {"model", "ranks-per-node", "mem-per-rank"});
     PlanOptions opt;
     const int64_t nodes = positive_option(vm, "nodes"), rpn = positive_option(vm, "ranks-per-node");

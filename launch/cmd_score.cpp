@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/core/error.h"
+#include "engine/core/log.h"
 #include "engine/kv/kv_cache.h"
 #include "engine/model/model.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -68,7 +70,15 @@ const char* usage_head =
     "   \"total_logprob\", \"tokens_scored\", \"perplexity\", \"usage\": {\"prompt_tokens\"}}\n"
     "where prompt_logprobs has one entry per token after the first: log p(token | the tokens before\n"
     "it), natural log. A record that cannot be scored (bad JSON, fewer than 2 tokens, more than --ctx)\n"
-    "gives {\"id\", \"line\", \"error\"} and the job goes on. An existing OUT is never overwritten.\n\n"
+    "gives {\"id\", \"line\", \"error\"} and the job goes on. An existing OUT is never overwritten.\n"
+    "A record with a \"completion\" (a string, tokenized alone without BOS, or an array of token ids)\n"
+    "has only the completion scored, after the prompt's tokens (chat records rendered as generate\n"
+    "renders them, generation prompt included), and its line is\n"
+    "  {\"id\", \"prompt_token_ids\", \"completion_token_ids\", \"completion_logprobs\": [{\"token_id\", \"token\",\n"
+    "   \"logprob\"}, ...], \"total_logprob\", \"mean_logprob\", \"tokens_scored\", \"perplexity\",\n"
+    "   \"usage\": {\"prompt_tokens\", \"completion_tokens\"}}\n"
+    "with one entry per completion token: log p(token | prompt and the completion before it). Fed\n"
+    "the token ids of a generate line's \"logprobs\", mean_logprob is the mean of its logprobs.\n\n"
     "Grid: under `mpirun -n D*P*T gridlm score ... --dp D --pp P --tp T` the ranks form D replicas that\n"
     "split the windows (records), each of P pipeline stages of T tensor-parallel ranks, as in gridlm\n"
     "generate; the result equals a single rank's up to float rounding.\n\n"
@@ -118,12 +128,24 @@ public:
                 fail(*e);
                 continue;
             }
-            return ScoreUnit{r.ref, std::move(r.prompt_token_ids), 0};
+            if (!r.has_completion) return ScoreUnit{r.ref, std::move(r.prompt_token_ids), 0};
+            // Only the completion is scored: from the logits at the prompt's last position on.
+            const auto n_prompt = (int64_t)r.prompt_token_ids.size();
+            completion_prompt_len_[r.ref.index] = n_prompt;
+            r.prompt_token_ids.insert(r.prompt_token_ids.end(), r.completion_token_ids.begin(),
+                                      r.completion_token_ids.end());
+            return ScoreUnit{r.ref, std::move(r.prompt_token_ids), n_prompt - 1};
         }
     }
 
     // Reporter: the record's line.
     void done(const ScoreUnit& u, std::span<const double> logprobs) {
+        if (auto it = completion_prompt_len_.find(u.ref.index); it != completion_prompt_len_.end()) {
+            const int64_t n_prompt = it->second;
+            completion_prompt_len_.erase(it);
+            done_completion(u, n_prompt, logprobs);
+            return;
+        }
         json lps = json::array();
         double total = 0.0;
         for (size_t i = 0; i < logprobs.size(); ++i) {
@@ -139,14 +161,39 @@ public:
                   {"tokens_scored", scored},
                   {"perplexity", std::exp(-total / (double)scored)},
                   {"usage", {{"prompt_tokens", n}}}};
-        out_.emit(u.ref.index, true, n, 0, j.dump(-1, ' ', false, json::error_handler_t::replace));
+        out_.emit(u.ref.index, RecordStatus{}, n, 0, j.dump(-1, ' ', false, json::error_handler_t::replace));
     }
 
 private:
     bool mine(uint64_t index) const { return (int64_t)(index % (uint64_t)g_.replicas) == g_.replica; }
 
+    // A record with a "completion": its line has the completion's log-probabilities only.
+    void done_completion(const ScoreUnit& u, int64_t n_prompt, std::span<const double> logprobs) {
+        json lps = json::array();
+        double total = 0.0;
+        for (size_t i = 0; i < logprobs.size(); ++i) {
+            const int32_t id = u.tokens[(size_t)n_prompt + i];
+            lps.push_back({{"token_id", id}, {"token", tok_.token_bytes(id)}, {"logprob", (float)logprobs[i]}});
+            total += logprobs[i];
+        }
+        const auto scored = (int64_t)logprobs.size();
+        const std::span<const int32_t> all(u.tokens);
+        json j = {{"id", u.ref.id},
+                  {"prompt_token_ids", all.first((size_t)n_prompt)},
+                  {"completion_token_ids", all.subspan((size_t)n_prompt)},
+                  {"completion_logprobs", std::move(lps)},
+                  {"total_logprob", total},
+                  {"mean_logprob", total / (double)scored},
+                  {"tokens_scored", scored},
+                  {"perplexity", std::exp(-total / (double)scored)},
+                  {"usage", {{"prompt_tokens", n_prompt}, {"completion_tokens", scored}}}};
+        out_.emit(u.ref.index, RecordStatus{}, n_prompt, scored,
+                  j.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+
     void fail(const RecordError& e) {
-        out_.emit(e.ref.index, false, 0, 0, g_.reporter() ? format_error(e, format_) : "");
+        out_.emit(e.ref.index, RecordStatus{false, e.code.empty() ? "error" : e.code, ""}, 0, 0,
+                  g_.reporter() ? format_error(e, format_) : "");
     }
 
     std::optional<RecordError> tokenize(Request& r) const {
@@ -164,12 +211,37 @@ private:
             if (id < 0 || id >= n_vocab_)
                 return error("invalid_prompt",
                              str("prompt token id ", id, " is outside the vocabulary (", n_vocab_, ")"));
+        if (r.has_completion) return tokenize_completion(r);
         if (n < 2)
             return error("invalid_prompt", str("the prompt has ", n, " token", n == 1 ? "" : "s",
                                                "; scoring needs at least 2 (every token after the first is scored)"));
         if (n > max_tokens_)
             return error("prompt_too_long",
                          str("the prompt has ", n, " tokens; at most ", max_tokens_, " fit (--ctx)"));
+        return std::nullopt;
+    }
+
+    // The completion's tokens: given ids as they are, text tokenized alone (no BOS; control-token
+    // text matched as in prompts), to follow the prompt's tokens.
+    std::optional<RecordError> tokenize_completion(Request& r) const {
+        auto error = [&](const char* code, std::string msg) { return RecordError{r.ref, code, std::move(msg)}; };
+        if (r.completion_token_ids.empty()) {
+            try {
+                r.completion_token_ids = tok_.encode(r.completion, EncodeOptions{.add_bos = false});
+            } catch (const Error& e) {
+                return error("invalid_completion", e.what());
+            }
+        }
+        for (int32_t id : r.completion_token_ids)
+            if (id < 0 || id >= n_vocab_)
+                return error("invalid_completion",
+                             str("completion token id ", id, " is outside the vocabulary (", n_vocab_, ")"));
+        const auto n = (int64_t)(r.prompt_token_ids.size() + r.completion_token_ids.size());
+        if (r.prompt_token_ids.empty() || r.completion_token_ids.empty())
+            return error("invalid_prompt", "scoring a completion needs at least one prompt and one completion token");
+        if (n > max_tokens_)
+            return error("prompt_too_long",
+                         str("the prompt and completion have ", n, " tokens; at most ", max_tokens_, " fit (--ctx)"));
         return std::nullopt;
     }
 
@@ -180,6 +252,7 @@ private:
     const ResultWriterOptions& format_;
     JobGrid g_;
     int64_t max_tokens_, n_vocab_;
+    std::unordered_map<uint64_t, int64_t> completion_prompt_len_;  // record index -> prompt tokens, in flight
 };
 
 int run_score(const std::vector<std::string>& args) {
@@ -215,12 +288,14 @@ int run_score(const std::vector<std::string>& args) {
          "--prompts: seconds between progress lines when stderr is not a terminal")
         ("quiet,q", po::bool_switch(), "no per-window or progress lines (the result line is still printed)");
     // clang-format on
+    add_log_options(opts);
 
     const po::variables_map vm = parse_options(args, opts);
     if (vm.count("help")) {
         std::cout << opts << "\n";
         return exit_ok;
     }
+    apply_log_options(vm);
     require_options(vm, {"model"});
     const bool text_mode = vm.count("text") != 0;
     if (text_mode == (vm.count("prompts") != 0)) throw UsageError("give one of --text and --prompts");
@@ -267,6 +342,7 @@ int run_score(const std::vector<std::string>& args) {
     collective_phase(mpi, "score", [&] {
         topo = std::make_unique<Topology>(shape, mpi.size());
         me = topo->coord_of(mpi.rank());
+        log_set_context({mpi.rank(), mpi.size(), mpi.host(), me.dp, me.pp, me.tp});
         grid.replica = me.dp;
         grid.replicas = shape.dp;
         grid.stage = me.pp;
@@ -325,13 +401,25 @@ int run_score(const std::vector<std::string>& args) {
     });
     const bool writer = grid.writer();
     if (writer && !quiet) {
-        std::fprintf(stderr, "gridlm score: %s (%s; weights %s; KV %s), %s %lld, grid %dx%dx%d\n", ck.name.c_str(),
-                     ck.config.arch.c_str(), weight_types_text(model->weight_bytes_by_type()).c_str(),
-                     std::string(dtype_name(kv_dtype)).c_str(), text_mode ? "window" : "record tokens at most",
-                     (long long)ctx, shape.dp, shape.pp, shape.tp);
-        if (ck.config.n_ctx_train > 0 && ctx > ck.config.n_ctx_train)
-            std::fprintf(stderr, "gridlm score: warning: --ctx %lld is beyond the model's training context %lld\n",
-                         (long long)ctx, (long long)ck.config.n_ctx_train);
+        const std::string weights = weight_types_text(model->weight_bytes_by_type());
+        const std::string kv_name(dtype_name(kv_dtype));
+        const std::string start = str(ck.name, " (", ck.config.arch, "; weights ", weights, "; KV ", kv_name, "), ",
+                                      text_mode ? "window" : "record tokens at most", " ", ctx, ", grid ", shape.dp,
+                                      "x", shape.pp, "x", shape.tp);
+        log_event_as(LogLevel::info, "start", "gridlm score: " + start, start,
+                     {{"model", ck.name},
+                      {"arch", ck.config.arch},
+                      {"weights", weights},
+                      {"kv_cache_dtype", kv_name},
+                      {"mode", text_mode ? "text" : "prompts"},
+                      {"ctx", ctx},
+                      {"grid", {{"dp", shape.dp}, {"pp", shape.pp}, {"tp", shape.tp}}}});
+        if (ck.config.n_ctx_train > 0 && ctx > ck.config.n_ctx_train) {
+            const std::string msg =
+                str("--ctx ", ctx, " is beyond the model's training context ", ck.config.n_ctx_train);
+            log_event_as(LogLevel::warning, "ctx_beyond_training", "gridlm score: warning: " + msg, msg,
+                         {{"ctx", ctx}, {"n_ctx_train", ck.config.n_ctx_train}});
+        }
     }
 
     if (text_mode) {
@@ -341,9 +429,17 @@ int run_score(const std::vector<std::string>& args) {
         };
         WindowTally tally(grid, n_windows, [&](int64_t w, const PerplexitySums& run) {
             if (quiet) return;
-            std::fprintf(stderr, "[window %lld/%lld] ppl %.4f (+/- %.5f), %.0f tokens/s\n", (long long)w + 1,
-                         (long long)n_windows, run.perplexity(), run.perplexity_stderr(),
-                         (double)((w + 1) * ctx) / elapsed());
+            const double tok_per_s = (double)((w + 1) * ctx) / elapsed();
+            char line[160];
+            std::snprintf(line, sizeof line, "[window %lld/%lld] ppl %.4f (+/- %.5f), %.0f tokens/s", (long long)w + 1,
+                          (long long)n_windows, run.perplexity(), run.perplexity_stderr(), tok_per_s);
+            const double se = run.perplexity_stderr();
+            log_event_raw(LogLevel::info, "window", line,
+                          {{"window", w + 1},
+                           {"windows", n_windows},
+                           {"perplexity", run.perplexity()},
+                           {"perplexity_stderr", std::isfinite(se) ? json(se) : json(nullptr)},
+                           {"tokens_per_s", tok_per_s}});
         });
         const bool add_bos = tokenizer->add_bos() && tokenizer->bos_id() >= 0;
         int64_t next_window = grid.replica;
@@ -367,9 +463,18 @@ int run_score(const std::vector<std::string>& args) {
             const PerplexitySums total = tally.finish();
             if (!writer) return exit_ok;
             const double seconds = elapsed(), ppl = total.perplexity(), se = total.perplexity_stderr();
-            if (!quiet)
-                std::fprintf(stderr, "gridlm score: perplexity %.4f +/- %.5f over %lld windows of %lld tokens\n", ppl,
-                             se, (long long)n_windows, (long long)ctx);
+            if (!quiet) {
+                char msg[160];
+                std::snprintf(msg, sizeof msg, "perplexity %.4f +/- %.5f over %lld windows of %lld tokens", ppl, se,
+                              (long long)n_windows, (long long)ctx);
+                log_event_as(LogLevel::info, "summary", str("gridlm score: ", msg), msg,
+                             {{"perplexity", ppl},
+                              {"perplexity_stderr", std::isfinite(se) ? json(se) : json(nullptr)},
+                              {"windows", n_windows},
+                              {"ctx", ctx},
+                              {"tokens_scored", total.count},
+                              {"seconds", seconds}});
+            }
             const json result = {{"model", ck.name},
                                  {"ctx", ctx},
                                  {"windows", n_windows},

@@ -139,6 +139,7 @@ int run_tokenize(const std::vector<std::string>& args) {
         "no-special", po::bool_switch(),
         "read control tokens written in the text (<|im_start|>, ...) as plain "
         "text (default: matched as the special tokens they name)");
+    add_log_options(opts);
     po::options_description hidden;
     hidden.add_options()("text", po::value<std::vector<std::string>>(), "text");
     po::options_description all;
@@ -151,6 +152,7 @@ int run_tokenize(const std::vector<std::string>& args) {
         std::cout << opts << "\n";
         return exit_ok;
     }
+    apply_log_options(vm);
     require_options(vm, {"model"});
     if (vm.count("show-chat-template")) {
         const std::string which = vm["show-chat-template"].as<std::string>();

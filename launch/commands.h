@@ -15,6 +15,10 @@ enum ExitCode : int {
     exit_usage = 2,        // bad command line or config option
     exit_partial = 3,      // job finished but some records failed
     exit_interrupted = 4,  // stopped by SIGTERM; every line written is complete, --resume continues
+    exit_error_rate = 5,   // generate stopped by --max-error-rate; lines written are complete, resumable
+    // compare: a --fail-if gate held (B is worse than the gate allows); its own status, so a
+    // pipeline can tell a rollback verdict from a job with failed records (3).
+    exit_gate_failed = 6,
 };
 
 // A usage problem (bad option, missing argument): reported with a hint to --help, exit 2.

@@ -25,6 +25,7 @@
 #include "engine/core/communicator.h"
 #include "engine/core/error.h"
 #include "engine/core/request.h"
+#include "engine/filter/content_filter.h"
 #include "engine/kv/kv_cache.h"
 #include "engine/model/forward_batch.h"
 #include "engine/model/model.h"
@@ -38,6 +39,7 @@
 #include "launch/chat_prompt.h"
 #include "launch/result_router.h"
 #include "launch/progress.h"
+#include "launch/trace.h"
 
 namespace gridlm {
 namespace {
@@ -56,7 +58,17 @@ struct SeqState {
     std::unique_ptr<StreamDecoder> detok;
     bool logprobs = false;
     std::vector<float> stage_inputs;
+    std::unique_ptr<ContentFilter::Stream> filter;  // its rule matcher (--filter)
 };
+
+// FilterMark of a filter hit, and the more severe of two marks (reject > redact > flag).
+FilterMark filter_mark(const FilterHit& h) {
+    return {h.rule, filter_action_name(h.action), filter_where_name(h.where)};
+}
+int severity(const std::optional<FilterMark>& m) {
+    if (!m) return 0;
+    return m->action == "reject" ? 3 : m->action == "redact" ? 2 : 1;
+}
 
 // Per lane: the tokens of the step in flight, per sampled row (token, finished), and the send
 // buffers, kept until their sends complete.
@@ -93,7 +105,7 @@ public:
         StepPlan plan;
         for (;;) {
             bool any = false;
-            if (g_.writer() && o_.stop && o_.stop->load()) {
+            if (g_.writer() && ((o_.stop && o_.stop->load()) || breaker_tripped())) {
                 result_.interrupted = true;
                 break;
             }
@@ -102,18 +114,25 @@ public:
                     events.clear();
                     apply(lane, events);
                 }
-                if (!sched_.plan(lane, plan)) continue;
+                if (!plan_lane(lane, plan)) continue;
                 any = true;
                 run_step(plan);
                 out_.poll(false);
+                if (o_.observer) {
+                    collect_stats();
+                    o_.observer->on_step(state());
+                }
             }
             if (!any) break;
         }
         collect_stats();
         result_.records_ok = out_.ok();
         result_.records_failed = out_.failed();
+        result_.kinds = out_.kinds();
+        result_.filter_hits = out_.filter_hits();
         if (result_.interrupted) {  // the writer stops alone; the caller ends the job
             result_.wall_s = now_s() - t0;
+            if (o_.observer) o_.observer->on_end(state());
             return result_;
         }
         for (LaneIo& io : lanes_) {
@@ -124,6 +143,10 @@ public:
         result_.records_ok = out_.ok();
         result_.records_failed = out_.failed();
         result_.wall_s = now_s() - t0;
+        collect_stats();
+        result_.kinds = out_.kinds();
+        result_.filter_hits = out_.filter_hits();
+        if (o_.observer) o_.observer->on_end(state());
         return result_;
     }
 
@@ -143,6 +166,10 @@ public:
                 fail(*e);
                 continue;
             }
+            if (r.filter && r.filter->action == "reject") {
+                reject_prompt(r);
+                continue;
+            }
             return r;
         }
     }
@@ -151,6 +178,7 @@ public:
 
     void on_start(const Sequence& s, const Request& r) override {
         SeqState& st = seqs_[s.id];
+        ++started_;
         if (!g_.last_stage()) return;
         const SamplingParams& p = r.params;
         if (s.choice == 0) {
@@ -167,6 +195,7 @@ public:
         st.stop = std::make_unique<StopChecker>(p, eos, max_tokens);
         st.detok = std::make_unique<StreamDecoder>(m_.tokenizer, DecodeOptions{.skip_special = true});
         st.logprobs = p.logprobs;
+        if (o_.filter) st.filter = std::make_unique<ContentFilter::Stream>(o_.filter->stream());
     }
 
     // --preempt checkpoint: rebuilds a resumed sequence's KV on this stage alone, from the token
@@ -185,6 +214,7 @@ public:
             m_.model.forward_stage(b, m_.kv, g_.stage == 0 ? nullptr : inputs.data() + at * n_embd_, scratch_.data());
         }
         result_.restore_s += now_s() - t0;
+        trace(trace_restore, trace_cat_sched, t0, now_s(), -1, {{"tokens", n}});
     }
 
 private:
@@ -197,8 +227,55 @@ private:
 
     bool my_record(uint64_t index) const { return (int64_t)(index % (uint64_t)g_.replicas) == g_.replica; }
 
+    // --max-error-rate (writer): enough records written, too many of them error lines.
+    bool breaker_tripped() {
+        if (o_.max_error_rate < 0) return false;
+        const int64_t done = out_.written(), errors = out_.written_failed();
+        if (done < o_.min_records || (double)errors <= o_.max_error_rate * (double)done) return false;
+        result_.breaker = true;
+        return true;
+    }
+
+    // Step 2, timed on the trace: admissions and preemptions show as their own spans.
+    bool plan_lane(int lane, StepPlan& plan) {
+        const double t0 = now_s();
+        const int64_t started = started_, preempted = sched_.stats().preemptions;
+        const bool any = sched_.plan(lane, plan);
+        if (o_.tracer && (started_ > started || sched_.stats().preemptions > preempted)) {
+            const bool preempting = sched_.stats().preemptions > preempted;
+            o_.tracer->span(preempting ? trace_preemption : trace_admission, trace_cat_sched, t0 + clock_,
+                            now_s() + clock_, lane,
+                            {{"admitted", started_ - started}, {"preempted", sched_.stats().preemptions - preempted}});
+        }
+        return any;
+    }
+
+    JobLoopState state() const {
+        JobLoopState s;
+        s.result = &result_;
+        s.running = (int64_t)seqs_.size();
+        s.preempted = sched_.stats().preempted_now;
+        s.records_in_flight = (int64_t)sched_.records_in_flight();
+        if (g_.writer()) {
+            s.kinds = &out_.kinds();
+            s.filter_hits = &out_.filter_hits();
+        }
+        return s;
+    }
+
+    // A prompt a filter rule rejects: its line (no text, no tokens spent).
+    void reject_prompt(const Request& r) {
+        Completion c;
+        c.ref = r.ref;
+        c.filter = r.filter;
+        const std::string filter = r.filter->action + "/" + r.filter->where;
+        out_.emit(r.ref.index, RecordStatus{true, "filtered", filter}, 0, 0,
+                  g_.reporter() ? format_completion(c, format_) : "");
+    }
+
     void fail(const RecordError& e) {
-        out_.emit(e.ref.index, false, 0, 0, g_.reporter() ? format_error(e, format_) : "");
+        out_.emit(e.ref.index, RecordStatus{false, e.code.empty() ? "error" : e.code, ""}, 0, 0,
+                  g_.reporter() ? format_error(e, format_) : "");
     }
 
     // Tokenizes and checks a request against the model and the scheduler's limits; nullopt when it
@@ -209,11 +286,15 @@ private:
         };
         try {
             if (r.prompt_token_ids.empty()) {
-                if (r.ref.chat) {
-                    r.prompt_token_ids = m_.chat.encode(m_.tokenizer, r.messages, r.chat_extras);
-                } else {
-                    r.prompt_token_ids = m_.tokenizer.encode(r.prompt);
+                // The filter sees the text the model will: the rendered chat, before tokenizing.
+                std::string text = r.ref.chat ? m_.chat.render(r.messages, r.chat_extras) : r.prompt;
+                if (o_.filter) {
+                    if (auto hit = o_.filter->apply_prompt(text)) {
+                        r.filter = filter_mark(*hit);
+                        if (hit->action == FilterAction::reject) return std::nullopt;
+                    }
                 }
+                r.prompt_token_ids = r.ref.chat ? encode_chat_prompt(m_.tokenizer, text) : m_.tokenizer.encode(text);
             }
         } catch (const ChatTemplateError& e) {
             return error("chat_template", e.what());
@@ -267,11 +348,20 @@ private:
             GRIDLM_ASSERT(it != records_.end());
             c.choices = std::move(it->second);
             c.logprobs = r.params.logprobs;
-            for (const auto& ch : c.choices) c.usage.completion_tokens += (int64_t)ch.token_ids.size();
+            c.filter = r.filter;
+            for (const auto& ch : c.choices) {
+                c.usage.completion_tokens += (int64_t)ch.token_ids.size();
+                if (severity(ch.filter) > severity(c.filter)) c.filter = ch.filter;
+            }
             line = format_completion(c, format_);
         }
         if (it != records_.end()) records_.erase(it);
-        out_.emit(c.ref.index, true, c.usage.prompt_tokens, c.usage.completion_tokens, line);
+        RecordStatus status;
+        if (c.filter) {
+            status.filter = c.filter->action + "/" + c.filter->where;
+            if (c.filter->action == "reject") status.kind = "filtered";
+        }
+        out_.emit(c.ref.index, status, c.usage.prompt_tokens, c.usage.completion_tokens, line);
     }
 
     // Step 3: this rank's stage of the planned step.
@@ -282,18 +372,25 @@ private:
         const double t_start = now_s();
         double t_busy = 0.0;
         const float* x_in = nullptr;
+        const nlohmann::ordered_json args = o_.tracer ? step_args(plan) : nlohmann::ordered_json();
         if (g_.stage > 0) {
             x_in = receive_activations(n);
+            trace(trace_recv_wait, trace_cat_comm, t_start, now_s(), plan.lane, args);
             if (o_.sched.preempt_checkpoint) keep_stage_inputs(plan);
         }
-        const double t0 = now_s();
+        double t0 = now_s();
         io.result.clear();
         if (!g_.last_stage()) {
-            if (io.act_send) io.act_send->wait();
+            if (io.act_send) {
+                io.act_send->wait();
+                trace(trace_send_wait, trace_cat_comm, t0, now_s(), plan.lane, args);
+                t0 = now_s();
+            }
             const size_t part = slice_len(n);
             io.act_out.assign(part * (size_t)slices(), 0.0f);
             m_.model.forward_stage(batch, m_.kv, x_in, io.act_out.data());
             t_busy = now_s() - t0;
+            trace(trace_forward, trace_cat_compute, t0, t0 + t_busy, plan.lane, args);
             // Every rank of the TP group holds the whole activations; with slices each sends its own part.
             const float* first = io.act_out.data() + (slices() == 1 ? 0 : part * (size_t)g_.tp_rank);
             io.act_send = g_.pp->isend(first, part * sizeof(float), g_.stage + 1, tag_activations);
@@ -301,6 +398,8 @@ private:
         } else {
             logits_.resize((size_t)batch.n_logit_rows() * n_vocab_);
             m_.model.forward_stage(batch, m_.kv, x_in, logits_.data());
+            const double t_sample = now_s();
+            trace(trace_forward, trace_cat_compute, t0, t_sample, plan.lane, args);
             for (size_t r = 0; r < plan.rows.size(); ++r) {
                 if (!plan.sample[r]) continue;
                 const auto [token, finished] = sample(*plan.rows[r], &logits_[r * n_vocab_]);
@@ -308,8 +407,11 @@ private:
                 io.result.push_back(finished ? 1 : 0);
             }
             t_busy = now_s() - t0;
+            trace(trace_sampling, trace_cat_compute, t_sample, t0 + t_busy, plan.lane, args);
             if (g_.stages > 1) {
+                const double t_wait = now_s();
                 for (auto& s : io.result_sends) s->wait();
+                if (!io.result_sends.empty()) trace(trace_send_wait, trace_cat_comm, t_wait, now_s(), plan.lane, args);
                 io.result_sends.clear();
                 io.result_out = io.result;
                 for (int st = 0; st < g_.stages - 1; ++st)
@@ -331,6 +433,21 @@ private:
             }
             progress_->tick();
         }
+    }
+
+    // A span on the trace (steady-clock times of this loop, moved to the trace's clock).
+    void trace(std::string_view name, std::string_view cat, double begin, double end, int lane,
+               const nlohmann::ordered_json& args) {
+        if (o_.tracer) o_.tracer->span(name, cat, begin + clock_, end + clock_, lane, args);
+    }
+
+    static nlohmann::ordered_json step_args(const StepPlan& plan) {
+        int64_t prefill = 0;
+        for (const ForwardSeq& s : plan.batch.seqs) prefill += s.n_tokens > 1 ? s.n_tokens : 0;
+        return {{"micro_batch", plan.lane},
+                {"tokens", plan.batch.n_tokens()},
+                {"sequences", (int64_t)plan.batch.seqs.size()},
+                {"prefill_tokens", prefill}};
     }
 
     // Stages after the first: the step's input activations from the previous stage, [n, n_embd].
@@ -374,9 +491,25 @@ private:
         }
         const std::string piece = st.detok->push(token);
         const auto finished = st.stop->on_token(token, piece);
+        if (st.filter && !finished) {  // a reject rule stops the sequence as soon as it matches
+            // The stop checker's final text: what a stop string will cut never reaches the filter.
+            if (auto hit = st.filter->push(st.stop->text())) {
+                ch.finish_reason = FinishReason::finish_reason_content_filter;
+                ch.text = st.stop->text();
+                st.filter->finish(ch.text);  // cuts where the match starts, redacts the rest
+                ch.filter = filter_mark(*hit);
+                return {token, true};
+            }
+        }
         if (!finished) return {token, false};
         ch.finish_reason = *finished;
         ch.text = st.stop->finish(st.detok->flush());
+        if (st.filter) {
+            if (auto hit = st.filter->finish(ch.text)) {
+                ch.filter = filter_mark(*hit);  // a reject has cut the text where its match starts
+                if (hit->action == FilterAction::reject) ch.finish_reason = FinishReason::finish_reason_content_filter;
+            }
+        }
         return {token, true};
     }
 
@@ -385,6 +518,8 @@ private:
         result_.preemptions = s.preemptions;
         result_.recomputed_tokens = s.recomputed_tokens;
         result_.tokens_generated = s.tokens_generated;
+        result_.records_written = out_.written();
+        result_.records_written_failed = out_.written_failed();
     }
 
     PromptReader& reader_;
@@ -405,6 +540,8 @@ private:
     std::vector<float> slice_in_;                      // this rank's slice of them (--pp-slices)
     std::vector<float> scratch_;                       // outputs of a checkpoint restore (not used)
     int64_t inputs_held_ = 0;                          // bytes of stage inputs kept for checkpoints
+    int64_t started_ = 0;                              // sequences started (admitted or restarted)
+    double clock_ = Tracer::now_s() - now_s();         // trace clock minus this loop's clock
     GenerateJobResult result_;
 };
 

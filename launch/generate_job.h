@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <string>
 #include <unordered_set>
 
 #include "engine/sched/scheduler.h"
@@ -25,6 +27,29 @@ class KvCache;
 class Tokenizer;
 class ChatPrompter;
 class Communicator;
+class ContentFilter;
+class Tracer;
+struct GenerateJobResult;
+
+// What the loop shows its observer after each step (launch/job_monitor.h turns it into metrics).
+struct JobLoopState {
+    const GenerateJobResult* result = nullptr;  // this rank's figures so far
+    int64_t running = 0;                        // sequences holding a slot (preempted ones included)
+    int64_t preempted = 0;                      // of which preempted, waiting to come back
+    int64_t records_in_flight = 0;              // admitted, not finished
+    // Writer rank only (nullptr elsewhere): records written so far by kind ("ok", "filtered", error
+    // codes) and filter hits by "ACTION/WHERE", all replicas.
+    const std::map<std::string, int64_t>* kinds = nullptr;
+    const std::map<std::string, int64_t>* filter_hits = nullptr;
+};
+
+// Called by the loop on every rank: after each lane step, and once when the loop has ended.
+class JobObserver {
+public:
+    virtual ~JobObserver() = default;
+    virtual void on_step(const JobLoopState& state) = 0;
+    virtual void on_end(const JobLoopState& state) = 0;
+};
 
 struct GenerateJobOptions {
     // What the replica's scheduler runs: --max-seqs (max_seqs), --micro-batches (lanes), the
@@ -41,6 +66,16 @@ struct GenerateJobOptions {
     // Set (by a SIGTERM handler) to stop: the writer rank leaves the loop at the next step, with
     // every line written so far complete; GenerateJobResult::interrupted says so.
     const std::atomic<bool>* stop = nullptr;
+    // --filter: rules applied to every prompt (all ranks, before tokenizing) and to every
+    // completion as it grows (last stage); nullptr: none.
+    const ContentFilter* filter = nullptr;
+    // --max-error-rate / --min-records: the writer stops the job (like `stop`, with
+    // GenerateJobResult::breaker set) once min_records records are written and more than this share
+    // of them are error lines; < 0: never.
+    double max_error_rate = -1;
+    int64_t min_records = 100;
+    Tracer* tracer = nullptr;         // spans of this rank's steps, nullptr: none
+    JobObserver* observer = nullptr;  // metrics, nullptr: none
 };
 
 // This rank's place in the grid. The defaults are a single rank.
@@ -62,17 +97,22 @@ struct JobGrid {
 struct GenerateJobResult {
     int64_t records_ok = 0;  // the job's totals (all replicas) on the writer; this replica's elsewhere
     int64_t records_failed = 0;
-    double busy_s = 0.0;                // this rank's time in model steps and sampling
-    double wall_s = 0.0;                // this rank's time in the job loop
-    int64_t steps = 0;                  // lane steps this rank ran
-    int64_t tokens_processed = 0;       // tokens run through this rank's stage
-    int64_t act_bytes_sent = 0;         // activations sent to the next stage
-    int64_t tokens_generated = 0;       // by this replica
-    bool interrupted = false;           // stopped by GenerateJobOptions::stop before the end
-    int64_t preemptions = 0;            // sequences whose KV was dropped under the KV budget
-    int64_t recomputed_tokens = 0;      // tokens they had to put through the model again
-    double restore_s = 0.0;             // checkpoint mode: time this rank spent rebuilding KV
-    int64_t checkpoint_bytes_peak = 0;  // checkpoint mode: most stage-input bytes held at once
+    double busy_s = 0.0;                         // this rank's time in model steps and sampling
+    double wall_s = 0.0;                         // this rank's time in the job loop
+    int64_t steps = 0;                           // lane steps this rank ran
+    int64_t tokens_processed = 0;                // tokens run through this rank's stage
+    int64_t act_bytes_sent = 0;                  // activations sent to the next stage
+    int64_t tokens_generated = 0;                // by this replica
+    bool interrupted = false;                    // stopped by GenerateJobOptions::stop (or the breaker) before the end
+    bool breaker = false;                        // writer: stopped by --max-error-rate
+    int64_t records_written = 0;                 // writer: lines written this run, all replicas
+    int64_t records_written_failed = 0;          // of which error lines
+    std::map<std::string, int64_t> kinds;        // writer: records by kind (see JobLoopState)
+    std::map<std::string, int64_t> filter_hits;  // writer: filter hits by "ACTION/WHERE"
+    int64_t preemptions = 0;                     // sequences whose KV was dropped under the KV budget
+    int64_t recomputed_tokens = 0;               // tokens they had to put through the model again
+    double restore_s = 0.0;                      // checkpoint mode: time this rank spent rebuilding KV
+    int64_t checkpoint_bytes_peak = 0;           // checkpoint mode: most stage-input bytes held at once
 };
 
 // The model's parts the loop uses: the model (this rank's shard) and a KV cache with

@@ -1,12 +1,13 @@
 // Grid options and the collective start-up phase (see grid_options.h).
 #include "launch/grid_options.h"
 
-#include <cstdio>
 #include <exception>
 #include <stdexcept>
 #include <string>
 
 #include "engine/core/error.h"
+#include "engine/core/log.h"
+#include "launch/cli_options.h"
 #include "launch/commands.h"
 #include "parallel/mpi_env.h"
 
@@ -56,19 +57,21 @@ void collective_phase(const MpiEnv& mpi, const char* command, const std::functio
         phase();
     } catch (const UsageError& e) {
         code = exit_usage;
-        msg = str(e.what(), "\n(see gridlm ", command, " --help)");
+        msg = e.what();
     } catch (const std::exception& e) {
         code = exit_fatal;
-        msg = str("error: ", e.what());
+        msg = e.what();
     }
     const int worst = mpi.max_over_ranks(code);
     if (worst == exit_ok) return;
     if (code != exit_ok) {
-        if (mpi.size() > 1) {
-            std::fprintf(stderr, "gridlm %s: rank %d of %d (%s): %s\n", command, mpi.rank(), mpi.size(),
-                         mpi.host().c_str(), msg.c_str());
+        std::string prefix = str("gridlm ", command, ": ");
+        if (mpi.size() > 1) prefix += str("rank ", mpi.rank(), " of ", mpi.size(), " (", mpi.host(), "): ");
+        if (code == exit_usage) {
+            log_usage_error(command, prefix, msg);
         } else {
-            std::fprintf(stderr, "gridlm %s: %s\n", command, msg.c_str());
+            log_event_as(LogLevel::error, "fatal", str(prefix, "error: ", msg), msg,
+                         {{"command", command}, {"exit_code", code}});
         }
     }
     throw ExitStatus{worst};

@@ -8,6 +8,7 @@
 
 #include "engine/core/communicator.h"
 #include "engine/core/error.h"
+#include "engine/core/log.h"
 #include "engine/kv/kv_cache.h"
 #include "engine/model/model.h"
 #include "launch/generate_job.h"
@@ -35,9 +36,22 @@ void report_shards(Communicator& world, const Topology& topo, const Model& model
     if (!print || world.size() == 1) return;
     for (int r = 0; r < world.size(); ++r) {
         const float* v = &all[6 * (size_t)r];
-        std::fprintf(stderr, "gridlm: %s: layers %d..%d%s, %d heads, %d KV heads, %s weights\n",
-                     topo.describe(r).c_str(), (int)v[0], (int)v[1] - 1, v[5] != 0 ? " + head" : "", (int)v[2],
-                     (int)v[3], report_mib(v[4]).c_str());
+        const GridCoord c = topo.coord_of(r);
+        // The rank a line is about goes in shard_rank / dp_replica / pp_stage / tp_rank: rank,
+        // replica and stage of the line itself name the rank that prints it.
+        log_info("shard",
+                 str(topo.describe(r), ": layers ", (int)v[0], "..", (int)v[1] - 1, v[5] != 0 ? " + head" : "", ", ",
+                     (int)v[2], " heads, ", (int)v[3], " KV heads, ", report_mib(v[4]), " weights"),
+                 {{"shard_rank", r},
+                  {"dp_replica", c.dp},
+                  {"pp_stage", c.pp},
+                  {"tp_rank", c.tp},
+                  {"layer_first", (int)v[0]},
+                  {"layer_last", (int)v[1] - 1},
+                  {"lm_head", v[5] != 0},
+                  {"heads", (int)v[2]},
+                  {"kv_heads", (int)v[3]},
+                  {"weight_bytes", (int64_t)v[4]}});
     }
 }
 
@@ -49,22 +63,35 @@ void report_grid(Communicator& world, const Topology& topo, const Model& model, 
     world.allgather(mine, 6, all.data());
     const GridShape& g = topo.shape();
     if (!print || world.size() == 1) return;
-    std::fprintf(stderr, "gridlm: grid dp=%d pp=%d tp=%d, %d micro-batches per replica\n", g.dp, g.pp, g.tp,
-                 micro_batches);
+    log_info("grid",
+             str("grid dp=", g.dp, " pp=", g.pp, " tp=", g.tp, ", ", micro_batches, " micro-batches per replica"),
+             {{"dp", g.dp}, {"pp", g.pp}, {"tp", g.tp}, {"micro_batches", micro_batches}});
     double bubble = 0;
     for (int stage = 0; stage < g.pp; ++stage) {
         const float* v = &all[6 * (size_t)topo.rank_of({0, stage, 0})];  // replica 0, tp rank 0
         const double busy = v[1] > 0 ? v[0] / v[1] : 0.0;
         bubble += 1.0 - busy;
-        std::string line = str("gridlm:   stage ", stage, ": busy ", seconds(v[0]), " of ", seconds(v[1]), " (",
+        std::string line = str("  stage ", stage, ": busy ", seconds(v[0]), " of ", seconds(v[1]), " (",
                                (int)std::lround(100 * busy), "%), ", (int64_t)v[5], " steps");
-        if (stage + 1 < g.pp && v[4] > 0)
+        nlohmann::ordered_json f = {{"pp_stage", stage},  {"busy_s", v[0]},         {"wall_s", v[1]},
+                                    {"busy_share", busy}, {"steps", (int64_t)v[5]}, {"tokens", (int64_t)v[4]}};
+        if (stage + 1 < g.pp && v[4] > 0) {
             line += str(", sends ", report_mib(v[2]), " (", (int64_t)std::lround(v[2] / v[4]), " B per token)");
-        if (g.tp > 1 && v[4] > 0) line += str(", TP collectives ", (int64_t)std::lround(v[3] / v[4]), " B per token");
-        std::fprintf(stderr, "%s\n", line.c_str());
+            f["sent_bytes"] = (int64_t)v[2];
+            f["sent_bytes_per_token"] = (int64_t)std::lround(v[2] / v[4]);
+        }
+        if (g.tp > 1 && v[4] > 0) {
+            line += str(", TP collectives ", (int64_t)std::lround(v[3] / v[4]), " B per token");
+            f["tp_bytes_per_token"] = (int64_t)std::lround(v[3] / v[4]);
+        }
+        log_info("stage_time", line, f);
     }
-    if (g.pp > 1)
-        std::fprintf(stderr, "gridlm:   pipeline bubble %.1f%% (idle share of stage time)\n", 100 * bubble / g.pp);
+    if (g.pp > 1) {
+        char pct[32];
+        std::snprintf(pct, sizeof pct, "%.1f", 100 * bubble / g.pp);
+        log_info("pipeline_bubble", str("  pipeline bubble ", pct, "% (idle share of stage time)"),
+                 {{"bubble_share", bubble / g.pp}});
+    }
 }
 
 void report_checkpoints(Communicator& world, const Topology& topo, const GenerateJobResult& r, bool print) {
@@ -73,23 +100,33 @@ void report_checkpoints(Communicator& world, const Topology& topo, const Generat
     world.allgather(mine, 2, all.data());
     for (int stage = 0; print && stage < topo.shape().pp; ++stage) {
         const float* v = &all[2 * (size_t)topo.rank_of({0, stage, 0})];
-        std::fprintf(stderr, "gridlm:   stage %d: stage inputs held at most %s, KV rebuilt from checkpoints in %s\n",
-                     stage, report_mib(v[0]).c_str(), seconds(v[1]).c_str());
+        log_info("stage_checkpoints",
+                 str("  stage ", stage, ": stage inputs held at most ", report_mib(v[0]),
+                     ", KV rebuilt from checkpoints in ", seconds(v[1])),
+                 {{"pp_stage", stage}, {"checkpoint_bytes_peak", (int64_t)v[0]}, {"restore_s", v[1]}});
     }
 }
 
 void report_kv_budget(const BlockKvCache& cache, int64_t kv_blocks) {
-    std::fprintf(stderr, "gridlm: KV cache budget: %lld blocks of %lld tokens (%s per block on this rank)\n",
-                 (long long)kv_blocks, (long long)cache.block_size(), report_mib(cache.block_bytes()).c_str());
+    log_info("kv_cache",
+             str("KV cache budget: ", kv_blocks, " blocks of ", cache.block_size(), " tokens (",
+                 report_mib(cache.block_bytes()), " per block on this rank)"),
+             {{"kv_blocks", kv_blocks}, {"block_tokens", cache.block_size()}, {"block_bytes", cache.block_bytes()}});
 }
 
 void report_kv_usage(const BlockKvCache& cache, const GenerateJobResult& r, int64_t kv_blocks) {
-    std::fprintf(stderr,
-                 "gridlm: KV cache (replica 0): %lld preemptions, %lld tokens recomputed, %lld prompt tokens reused "
-                 "from cached prefixes, %lld of %lld blocks allocated (%s)\n",
-                 (long long)r.preemptions, (long long)r.recomputed_tokens, (long long)cache.prefix_tokens_reused(),
-                 (long long)cache.blocks_allocated(), (long long)kv_blocks,
-                 report_mib((double)cache.blocks_allocated() * cache.block_bytes()).c_str());
+    const double allocated_bytes = (double)cache.blocks_allocated() * cache.block_bytes();
+    log_info("kv_usage",
+             str("KV cache (replica 0): ", r.preemptions, " preemptions, ", r.recomputed_tokens, " tokens recomputed, ",
+                 cache.prefix_tokens_reused(), " prompt tokens reused from cached prefixes, ", cache.blocks_allocated(),
+                 " of ", kv_blocks, " blocks allocated (", report_mib(allocated_bytes), ")"),
+             {{"kv_replica", 0},
+              {"preemptions", r.preemptions},
+              {"recomputed_tokens", r.recomputed_tokens},
+              {"prefix_tokens_reused", cache.prefix_tokens_reused()},
+              {"blocks_allocated", cache.blocks_allocated()},
+              {"kv_blocks", kv_blocks},
+              {"allocated_bytes", (int64_t)allocated_bytes}});
 }
 
 }  // namespace gridlm

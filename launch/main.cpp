@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "engine/core/error.h"
+#include "engine/core/log.h"
+#include "launch/cli_options.h"
 #include "launch/commands.h"
 
 namespace gridlm {
@@ -49,24 +51,32 @@ int main(int argc, char** argv) {
     }
     const auto& cmds = command_registry();
     auto it = std::find_if(cmds.begin(), cmds.end(), [&](const Command& c) { return c.name == name; });
+    std::vector<std::string> args(argv + 2, argv + argc);
+    preconfigure_log_format(args);
     if (it == cmds.end()) {
-        std::cerr << "gridlm: unknown command '" << name << "'\n\n";
-        print_usage(std::cerr);
+        log_event(LogLevel::error, "usage_error", str("unknown command '", name, "'"),
+                  {{"command", name}, {"exit_code", (int)exit_usage}});
+        if (log_format() == LogFormat::text) {
+            std::cerr << "\n";
+            print_usage(std::cerr);
+        }
         return exit_usage;
     }
-    std::vector<std::string> args(argv + 2, argv + argc);
+    const std::string prefix = str("gridlm ", name, ": ");
     try {
         return it->run(args);
     } catch (const ExitStatus& e) {
         return e.code;
     } catch (const UsageError& e) {
-        std::cerr << "gridlm " << name << ": " << e.what() << "\n(see gridlm " << name << " --help)\n";
+        log_usage_error(name, prefix, e.what());
         return exit_usage;
     } catch (const Error& e) {
-        std::cerr << "gridlm " << name << ": error: " << e.what() << "\n";
+        log_event_as(LogLevel::error, "fatal", str(prefix, "error: ", e.what()), e.what(),
+                     {{"command", name}, {"exit_code", (int)exit_fatal}});
         return exit_fatal;
     } catch (const std::exception& e) {
-        std::cerr << "gridlm " << name << ": unexpected error: " << e.what() << "\n";
+        log_event_as(LogLevel::error, "fatal", str(prefix, "unexpected error: ", e.what()), e.what(),
+                     {{"command", name}, {"exit_code", (int)exit_fatal}, {"unexpected", true}});
         return exit_fatal;
     }
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "engine/core/error.h"
+#include "engine/core/log.h"
 
 namespace gridlm {
 
@@ -27,13 +28,32 @@ std::string format_duration(double seconds) {
     return buf;
 }
 
+static double per_s(double n, double seconds) { return seconds > 0 ? n / seconds : 0.0; }
+
 static std::string rate(double n, double seconds) {
     char buf[32];
-    std::snprintf(buf, sizeof(buf), "%.1f", seconds > 0 ? n / seconds : 0.0);
+    std::snprintf(buf, sizeof(buf), "%.1f", per_s(n, seconds));
     return buf;
 }
 
-Progress::Progress(ProgressOptions options) : options_(options), start_(now_s()), last_print_(start_) {}
+Progress::Progress(ProgressOptions options)
+    : options_(options),
+      start_(now_s()),
+      last_print_(start_),
+      draw_bar_(options.tty && !options.quiet && log_format() == LogFormat::text) {
+    // A log line of any thread first clears the bar; the next tick draws it again below the line.
+    if (draw_bar_)
+        log_set_before_line([this] {
+            if (!drawn_) return;
+            std::fputs("\r\033[K", options_.out);
+            std::fflush(options_.out);
+            drawn_ = false;
+        });
+}
+
+Progress::~Progress() {
+    if (draw_bar_) log_set_before_line(nullptr);
+}
 
 double Progress::elapsed_s() const { return now_s() - start_; }
 
@@ -78,28 +98,70 @@ void Progress::tick() {
     if (options_.quiet) return;
     const double t = now_s();
     // A terminal redraws a few times a second; a log file gets a line every interval.
-    const double every = options_.tty ? 0.25 : options_.interval_s;
+    const double every = draw_bar_ ? 0.25 : options_.interval_s;
     if (t - last_print_ < every) return;
     last_print_ = t;
-    if (options_.tty) {
+    if (draw_bar_) {
         std::string bar;
         if (options_.total && *options_.total > 0) {
             const int width = 24;
             const double frac = std::min(1.0, (double)(t_.records_ok + t_.records_failed) / (double)*options_.total);
             const int fill = (int)(frac * width);
-            bar = "[" + std::string(fill, '#') + std::string(width - fill, '.') + "] ";
+            bar = "[";
+            bar.append(fill, '#').append(width - fill, '.').append("] ");
         }
-        std::fprintf(options_.out, "\r\033[K%s%s", bar.c_str(), status_line().c_str());
-        drawn_ = true;
+        std::string text = "\r\033[K";
+        text += bar;
+        text += status_line();
+        log_locked([&] {
+            std::fputs(text.c_str(), options_.out);
+            std::fflush(options_.out);
+            drawn_ = true;
+        });
     } else {
-        std::fprintf(options_.out, "gridlm: %s\n", status_line().c_str());
+        log_info("progress", status_line(), status_fields());
     }
-    std::fflush(options_.out);
 }
 
-std::string Progress::summary_line() const {
-    return str("gridlm: done: ", t_.records_ok, " records ok, ", t_.records_failed, " failed; ", t_.prompt_tokens,
-               " prompt + ", t_.completion_tokens, " completion tokens in ", format_duration(elapsed_s()), " (",
+nlohmann::ordered_json Progress::status_fields() const {
+    const double el = elapsed_s();
+    const int64_t done = t_.records_ok + t_.records_failed;
+    nlohmann::ordered_json f;
+    f["records_done"] = done;
+    if (options_.total && *options_.total > 0) f["records_total"] = *options_.total;
+    f["records_failed"] = t_.records_failed;
+    f["prompt_tokens"] = t_.prompt_tokens;
+    f["completion_tokens"] = t_.completion_tokens;
+    f["tokens_per_s"] = per_s((double)(t_.prefill_tokens + t_.decode_tokens), el);
+    f["records_per_s"] = per_s((double)done, el);
+    f["elapsed_s"] = el;
+    if (options_.total && *options_.total > 0 && done > 0 && done < *options_.total)
+        f["eta_s"] = el / (double)done * (double)(*options_.total - done);
+    return f;
+}
+
+nlohmann::ordered_json Progress::summary_fields() const {
+    const double el = elapsed_s();
+    return {{"records_ok", t_.records_ok},
+            {"records_failed", t_.records_failed},
+            {"prompt_tokens", t_.prompt_tokens},
+            {"completion_tokens", t_.completion_tokens},
+            {"elapsed_s", el},
+            {"generated_tokens_per_s", per_s((double)t_.completion_tokens, el)},
+            {"prefill_tokens", t_.prefill_tokens},
+            {"prefill_s", t_.prefill_s},
+            {"prefill_tokens_per_s", per_s((double)t_.prefill_tokens, t_.prefill_s)},
+            {"decode_tokens", t_.decode_tokens},
+            {"decode_s", t_.decode_s},
+            {"decode_tokens_per_s", per_s((double)t_.decode_tokens, t_.decode_s)},
+            {"step_share", el > 0 ? std::min(1.0, (t_.prefill_s + t_.decode_s) / el) : 0.0}};
+}
+
+std::string Progress::summary_line() const { return "gridlm: " + summary_text(); }
+
+std::string Progress::summary_text() const {
+    return str("done: ", t_.records_ok, " records ok, ", t_.records_failed, " failed; ", t_.prompt_tokens, " prompt + ",
+               t_.completion_tokens, " completion tokens in ", format_duration(elapsed_s()), " (",
                rate((double)t_.completion_tokens, elapsed_s()), " generated tok/s); steps of this rank: prefill ",
                rate((double)t_.prefill_tokens, t_.prefill_s), " tok/s, decode ",
                rate((double)t_.decode_tokens, t_.decode_s), " tok/s, ", step_share(), " of the run");
@@ -114,10 +176,8 @@ std::string Progress::step_share() const {
 }
 
 void Progress::finish() {
-    if (drawn_) std::fprintf(options_.out, "\r\033[K");
-    drawn_ = false;
-    std::fprintf(options_.out, "%s\n", summary_line().c_str());
-    std::fflush(options_.out);
+    // The before-line hook clears a drawn bar first.
+    log_info("summary", summary_text(), summary_fields());
 }
 
 }  // namespace gridlm

@@ -21,33 +21,49 @@ ResultRouter::ResultRouter(const JobGrid& grid, ResultWriter* writer, Progress* 
     GRIDLM_ASSERT(g_.replicas == 1 || g_.dp != nullptr);
 }
 
-void ResultRouter::emit(uint64_t index, bool ok, int64_t prompt_tokens, int64_t completion_tokens,
+void ResultRouter::emit(uint64_t index, const RecordStatus& status, int64_t prompt_tokens, int64_t completion_tokens,
                         const std::string& line) {
-    if (ok) {
+    if (status.ok) {
         ++ok_;
     } else {
         ++failed_;
     }
     if (!g_.reporter()) return;
     if (g_.writer()) {
-        write_here(index, line, ok, prompt_tokens, completion_tokens);
+        write_here(index, line, status, prompt_tokens, completion_tokens);
         return;
     }
-    // [index u64][prompt_tokens i64][completion_tokens i64][ok i64][line]
-    std::vector<char> msg(32 + line.size());
-    const int64_t head[4] = {(int64_t)index, prompt_tokens, completion_tokens, ok ? 1 : 0};
-    std::memcpy(msg.data(), head, sizeof(head));
-    std::memcpy(msg.data() + 32, line.data(), line.size());
+    // [index u64][prompt_tokens i64][completion_tokens i64][ok i64][kind size i64][filter size i64]
+    // [kind][filter][line]
+    const int64_t head[6] = {(int64_t)index,
+                             prompt_tokens,
+                             completion_tokens,
+                             status.ok ? 1 : 0,
+                             (int64_t)status.kind.size(),
+                             (int64_t)status.filter.size()};
+    std::vector<char> msg(sizeof(head) + status.kind.size() + status.filter.size() + line.size());
+    char* at = msg.data();
+    for (const auto& [p, n] : {std::pair<const void*, size_t>{head, sizeof(head)},
+                               {status.kind.data(), status.kind.size()},
+                               {status.filter.data(), status.filter.size()},
+                               {line.data(), line.size()}}) {
+        if (n > 0) std::memcpy(at, p, n);
+        at += n;
+    }
     outbox_.push_back({std::move(msg), nullptr});
     outbox_.back().second = g_.dp->isend(outbox_.back().first.data(), outbox_.back().first.size(), 0, tag_result);
     while (!outbox_.empty() && outbox_.front().second->test()) outbox_.pop_front();
 }
 
-void ResultRouter::write_here(uint64_t index, std::string line, bool ok, int64_t prompt_tokens,
+void ResultRouter::write_here(uint64_t index, std::string line, const RecordStatus& status, int64_t prompt_tokens,
                               int64_t completion_tokens) {
-    writer_->write_line(index, std::move(line), ok);
+    writer_->write_line(index, std::move(line), status.ok);
+    ++kinds_[status.kind];
+    if (!status.filter.empty()) ++filter_hits_[status.filter];
+    ++written_;
+    if (!status.ok) ++written_failed_;
     if (progress_) {
-        progress_->record_done(ok, prompt_tokens, completion_tokens);
+        progress_->record_done(status.ok, prompt_tokens, completion_tokens);
         progress_->tick();
     }
 }
@@ -68,10 +84,15 @@ bool ResultRouter::poll(bool wait) {
             ++replicas_done_;
             return false;
         }
-        GRIDLM_ASSERT(in->tag == tag_result && msg.size() >= 32);
-        int64_t head[4];
+        int64_t head[6];
+        GRIDLM_ASSERT(in->tag == tag_result && msg.size() >= sizeof(head));
         std::memcpy(head, msg.data(), sizeof(head));
-        write_here((uint64_t)head[0], std::string(msg.data() + 32, msg.size() - 32), head[3] != 0, head[1], head[2]);
+        GRIDLM_ASSERT(head[4] >= 0 && head[5] >= 0 && sizeof(head) + head[4] + head[5] <= msg.size());
+        const char* at = msg.data() + sizeof(head);
+        RecordStatus status{head[3] != 0, std::string(at, (size_t)head[4]), std::string(at + head[4], (size_t)head[5])};
+        at += head[4] + head[5];
+        write_here((uint64_t)head[0], std::string(at, (size_t)(msg.data() + msg.size() - at)), status, head[1],
+                   head[2]);
         if (wait) return true;
     }
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -17,14 +18,23 @@ namespace gridlm {
 class ResultWriter;
 class Progress;
 
+// What became of a record, as the job's counts see it.
+struct RecordStatus {
+    bool ok = true;           // false: an error line (the job then exits 3)
+    std::string kind = "ok";  // "ok", "filtered" (a filter rule rejected the prompt or the
+                              // completion: not a failure), or the error line's code
+    std::string filter;       // "ACTION/WHERE" of a filter rule that matched ("redact/prompt"), or ""
+};
+
 class ResultRouter {
 public:
     // writer / progress: the writer rank's (nullptr elsewhere).
     ResultRouter(const JobGrid& grid, ResultWriter* writer, Progress* progress);
 
-    // A finished record: ok (a completion) or not (an error line). line is the formatted JSONL
-    // line on reporters (empty on other ranks). Counts it in ok / failed.
-    void emit(uint64_t index, bool ok, int64_t prompt_tokens, int64_t completion_tokens, const std::string& line);
+    // A finished record. line is the formatted JSONL line on reporters (empty on other ranks).
+    // Counts it in ok / failed, and (on the writer, for every replica) by kind and filter hit.
+    void emit(uint64_t index, const RecordStatus& status, int64_t prompt_tokens, int64_t completion_tokens,
+              const std::string& line);
     // Writer: takes the other replicas' lines that have arrived (or, with wait, blocks for the
     // next message). Returns false when a wait got a replica's "done".
     bool poll(bool wait);
@@ -34,9 +44,16 @@ public:
 
     int64_t ok() const { return ok_; }
     int64_t failed() const { return failed_; }
+    // Writer: records written so far by kind ("ok", "filtered", error codes) and filter hits by
+    // "ACTION/WHERE", all replicas.
+    const std::map<std::string, int64_t>& kinds() const { return kinds_; }
+    const std::map<std::string, int64_t>& filter_hits() const { return filter_hits_; }
+    int64_t written() const { return written_; }
+    int64_t written_failed() const { return written_failed_; }
 
 private:
-    void write_here(uint64_t index, std::string line, bool ok, int64_t prompt_tokens, int64_t completion_tokens);
+    void write_here(uint64_t index, std::string line, const RecordStatus& status, int64_t prompt_tokens,
+                    int64_t completion_tokens);
 
     JobGrid g_;
     ResultWriter* writer_;
@@ -45,6 +62,8 @@ private:
     std::deque<std::pair<std::vector<char>, std::unique_ptr<PendingSend>>> outbox_;  // lines to the writer
     int replicas_done_ = 0;
     int64_t remote_ok_ = 0, remote_failed_ = 0;
+    std::map<std::string, int64_t> kinds_, filter_hits_;
+    int64_t written_ = 0, written_failed_ = 0;
 };
 
 }  // namespace gridlm

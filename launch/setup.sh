@@ -21,10 +21,10 @@ done
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages: compilers/tools, MPI, parallel HDF5, Boost.Program_options, GoogleTest,
-# nlohmann-json, PCRE2, OpenBLAS; clang-format and jq for the tests; what the model fetch uses
-# (python3 + pip, unzip).
+# nlohmann-json, PCRE2, OpenBLAS; clang-format and jq for the tests; prometheus for the metrics
+# test's promtool; what the model fetch uses (python3 + pip, unzip).
 packages=(build-essential cmake pkg-config git ca-certificates unzip
-  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libboost-program-options-dev
+  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libboost-program-options-dev prometheus
   libgtest-dev googletest nlohmann-json3-dev libpcre2-dev libopenblas-dev clang-format jq python3 python3-pip)
 missing=()
 for p in "${packages[@]}"; do
@@ -44,6 +44,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo_cmd=sudo
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Only promtool is wanted: stop and disable the server the package starts under systemd (in a
+  # container without systemd or a runlevel, invoke-rc.d starts nothing).
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    $sudo_cmd systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 jobs=${GRIDLM_JOBS:-$(nproc)}

@@ -3,8 +3,10 @@
 
 #include <mpi.h>
 
-#include <cstdio>
 #include <unistd.h>
+
+#include "engine/core/error.h"
+#include "engine/core/log.h"
 
 #define MPI_CHECK(expr)                                                                                          \
     do {                                                                                                         \
@@ -16,8 +18,10 @@
             MPI_Error_string(rc_, msg_, &len_);                                                                  \
             MPI_Comm_rank(MPI_COMM_WORLD, &rank_);                                                               \
             gethostname(host_, sizeof(host_) - 1);                                                               \
-            std::fprintf(stderr, "gridlm: rank %d on %s: MPI error in `%s` at %s:%d: %s\n", rank_, host_, #expr, \
-                         __FILE__, __LINE__, msg_);                                                              \
+            ::gridlm::log_error("fatal",                                                                         \
+                                ::gridlm::str("rank ", rank_, " on ", host_, ": MPI error in `", #expr, "` at ", \
+                                              __FILE__, ":", __LINE__, ": ", msg_),                              \
+                                {{"mpi_call", #expr}, {"mpi_error", msg_}});                                     \
             MPI_Abort(MPI_COMM_WORLD, 1);                                                                        \
         }                                                                                                        \
     } while (0)

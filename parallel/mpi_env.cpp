@@ -4,8 +4,10 @@
 #include <mpi.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <cstdlib>
 
+#include "engine/core/error.h"
+#include "engine/core/log.h"
 #include "parallel/mpi_check.h"
 
 namespace gridlm {
@@ -16,6 +18,7 @@ MpiEnv::MpiEnv(int* argc, char*** argv) {
     if (!initialized) {
         int provided = 0;
         MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+        owns_init_ = true;
     }
     // Errors are checked at each call site and turned into messages, not left to the default
     // handler that aborts without saying which rank and call failed.
@@ -25,17 +28,25 @@ MpiEnv::MpiEnv(int* argc, char*** argv) {
     char host[256] = {0};
     gethostname(host, sizeof(host) - 1);
     host_ = host;
+    // Every line from here on names its rank and host; the grid coordinates come later.
+    LogContext context = log_context();
+    context.rank = rank_;
+    context.world = size_;
+    context.host = host_;
+    log_set_context(context);
 }
 
 MpiEnv::~MpiEnv() {
+    // MPI can be initialised once per process: an inner MpiEnv leaves it to the outer one.
+    if (!owns_init_) return;
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Finalize();
 }
 
 void MpiEnv::abort(int code, const std::string& msg) const {
-    std::fprintf(stderr, "gridlm: rank %d on %s: %s\n", rank_, host_.c_str(), msg.c_str());
-    std::fflush(stderr);
+    // The message names rank and host itself: it may come before the logger knows them.
+    log_error("fatal", str("rank ", rank_, " on ", host_, ": ", msg), {{"exit_code", code}});
     MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);
 }

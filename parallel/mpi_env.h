@@ -8,8 +8,10 @@ namespace gridlm {
 
 class MpiEnv {
 public:
-    MpiEnv(int* argc, char*** argv);  // MPI_Init_thread(FUNNELED)
-    ~MpiEnv();                        // MPI_Finalize unless already aborted
+    // MPI_Init_thread(FUNNELED) unless MPI is already up: a command run inside another (gridlm
+    // compare runs generate and score) then shares the outer MpiEnv's MPI.
+    MpiEnv(int* argc, char*** argv);
+    ~MpiEnv();  // MPI_Finalize when this MpiEnv initialised MPI (and it is not finalised yet)
     MpiEnv(const MpiEnv&) = delete;
     MpiEnv& operator=(const MpiEnv&) = delete;
 
@@ -29,6 +31,7 @@ private:
     int rank_ = 0;
     int size_ = 1;
     std::string host_;
+    bool owns_init_ = false;  // this MpiEnv called MPI_Init_thread
 };
 
 }  // namespace gridlm

@@ -25,10 +25,9 @@ std::string str(const Args&... args) {
     return os.str();
 }
 
-[[noreturn]] inline void assert_fail(const char* expr, const char* file, int line) {
-    std::fprintf(stderr, "gridlm: internal error: assertion `%s` failed at %s:%d\n", expr, file, line);
-    std::abort();
-}
+// Reports "internal error: assertion `EXPR` failed at FILE:LINE" through the logger (log.cpp)
+// and aborts.
+[[noreturn]] void assert_fail(const char* expr, const char* file, int line);
 
 }  // namespace gridlm
 

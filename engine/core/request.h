@@ -39,6 +39,14 @@ struct RecordRef {
     bool chat = false;   // chat-style request (messages) rather than a plain prompt
 };
 
+// A content-filter rule that matched a record (engine/filter/content_filter.h): the output line's
+// "filter" object.
+struct FilterMark {
+    std::string rule;    // the rule's name
+    std::string action;  // "reject", "redact" or "flag"
+    std::string where;   // "prompt" or "completion"
+};
+
 struct Request {
     RecordRef ref;
     std::string prompt;                     // plain prompt text (when !ref.chat)
@@ -46,15 +54,30 @@ struct Request {
     ChatExtras chat_extras;                 // tools, documents, chat_template_kwargs (when ref.chat)
     std::vector<int32_t> prompt_token_ids;  // given in the record, or filled by tokenization
     SamplingParams params;
+    std::optional<FilterMark> filter;  // a filter rule matched the prompt (a reject never runs)
+    // "completion" (read by `gridlm score` only): a continuation of the prompt to score, as text
+    // or as token ids; has_completion says the record gave one.
+    bool has_completion = false;
+    std::string completion;
+    std::vector<int32_t> completion_token_ids;
 };
 
 enum class FinishReason : uint8_t {
-    finish_reason_stop,    // EOS, a stop token id or a stop string
-    finish_reason_length,  // max_tokens reached (or the context is full)
+    finish_reason_stop,            // EOS, a stop token id or a stop string
+    finish_reason_length,          // max_tokens reached (or the context is full)
+    finish_reason_content_filter,  // a content-filter reject rule matched (OpenAI's name for it)
 };
 
 inline const char* finish_reason_name(FinishReason r) {
-    return r == FinishReason::finish_reason_stop ? "stop" : "length";
+    switch (r) {
+        case FinishReason::finish_reason_stop:
+            return "stop";
+        case FinishReason::finish_reason_length:
+            return "length";
+        case FinishReason::finish_reason_content_filter:
+            return "content_filter";
+    }
+    return "length";
 }
 
 struct TopLogprob {
@@ -77,6 +100,7 @@ struct Choice {
     std::vector<int32_t> token_ids;  // every generated token, the stopping one included
     FinishReason finish_reason = FinishReason::finish_reason_length;
     std::vector<TokenLogprob> logprobs;  // one per token id when params.logprobs
+    std::optional<FilterMark> filter;    // the most severe filter rule that matched its text
 };
 
 struct Usage {
@@ -88,7 +112,9 @@ struct Completion {
     RecordRef ref;
     std::vector<Choice> choices;  // n of them, index 0..n-1
     Usage usage;
-    bool logprobs = false;  // the request asked for logprobs
+    bool logprobs = false;             // the request asked for logprobs
+    std::optional<FilterMark> filter;  // the most severe rule over prompt and choices; with no
+                                       // choices, the prompt was rejected (the line has no text)
 };
 
 // A record that could not be run: bad JSON, a bad field, a prompt too long for the context.

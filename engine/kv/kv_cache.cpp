@@ -127,6 +127,7 @@ int64_t BlockKvCache::attach_prefix(int slot, std::span<const int32_t> tokens) {
     }
     s.length = s.reserved = n;
     prefix_reused_ += n;
+    if (n > 0) ++prefix_hits_;
     return n;
 }
 

@@ -108,6 +108,7 @@ public:
     int64_t blocks_allocated() const { return (int64_t)all_blocks_.size(); }
     int64_t blocks_in_use() const;  // held by at least one slot
     int64_t prefix_tokens_reused() const { return prefix_reused_; }
+    int64_t prefix_hits() const { return prefix_hits_; }  // sequences that reused a cached prefix
 
 private:
     struct Slot {
@@ -130,6 +131,7 @@ private:
     int64_t block_size_, max_length_, block_bytes_;
     int64_t max_blocks_ = 0;
     int64_t prefix_reused_ = 0;
+    int64_t prefix_hits_ = 0;
     std::vector<Slot> slots_;
     std::vector<uint8_t*> free_blocks_;  // allocated, holding nothing
     std::vector<uint8_t*> all_blocks_;

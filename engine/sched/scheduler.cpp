@@ -171,6 +171,7 @@ bool Scheduler::plan(int lane_index, StepPlan& out) {
         Sequence& s = *sp;
         if (!s.preempted || blocks_for((int64_t)s.feed.size() + 1) > kv_.free_blocks()) continue;
         s.preempted = false;
+        --stats_.preempted_now;
         if (o_.preempt_checkpoint) {
             GRIDLM_ASSERT(s.kv_tokens <= (int64_t)s.feed.size());
             hooks_->restore(s);
@@ -240,6 +241,7 @@ bool Scheduler::preempt_one(Sequence& s, int64_t& free) {
     free += kv_.free_blocks() - before;
     s.preempted = true;
     ++stats_.preemptions;
+    ++stats_.preempted_now;
     // Back in the cache later: the prompt and all generated tokens but the pending one.
     s.feed = actives_.at(s.record)->req.prompt_token_ids;
     if (!s.generated.empty()) {

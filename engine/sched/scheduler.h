@@ -122,6 +122,7 @@ struct SchedulerStats {
     int64_t preemptions = 0;        // sequences whose KV was dropped under the KV budget
     int64_t recomputed_tokens = 0;  // tokens they had to put through the model again
     int64_t tokens_generated = 0;   // sampled tokens applied
+    int64_t preempted_now = 0;      // sequences preempted and not yet back
 };
 
 class Scheduler {
