@@ -78,6 +78,9 @@ void JobOperations::finish(const GenerateJobResult& r, bool alone, const nlohman
     if (!tracer_) return;
     if (writer) tracer_->set_summary(summary);
     std::string mine = tracer_->serialize();
+    // The writer takes the monitor's messages with a probe for any tag: no trace may arrive
+    // before it has taken the last of them.
+    if (!alone) world_->barrier();
     if (!writer) {
         if (alone) return;
         const int64_t n = (int64_t)mine.size();
