@@ -19,6 +19,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/hash.h"
+#include "engine/core/log.h"
 #include "engine/kv/kv_cache.h"
 #include "engine/model/model.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -101,6 +102,7 @@ int run_generate(const std::vector<std::string>& args) {
         std::cout << opts << "\n";
         return exit_ok;
     }
+    apply_log_options(vm);
     require_options(vm, {"model", "prompts", "output"});
 
     GenerateSettings settings = generate_settings(vm);
@@ -167,6 +169,7 @@ int run_generate(const std::vector<std::string>& args) {
                                        output_options(vm, p, job.seed, chat_template), resume, retry_errors);
         }
     });
+    log_set_context({mpi.rank(), mpi.size(), mpi.host(), me.dp, me.pp, me.tp});
     job.sched.context = context;
     limits.max_tokens = (int32_t)std::min<int64_t>(context, INT32_MAX);
     if (p.max_tokens > limits.max_tokens) p.max_tokens = limits.max_tokens;  // the default fits any context
@@ -244,16 +247,25 @@ int run_generate(const std::vector<std::string>& args) {
     if (writer_rank && !quiet && resume) {
         const std::string cut =
             recovered.cut_bytes > 0 ? str(" (cut ", recovered.cut_bytes, " bytes of unfinished lines)") : "";
-        std::fprintf(stderr, "gridlm: resuming %s: %lld records already done%s\n", output_path.c_str(),
-                     (long long)recovered.kept, cut.c_str());
+        log_info("resume", str("resuming ", output_path, ": ", recovered.kept, " records already done", cut),
+                 {{"output", output_path}, {"records_done", recovered.kept}, {"cut_bytes", recovered.cut_bytes}});
         if (recovered.retried > 0)
-            std::fprintf(stderr, "gridlm: %lld error lines removed to run again\n", (long long)recovered.retried);
+            log_info("resume_retry", str(recovered.retried, " error lines removed to run again"),
+                     {{"records_retried", recovered.retried}});
     }
     if (writer_rank && !quiet) {
-        std::fprintf(stderr, "gridlm: %s (%s; weights %s), context %lld, batch %d, chat template %s\n",
-                     wopts.model_name.c_str(), ck.config.arch.c_str(),
-                     weight_types_text(model->weight_bytes_by_type()).c_str(), (long long)context, job.sched.max_seqs,
-                     chat->template_name().c_str());
+        const std::string weights = weight_types_text(model->weight_bytes_by_type());
+        log_info("start",
+                 str(wopts.model_name, " (", ck.config.arch, "; weights ", weights, "), context ", context, ", batch ",
+                     job.sched.max_seqs, ", chat template ", chat->template_name(),
+                     ops.filter() ? str(", content filter ", settings.filter) : std::string()),
+                 {{"model", wopts.model_name},
+                  {"arch", ck.config.arch},
+                  {"weights", weights},
+                  {"context", context},
+                  {"max_seqs", job.sched.max_seqs},
+                  {"chat_template", chat->template_name()},
+                  {"grid", {{"dp", grid_shape.dp}, {"pp", grid_shape.pp}, {"tp", grid_shape.tp}}}});
     }
 
     collective_phase(mpi, [&] {
@@ -292,7 +304,10 @@ int run_generate(const std::vector<std::string>& args) {
                           percent(result.records_written_failed, result.records_written),
                           "); the lines written are complete. Look at the error lines, then run the same "
                           "command with --resume (and --retry-errors) to finish the job.");
-            std::fprintf(stderr, "gridlm: %s\n", msg.c_str());
+            log_event(result.breaker ? LogLevel::error : LogLevel::warning, result.breaker ? "breaker" : "stopped", msg,
+                      {{"lines_written", writer->written()},
+                       {"records_written", result.records_written},
+                       {"records_failed", result.records_written_failed}});
             const int code = result.breaker ? exit_error_rate : exit_interrupted;
             // The other ranks may wait on this one: leaving without MPI_Finalize makes mpirun / srun
             // end them, and mpirun then exits with this rank's status.
@@ -315,7 +330,8 @@ int run_generate(const std::vector<std::string>& args) {
         mpi.abort(exit_fatal, str("generate failed: ", e.what()));
     }
     if (writer_rank && !quiet && !result.filter_hits.empty())
-        std::fprintf(stderr, "gridlm: %s\n", filter_summary(result).c_str());
+        log_info("filter_summary", filter_summary(result),
+                 {{"records_by_kind", result.kinds}, {"hits", result.filter_hits}});
     if (writer_rank && !quiet && job.sched.kv_blocks > 0)
         report_kv_usage(*dynamic_cast<BlockKvCache*>(kv.get()), result, job.sched.kv_blocks);
     if (job.sched.preempt_checkpoint && job.sched.kv_blocks > 0 && !quiet)

@@ -154,6 +154,7 @@ po::options_description generate_options() {
          "records done before --max-error-rate is checked");
     // clang-format on
     add_kv_cache_dtype_option(opts);
+    add_log_options(opts);
     return opts;
 }
 

@@ -101,6 +101,16 @@ import json, sys
 ids = [json.loads(l).get("id") for l in open(sys.argv[1])]
 assert sorted(ids) == sorted(f"r{i}" for i in range(1, 25)), ids
 EOF
+# The same stop in JSON log lines: every stderr line parses, the stop is a "breaker" event with counts.
+rm -f "$tmp/half.jsonl"*
+expect_rc 5 "breaker, JSON logs" "$gridlm" generate "${bargs[@]}" --max-error-rate 0.3 --min-records 4 --log-format json
+python3 - "$tmp/stderr" <<'EOF' || fail "breaker, JSON logs: $(head -c 600 "$tmp/stderr")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+b = [j for j in lines if j["event"] == "breaker"]
+assert len(b) == 1 and b[0]["level"] == "error" and b[0]["records_failed"] > 0.3 * b[0]["records_written"], b
+assert all({"time", "level", "rank", "host", "event", "message"} <= set(j) for j in lines), lines
+EOF
 expect_rc 2 "bad --max-error-rate" "$gridlm" generate "${bargs[@]}" --max-error-rate 1.5
 expect_stderr "bad --max-error-rate" "--max-error-rate 1.5"
 
