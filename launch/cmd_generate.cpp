@@ -272,9 +272,8 @@ int run_generate(const std::vector<std::string>& args) {
         std::map<std::string, std::string> info = {
             {"model", wopts.model_name},
             {"grid", str("dp", grid_shape.dp, "_pp", grid_shape.pp, "_tp", grid_shape.tp)}};
-        ops.start(settings, *comms.world, *topo, writer_world, progress.get(),
-                  job.sched.kv_blocks > 0 ? dynamic_cast<BlockKvCache*>(kv.get()) : nullptr, job.sched.kv_blocks,
-                  records_input, std::move(info));
+        ops.start(settings, *comms.world, *topo, writer_world, progress.get(), dynamic_cast<BlockKvCache*>(kv.get()),
+                  job.sched.kv_blocks, records_input, std::move(info));
     });
     grid.world = comms.world.get();
     grid.tp = comms.tp.get();

@@ -29,7 +29,9 @@ static void print_usage(std::ostream& os) {
         os << "  " << c.name << std::string(c.name.size() < 12 ? 12 - c.name.size() : 1, ' ') << c.summary << "\n";
     }
     os << "\nexit status: 0 success; 1 fatal error; 2 usage error; 3 job finished but some records failed;\n"
-          "             4 stopped by SIGTERM or SIGINT (generate: lines written are complete, --resume continues)\n";
+          "             4 stopped by SIGTERM or SIGINT (generate: lines written are complete, --resume continues);\n"
+          "             5 generate: stopped by --max-error-rate (lines written are complete, --resume continues);\n"
+          "             6 compare: a --fail-if gate failed\n";
 }
 
 }  // namespace gridlm

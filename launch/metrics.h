@@ -52,7 +52,7 @@ struct JobMetrics {
     int64_t queued = 0;                          // requests read and waiting for a slot
     int64_t preempted_total = 0;                 // preemptions so far
     int64_t kv_blocks_used = 0;                  // KV cache blocks held now
-    int64_t kv_blocks_free = -1;                 // -1: no KV budget (--kv-bytes not given)
+    int64_t kv_blocks_free = -1;                 // -1: no KV budget (--kv-cache-bytes not given)
     int64_t prefix_cache_hits = 0;               // sequences that reused a cached prefix
     int64_t prefix_tokens_reused = 0;            // prompt tokens not recomputed thanks to it
     double max_error_rate = -1;                  // --max-error-rate, < 0: no breaker

@@ -280,3 +280,25 @@ TEST(PromptReader, Utf8Validator) {
     EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // > U+10FFFF
     EXPECT_FALSE(is_valid_utf8("\xE2\x82"));          // truncated
 }
+
+// "completion" (for gridlm score): text or token ids; a record without one has none.
+TEST(PromptReader, CompletionField) {
+    const auto recs = read_all(
+        R"({"id": "t", "prompt": "x", "completion": " Paris."}
+{"id": "i", "prompt": "x", "completion": [5, 6]}
+{"id": "n", "prompt": "x"}
+{"id": "e", "prompt": "x", "completion": ""}
+{"id": "b", "prompt": "x", "completion": 5}
+{"id": "m", "prompt": "x", "completion": [-1]}
+)",
+        "c.jsonl");
+    ASSERT_EQ(recs.size(), 6u);
+    EXPECT_TRUE(req(recs[0]).has_completion);
+    EXPECT_EQ(req(recs[0]).completion, " Paris.");
+    EXPECT_EQ(req(recs[1]).completion_token_ids, (std::vector<int32_t>{5, 6}));
+    EXPECT_FALSE(req(recs[2]).has_completion);
+    EXPECT_NE(err(recs[3]).message.find("field 'completion' is empty"), std::string::npos);
+    EXPECT_NE(err(recs[4]).message.find("field 'completion' must be a string or an array of token ids"),
+              std::string::npos);
+    EXPECT_NE(err(recs[5]).message.find("negative token id"), std::string::npos);
+}
