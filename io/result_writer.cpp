@@ -256,6 +256,7 @@ void ResultWriter::emit(uint64_t index, const std::string& line, bool ok) {
         throw Error(str("cannot write to output file ", path_, ": ", std::strerror(errno)));
     }
     ++n_written_;
+    if (!ok) ++n_written_failed_;
     offset_ += line.size() + 1;
     // The journal entry follows its line: after a kill, an entry never names a line that is not there.
     if (journal_ && (std::fprintf(journal_, "%llu %llu %d\n", (unsigned long long)index, (unsigned long long)offset_,

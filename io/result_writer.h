@@ -70,7 +70,8 @@ public:
 
     size_t buffered() const { return pending_.size(); }  // held back for input order
     size_t max_buffered() const { return options_.max_buffered; }
-    uint64_t written() const { return n_written_; }  // lines in the file
+    uint64_t written() const { return n_written_; }                // lines in the file
+    uint64_t written_failed() const { return n_written_failed_; }  // of which error lines
 
 private:
     void put(uint64_t index, std::string line, bool ok);
@@ -87,6 +88,7 @@ private:
     std::map<uint64_t, std::pair<std::string, bool>> pending_;  // index -> (line, ok), for input order
     uint64_t next_index_ = 0;
     uint64_t n_written_ = 0;
+    uint64_t n_written_failed_ = 0;
     double last_sync_ = 0.0;
 };
 

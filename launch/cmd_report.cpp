@@ -127,6 +127,8 @@ int run_report(const std::vector<std::string>& args) {
             str("--from (", vm["from"].as<double>(), ") must be before --to (", vm["to"].as<double>(), ")"));
 
     const TraceData trace = read_trace(paths);
+    if (trace.events.empty())
+        throw Error(str(paths[0], paths.size() > 1 ? " and the other files" : "", ": the trace has no events"));
     TraceWindow win = trace_extent(trace);
     if (vm.count("from")) win.from_s = vm["from"].as<double>();
     if (vm.count("to")) win.to_s = vm["to"].as<double>();

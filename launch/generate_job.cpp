@@ -414,6 +414,7 @@ private:
                 if (!io.result_sends.empty()) trace(trace_send_wait, trace_cat_comm, t_wait, now_s(), plan.lane, args);
                 io.result_sends.clear();
                 io.result_out = io.result;
+                result_.token_bytes_sent += (int64_t)(io.result_out.size() * sizeof(int32_t)) * (g_.stages - 1);
                 for (int st = 0; st < g_.stages - 1; ++st)
                     io.result_sends.push_back(
                         g_.pp->isend(io.result_out.data(), io.result_out.size() * sizeof(int32_t), st, tag_tokens));

@@ -102,6 +102,7 @@ struct GenerateJobResult {
     int64_t steps = 0;                           // lane steps this rank ran
     int64_t tokens_processed = 0;                // tokens run through this rank's stage
     int64_t act_bytes_sent = 0;                  // activations sent to the next stage
+    int64_t token_bytes_sent = 0;                // last stage: sampled tokens sent back to the earlier stages
     int64_t tokens_generated = 0;                // by this replica
     bool interrupted = false;                    // stopped by GenerateJobOptions::stop (or the breaker) before the end
     bool breaker = false;                        // writer: stopped by --max-error-rate

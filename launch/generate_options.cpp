@@ -235,6 +235,8 @@ GenerateSettings generate_settings(const po::variables_map& vm) {
             throw UsageError(str("--max-error-rate ", s.max_error_rate, " is not a share in [0, 1)"));
     }
     s.min_records = vm["min-records"].as<int64_t>();
+    if (!vm["min-records"].defaulted() && !vm.count("max-error-rate"))
+        throw UsageError("--min-records goes with --max-error-rate");
     if (s.min_records < 1) throw UsageError(str("--min-records ", s.min_records, " must be >= 1"));
     s.job = std::move(job);
     s.sampling = p;

@@ -42,7 +42,7 @@ void JobMonitor::refresh_me(const JobLoopState& s) {
     RankMetrics& me = o_.me;
     me.busy_s = s.result->busy_s;
     me.wall_s = now_s() - start_;
-    me.bytes_sent = (double)s.result->act_bytes_sent;
+    me.bytes_sent = (double)(s.result->act_bytes_sent + s.result->token_bytes_sent);
     me.rss_bytes = (double)resident_bytes();
     me.tokens_processed = (double)s.result->tokens_processed;
     me.steps = (double)s.result->steps;
@@ -87,7 +87,12 @@ void JobMonitor::fill(const JobLoopState& s) {
         const ProgressTotals& t = o_.progress->totals();
         m_.prompt_tokens = t.prompt_tokens;
         m_.completion_tokens = t.completion_tokens;
-        m_.tokens_per_s = m_.elapsed_s > 0 ? (double)(t.prefill_tokens + t.decode_tokens) / m_.elapsed_s : 0.0;
+        // Every token goes through a first stage: their sum over the replicas (the other ranks'
+        // figures are as fresh as their last message).
+        double tokens = 0;
+        for (const RankMetrics& r : ranks_) tokens += r.stage == 0 && r.tp_rank == 0 ? r.tokens_processed : 0.0;
+        (void)t;
+        m_.tokens_per_s = m_.elapsed_s > 0 ? tokens / m_.elapsed_s : 0.0;
         const int64_t done = t.records_ok + t.records_failed;
         m_.eta_s = -1;
         if (o_.records_input >= 0 && done > 0)

@@ -32,7 +32,9 @@ JobOperations::~JobOperations() = default;
 JobObserver* JobOperations::observer() const { return monitor_.get(); }
 
 void JobOperations::load_filter(const GenerateSettings& s) {
-    if (!s.filter.empty()) filter_ = std::make_unique<ContentFilter>(ContentFilter::from_file(s.filter));
+    if (s.filter.empty()) return;
+    filter_ = std::make_unique<ContentFilter>(ContentFilter::from_file(s.filter));
+    if (filter_->empty()) throw Error(str("--filter ", s.filter, ": the file has no rules"));
 }
 
 void JobOperations::start(const GenerateSettings& s, Communicator& world, const Topology& topo, int writer_rank,

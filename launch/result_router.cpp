@@ -60,13 +60,14 @@ void ResultRouter::write_here(uint64_t index, std::string line, const RecordStat
     writer_->write_line(index, std::move(line), status.ok);
     ++kinds_[status.kind];
     if (!status.filter.empty()) ++filter_hits_[status.filter];
-    ++written_;
-    if (!status.ok) ++written_failed_;
     if (progress_) {
         progress_->record_done(status.ok, prompt_tokens, completion_tokens);
         progress_->tick();
     }
 }
+
+int64_t ResultRouter::written() const { return writer_ ? (int64_t)writer_->written() : 0; }
+int64_t ResultRouter::written_failed() const { return writer_ ? (int64_t)writer_->written_failed() : 0; }
 
 bool ResultRouter::poll(bool wait) {
     if (!g_.writer() || g_.replicas == 1) return true;

@@ -48,8 +48,10 @@ public:
     // "ACTION/WHERE", all replicas.
     const std::map<std::string, int64_t>& kinds() const { return kinds_; }
     const std::map<std::string, int64_t>& filter_hits() const { return filter_hits_; }
-    int64_t written() const { return written_; }
-    int64_t written_failed() const { return written_failed_; }
+    // Writer: lines in the output file this run, and of those error lines (with --order input,
+    // lines held back for order are not in them yet).
+    int64_t written() const;
+    int64_t written_failed() const;
 
 private:
     void write_here(uint64_t index, std::string line, const RecordStatus& status, int64_t prompt_tokens,
@@ -63,7 +65,6 @@ private:
     int replicas_done_ = 0;
     int64_t remote_ok_ = 0, remote_failed_ = 0;
     std::map<std::string, int64_t> kinds_, filter_hits_;
-    int64_t written_ = 0, written_failed_ = 0;
 };
 
 }  // namespace gridlm

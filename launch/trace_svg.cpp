@@ -73,10 +73,13 @@ std::string fmt_duration(double s) {
     return fmt("%.1f us", s * 1e6);
 }
 
-// Cuts to about max_chars (at 11-13 px a character is about 6.5 px wide).
+// Cuts to about max_chars (at 11-13 px a character is about 6.5 px wide), never inside a UTF-8
+// character (the SVG must stay well-formed).
 std::string clip(std::string s, size_t max_chars) {
-    if (s.size() > max_chars && max_chars > 3) s = s.substr(0, max_chars - 3) + "...";
-    return s;
+    if (s.size() <= max_chars || max_chars <= 3) return s;
+    size_t cut = max_chars - 3;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // a continuation byte
+    return s.substr(0, cut) + "...";
 }
 
 std::string summary_text(const json& summary) {

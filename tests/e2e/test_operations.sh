@@ -74,6 +74,11 @@ expect_rc 0 "--filter default" "$gridlm" generate "${common[@]}" --prompts "$tmp
     --filter default
 py 'any(j["id"]=="inj" and j["filter"]["action"]=="reject" for j in lines) and any(j["id"]=="ok" and "text" in j and "filter" not in j for j in lines)' \
     "$tmp/inj_out.jsonl" || fail "--filter default: $(cat "$tmp/inj_out.jsonl")"
+# A rules file without rules is a mistake, not a silent no-op.
+printf '# nothing yet\n' >"$tmp/empty.rules"
+expect_rc 1 "empty rules file" "$gridlm" generate "${common[@]}" --prompts "$tmp/p.jsonl" --output "$tmp/empty_out.jsonl" \
+    --filter "$tmp/empty.rules"
+expect_stderr "empty rules file" "has no rules"
 # A bad rule is a start-up error naming the file and line; nothing is written.
 printf 'fine flag prompt abc\nbroken reject prompt (unclosed\n' >"$tmp/bad.rules"
 expect_rc 1 "bad rule" "$gridlm" generate "${common[@]}" --prompts "$tmp/p.jsonl" --output "$tmp/bad_out.jsonl" \
@@ -101,6 +106,21 @@ import json, sys
 ids = [json.loads(l).get("id") for l in open(sys.argv[1])]
 assert sorted(ids) == sorted(f"r{i}" for i in range(1, 25)), ids
 EOF
+# --order input: error lines held back behind a record in flight are not counted before they are
+# written, so a stop always leaves them in the file and --resume moves on.
+{
+    echo '{"id": "g1", "prompt": "A long story:", "max_tokens": 12}'
+    for i in $(seq 2 10); do echo "{\"id\": \"b$i\", \"prompt\": 5}"; done
+    for i in $(seq 11 16); do echo "{\"id\": \"g$i\", \"prompt\": \"Story $i:\", \"max_tokens\": 12}"; done
+} >"$tmp/ordered.jsonl"
+oargs=(--model "$model" --temperature 0 --threads 2 -q --prompts "$tmp/ordered.jsonl" --output "$tmp/ordered_out.jsonl"
+    --order input --max-seqs 1)
+expect_rc 5 "breaker, --order input" "$gridlm" generate "${oargs[@]}" --max-error-rate 0.3 --min-records 6
+n=$(wc -l <"$tmp/ordered_out.jsonl")
+[ "$n" -ge 6 ] || fail "breaker, --order input: $n lines in the file, expected the lines it counted (>= 6)"
+expect_rc 3 "resume after the breaker, --order input" "$gridlm" generate "${oargs[@]}" --resume
+[ "$(wc -l <"$tmp/ordered_out.jsonl")" = 16 ] || fail "resume, --order input: $(wc -l <"$tmp/ordered_out.jsonl") lines, expected 16"
+
 # The same stop in JSON log lines: every stderr line parses, the stop is a "breaker" event with counts.
 rm -f "$tmp/half.jsonl"*
 expect_rc 5 "breaker, JSON logs" "$gridlm" generate "${bargs[@]}" --max-error-rate 0.3 --min-records 4 --log-format json
@@ -111,6 +131,7 @@ b = [j for j in lines if j["event"] == "breaker"]
 assert len(b) == 1 and b[0]["level"] == "error" and b[0]["records_failed"] > 0.3 * b[0]["records_written"], b
 assert all({"time", "level", "rank", "host", "event", "message"} <= set(j) for j in lines), lines
 EOF
+expect_rc 2 "--min-records alone" "$gridlm" generate "${bargs[@]}" --min-records 5
 expect_rc 2 "bad --max-error-rate" "$gridlm" generate "${bargs[@]}" --max-error-rate 1.5
 expect_stderr "bad --max-error-rate" "--max-error-rate 1.5"
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "io/prompt_reader.h"
 #include "launch/trace.h"
 #include "launch/trace_report.h"
 #include "test_support.h"
@@ -308,6 +309,25 @@ TEST(TraceReport, SvgIsWellFormedWithOneRowPerRank) {
     const std::string one = render_svg(read_trace({path}), {});
     EXPECT_NE(one.find(">rank 2</text>"), std::string::npos);
     EXPECT_NE(one.find(">dp 1, pp 0, tp 0</text>"), std::string::npos);
+}
+
+// The title is cut to the picture's width, never inside a character: "·" is two bytes, and every
+// cut position must leave valid UTF-8 (an XML parser refuses the picture otherwise).
+TEST(TraceReport, SvgTitleIsCutBetweenCharacters) {
+    const std::string path = test::temp_dir() + "/title.json";
+    for (int pad = 0; pad < 24; ++pad) {  // every cut position relative to the separators
+        Tracer t(0, "rank 0 (dp 0, pp 0, tp 0)", epoch);
+        span(t, trace_forward, 0, 1, 0);
+        nlohmann::ordered_json summary;
+        summary["pad"] = std::string((size_t)pad, 'x');
+        for (int k = 0; k < 80; ++k) summary["k" + std::to_string(k)] = k;
+        t.set_summary(summary);
+        write_merged_trace(path, {t.serialize()});
+        const std::string svg = render_svg(read_trace({path}), {});
+        size_t bad = 0;
+        EXPECT_TRUE(is_valid_utf8(svg, &bad))
+            << "pad " << pad << ": bad byte at " << bad << ": " << svg.substr(bad > 40 ? bad - 40 : 0, 80);
+    }
 }
 
 TEST(TraceReport, LongTracesStaySmall) {
