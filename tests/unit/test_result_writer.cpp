@@ -74,6 +74,31 @@ TEST(ResultWriter, GridlmError) {
               R"({"line":4,"error":"malformed JSON"})");
 }
 
+// A filter rule's mark: a rejected prompt has no text (no choices), a completion keeps its text.
+TEST(ResultWriter, FilterMarks) {
+    ResultWriterOptions o;
+    Completion rejected;
+    rejected.ref.id = "r";
+    rejected.ref.chat = true;
+    rejected.filter = FilterMark{"code.eval", "reject", "prompt"};
+    EXPECT_EQ(format_completion(rejected, o),
+              R"({"id":"r","finish_reason":"content_filter","filter":{"rule":"code.eval","action":"reject",)"
+              R"("where":"prompt"},"usage":{"prompt_tokens":0,"completion_tokens":0}})");
+    Completion flagged = make_completion("f", 0, "hello");
+    flagged.filter = FilterMark{"greeting", "flag", "completion"};
+    json j = json::parse(format_completion(flagged, o));
+    EXPECT_EQ(j["text"], "hello");
+    EXPECT_EQ(j["filter"], json::parse(R"({"rule": "greeting", "action": "flag", "where": "completion"})"));
+
+    o.shape = OutputShape::output_shape_openai;
+    j = json::parse(format_completion(rejected, o));
+    EXPECT_EQ(j["filter"]["rule"], "code.eval");
+    const json& choice = j["response"]["body"]["choices"].at(0);
+    EXPECT_EQ(choice["finish_reason"], "content_filter");
+    EXPECT_TRUE(choice["message"]["content"].is_null());
+    EXPECT_EQ(json::parse(format_completion(flagged, o))["filter"]["action"], "flag");
+}
+
 TEST(ResultWriter, OpenAiChatShape) {
     ResultWriterOptions o;
     o.shape = OutputShape::output_shape_openai;
