@@ -200,33 +200,6 @@ void differing_records(std::string& h, const CompareReport& r, size_t max_record
 
 }  // namespace
 
-std::string html_escape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
-            case '&':
-                out += "&amp;";
-                break;
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            case '"':
-                out += "&quot;";
-                break;
-            case '\'':
-                out += "&#39;";
-                break;
-            default:
-                out += c;
-        }
-    }
-    return out;
-}
-
 std::string compare_report_html(const CompareReport& r, size_t max_records) {
     std::string h = str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>gridlm compare: ",
                         html_escape(r.a_model), " vs ", html_escape(r.b_model), "</title><style>", style,

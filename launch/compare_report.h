@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/core/text_escape.h"
+
 namespace gridlm {
 
 // One model's line for one record (gridlm output shape), as the report reads it.
@@ -151,9 +153,6 @@ nlohmann::ordered_json compare_report_json(const CompareReport& report);
 // report.html: one self-contained page (no external assets): summary, gates, distributions as
 // inline bars, and the first max_records differing records side by side, the divergence marked.
 std::string compare_report_html(const CompareReport& report, size_t max_records);
-
-// &, <, >, " and ' as character references.
-std::string html_escape(std::string_view s);
 
 // The gates as printed at the end of a run: "gate match<0.9: match = 0.833 -> FAILED".
 std::string gate_lines(const std::vector<GateResult>& gates);

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "engine/core/error.h"
+#include "engine/core/text_escape.h"
 #include "launch/trace.h"
 #include "launch/trace_report.h"
 
@@ -32,29 +33,6 @@ const char* key_fill(int key) { return key < n_span_kinds ? kind_fill[key] : lan
 // Layout in pixels.
 constexpr int label_w = 210, right_w = 84, row_pitch = 44, band_h = 26, sched_gap = 3, sched_h = 9;
 constexpr int rows_y0 = 70;
-
-std::string xml_escape(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        switch (c) {
-            case '&':
-                out += "&amp;";
-                break;
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            case '"':
-                out += "&quot;";
-                break;
-            default:
-                if ((unsigned char)c >= 0x20 || c == '\t') out += c;
-        }
-    }
-    return out;
-}
 
 std::string fmt(const char* f, double v) {
     char buf[64];
@@ -194,7 +172,7 @@ void draw_band(std::string& out, const std::vector<BandSpan>& spans, const std::
         out += "<rect x=\"" + fmt("%.1f", a) + "\" y=\"" + fmt("%.1f", y) + "\" width=\"" + fmt("%.1f", b - a) +
                "\" height=\"" + fmt("%.1f", h) + "\" fill=\"" + key_fill(s->key) + "\"";
         if (b - a >= 4) out += " stroke=\"#ffffff\" stroke-width=\"0.6\"";
-        out += "><title>" + xml_escape(names[s->e->name].name) + (lane.empty() ? "" : ", lane " + lane) + ", " +
+        out += "><title>" + html_escape(names[s->e->name].name) + (lane.empty() ? "" : ", lane " + lane) + ", " +
                fmt_duration(s->t1 - s->t0) + " from " + fmt("%.6f", s->t0) + " s</title></rect>\n";
         if (!lane.empty() && b - a >= 6 + 7.0 * lane.size() && h >= 12) {
             const bool dark = s->key >= n_span_kinds && lane_dark[s->key - n_span_kinds];
@@ -207,7 +185,7 @@ void draw_band(std::string& out, const std::vector<BandSpan>& spans, const std::
     for (const auto& [where, s] : instants) {
         out += "<rect x=\"" + fmt("%.1f", m.x0 + where.first - 0.5) + "\" y=\"" + fmt("%.1f", y - 2) +
                "\" width=\"2\" height=\"" + fmt("%.1f", h + 4) + "\" fill=\"" + key_fill(where.second) + "\"><title>" +
-               xml_escape(names[s->e->name].name) + " at " + fmt("%.6f", s->t0) + " s</title></rect>\n";
+               html_escape(names[s->e->name].name) + " at " + fmt("%.6f", s->t0) + " s</title></rect>\n";
     }
 }
 
@@ -278,7 +256,7 @@ std::string render_svg(const TraceData& trace, const SvgOptions& opt) {
     const std::string summary = summary_text(trace.summary);
     const size_t title_chars = (size_t)std::max(20.0, (width - 20) / 8.2);
     out += "<text x=\"10\" y=\"24\" font-size=\"15\" font-weight=\"bold\" fill=\"#111111\">" +
-           xml_escape(clip("gridlm trace" + (summary.empty() ? std::string() : ": " + summary), title_chars)) +
+           html_escape(clip("gridlm trace" + (summary.empty() ? std::string() : ": " + summary), title_chars)) +
            "</text>\n";
     size_t n_spans = 0;
     for (const TraceEvent& e : trace.events) n_spans += e.ph == 'X';
@@ -287,7 +265,7 @@ std::string render_svg(const TraceData& trace, const SvgOptions& opt) {
                           " s. Each row: compute band "
                           "(forward by micro-batch lane, waits, sampling) over a scheduler band.");
     out += "<text x=\"10\" y=\"44\" font-size=\"12\" fill=\"#444444\">" +
-           xml_escape(clip(sub, (size_t)((width - 20) / 6.4))) + "</text>\n";
+           html_escape(clip(sub, (size_t)((width - 20) / 6.4))) + "</text>\n";
     if (trace.dropped > 0)
         out += str("<text x=\"10\" y=\"60\" font-size=\"12\" fill=\"#d62728\">", trace.dropped,
                    " events were dropped past the per-rank cap: the record ends at the red dashed line.</text>\n");
@@ -316,10 +294,10 @@ std::string render_svg(const TraceData& trace, const SvgOptions& opt) {
         const double y = rows_y0 + r * row_pitch;
         const auto [head, detail] = split_label(f.label);
         out += "<text x=\"10\" y=\"" + fmt("%.1f", y + 14) +
-               "\" font-size=\"13\" font-weight=\"bold\" fill=\"#111111\">" + xml_escape(clip(head, 28)) + "</text>\n";
+               "\" font-size=\"13\" font-weight=\"bold\" fill=\"#111111\">" + html_escape(clip(head, 28)) + "</text>\n";
         if (!detail.empty())
             out += "<text x=\"10\" y=\"" + fmt("%.1f", y + 30) + "\" font-size=\"11\" fill=\"#555555\">" +
-                   xml_escape(clip(detail, (label_w - 16) / 6)) + "</text>\n";
+                   html_escape(clip(detail, (label_w - 16) / 6)) + "</text>\n";
         out += "<rect x=\"" + std::to_string(label_w) + "\" y=\"" + fmt("%.1f", y) + "\" width=\"" + fmt("%.1f", m.w) +
                "\" height=\"" + std::to_string(band_h) + "\" fill=\"#eef1f5\"/>\n";
         out += "<rect x=\"" + std::to_string(label_w) + "\" y=\"" + fmt("%.1f", y + band_h + sched_gap) +
@@ -346,7 +324,7 @@ std::string render_svg(const TraceData& trace, const SvgOptions& opt) {
                "\" width=\"16\" height=\"12\" fill=\"" + legend[i].second +
                "\" stroke=\"#666666\" stroke-width=\"0.5\"/>\n";
         out += "<text x=\"" + fmt("%.1f", x + 22) + "\" y=\"" + fmt("%.1f", y) +
-               "\" font-size=\"12\" fill=\"#222222\">" + xml_escape(legend[i].first) + "</text>\n";
+               "\" font-size=\"12\" fill=\"#222222\">" + html_escape(legend[i].first) + "</text>\n";
     }
     out += "</svg>\n";
     return out;

@@ -5,6 +5,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "engine/core/text_escape.h"
 #include "engine/jinja/builtins.h"
 #include "engine/jinja/python.h"
 
@@ -63,32 +64,6 @@ Value select_items(const Value& input, const CallArgs& args, bool by_attr, bool 
         if (ok == keep_if) out.push_back(item);
     }
     return Value::list(std::move(out));
-}
-
-std::string html_escape(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        switch (c) {
-            case '&':
-                out += "&amp;";
-                break;
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            case '"':
-                out += "&#34;";
-                break;
-            case '\'':
-                out += "&#39;";
-                break;
-            default:
-                out += c;
-        }
-    }
-    return out;
 }
 
 Value to_int(const Value& v, const Value& dflt) {

@@ -232,7 +232,7 @@ TEST(CompareReport, EvaluateGates) {
 }
 
 TEST(CompareReport, HtmlEscapesRecordText) {
-    EXPECT_EQ(html_escape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    EXPECT_EQ(html_escape("<a href=\"x\">&'</a>"), "&lt;a href=&#34;x&#34;&gt;&amp;&#39;&lt;/a&gt;");
     std::vector<CompareRecord> r = five_records();
     r[2] = rec("<id>", gen_line("<id>", "x<script>alert(1)</script>", {5}, {-1}),
                gen_line("<id>", "<b>bold</b> & more", {6}, {-1}));
@@ -247,7 +247,7 @@ TEST(CompareReport, HtmlEscapesRecordText) {
     // r2: the texts part after "ab": the common prefix is plain, the next character marked.
     test::expect_has(h, {"ab<mark>c</mark>", "ab<mark>x</mark>"});
     // A newline where the texts part is marked with a sign; tokens are shown as JSON strings.
-    test::expect_has(h, {"ab<mark>&#8629;\n</mark>", "A <code>&quot;t2&quot;</code> (id 2"});
+    test::expect_has(h, {"ab<mark>&#8629;\n</mark>", "A <code>&#34;t2&#34;</code> (id 2"});
     // Only max_records differing records are shown.
     test::expect_has(compare_report_html(report, 1), {"(1 of 4 shown)"});
 }
