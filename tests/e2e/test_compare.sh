@@ -9,7 +9,12 @@ f32=$models/SmolLM2-135M-Instruct.f32.h5
 q41=$models/SmolLM2-135M-Instruct.Q4_1.gguf
 other_vocab=$models/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf
 . "$(dirname "$0")/lib.sh"
-require_files "$f32" "$q41"
+require_files "$q41"
+# The f32 checkpoint the demo makes; without it, the same weights dequantised here.
+if [ ! -f "$f32" ]; then
+    f32=$tmp/SmolLM2-135M-Instruct.f32.h5
+    "$gridlm" convert --from "$q41" --to "$f32" --dtype f32 >/dev/null 2>&1 || { echo "FAIL: cannot convert $q41 to f32"; exit 1; }
+fi
 # Greedy and short, so the whole test takes a few model loads and ~150 generated tokens per run.
 compare() { "$gridlm" compare --max-tokens 24 --temperature 0 --threads 2 -q "$@"; }
 # jq_ok WHAT FILE FILTER: FILTER is true on FILE.
