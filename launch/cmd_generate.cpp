@@ -225,7 +225,6 @@ int run_generate(const std::vector<std::string>& args) {
     if (grid_shape.dp > 1) wopts.max_buffered = std::numeric_limits<size_t>::max();
     std::unique_ptr<ResultWriter> writer;
     std::unique_ptr<Progress> progress;
-    int64_t records_input = -1;  // records this run has to do, when known (writer)
     collective_phase(mpi, [&] {
         reader = std::make_unique<PromptReader>(prompts_path, ropts);
         // The output shape follows the input: OpenAI batch in, OpenAI batch out.
@@ -238,7 +237,6 @@ int run_generate(const std::vector<std::string>& args) {
         ProgressOptions popts;
         popts.total = count_records(prompts_path);
         if (popts.total) *popts.total -= (int64_t)job.done.size();  // what this run has left
-        records_input = popts.total ? *popts.total : -1;
         popts.tty = ::isatty(STDERR_FILENO) != 0;
         popts.interval_s = vm["progress-interval"].as<double>();
         popts.quiet = quiet;
@@ -273,7 +271,7 @@ int run_generate(const std::vector<std::string>& args) {
             {"model", wopts.model_name},
             {"grid", str("dp", grid_shape.dp, "_pp", grid_shape.pp, "_tp", grid_shape.tp)}};
         ops.start(settings, *comms.world, *topo, writer_world, progress.get(), dynamic_cast<BlockKvCache*>(kv.get()),
-                  job.sched.kv_blocks, records_input, std::move(info));
+                  job.sched.kv_blocks, std::move(info));
     });
     grid.world = comms.world.get();
     grid.tp = comms.tp.get();

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "engine/core/communicator.h"
 #include "engine/core/error.h"
@@ -23,7 +24,6 @@ JobMonitor::JobMonitor(JobMonitorOptions o) : o_(std::move(o)), start_(now_s()) 
     GRIDLM_ASSERT(o_.world != nullptr);
     m_.job_id = o_.job_id.empty() ? default_job_id() : o_.job_id;
     m_.info = o_.info;
-    m_.records_input = o_.records_input;
     m_.max_error_rate = o_.max_error_rate;
     if (!writer()) return;
     file_ = std::make_unique<MetricsFile>(o_.path, o_.interval_s);
@@ -91,13 +91,12 @@ void JobMonitor::fill(const JobLoopState& s) {
         // figures are as fresh as their last message).
         double tokens = 0;
         for (const RankMetrics& r : ranks_) tokens += r.stage == 0 && r.tp_rank == 0 ? r.tokens_processed : 0.0;
-        (void)t;
         m_.tokens_per_s = m_.elapsed_s > 0 ? tokens / m_.elapsed_s : 0.0;
         const int64_t done = t.records_ok + t.records_failed;
-        m_.eta_s = -1;
-        if (o_.records_input >= 0 && done > 0)
-            m_.eta_s = o_.records_input > done ? m_.elapsed_s / (double)done * (double)(o_.records_input - done) : 0.0;
-        if (o_.records_input >= 0) m_.queued = std::max<int64_t>(0, o_.records_input - done - s.records_in_flight);
+        const std::optional<int64_t> total = o_.progress->records_total();
+        m_.records_input = total ? *total : -1;
+        m_.eta_s = total && done > 0 ? o_.progress->eta_s().value_or(0.0) : -1;  // 0: all done
+        if (total) m_.queued = std::max<int64_t>(0, *total - done - s.records_in_flight);
     }
     m_.running = s.running;
     m_.preempted_total = s.result->preemptions;

@@ -29,7 +29,6 @@ struct JobMonitorOptions {
     const Progress* progress = nullptr;       // writer: records and tokens
     const BlockKvCache* kv = nullptr;         // this rank's cache when it has a block budget
     int64_t kv_blocks = 0;                    // the budget in blocks, 0: none
-    int64_t records_input = -1;               // records this run has to do, -1: unknown
     std::string job_id;                       // default_job_id() when empty
     std::map<std::string, std::string> info;  // labels of gridlm_job_info
     double max_error_rate = -1;

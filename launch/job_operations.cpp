@@ -38,7 +38,7 @@ void JobOperations::load_filter(const GenerateSettings& s) {
 }
 
 void JobOperations::start(const GenerateSettings& s, Communicator& world, const Topology& topo, int writer_rank,
-                          const Progress* progress, const BlockKvCache* kv, int64_t kv_blocks, int64_t records_input,
+                          const Progress* progress, const BlockKvCache* kv, int64_t kv_blocks,
                           std::map<std::string, std::string> info) {
     world_ = &world;
     writer_rank_ = writer_rank;
@@ -68,7 +68,6 @@ void JobOperations::start(const GenerateSettings& s, Communicator& world, const 
     o.progress = progress;
     o.kv = kv;
     o.kv_blocks = kv_blocks;
-    o.records_input = records_input;
     o.info = std::move(info);
     o.max_error_rate = s.max_error_rate;
     monitor_ = std::make_unique<JobMonitor>(std::move(o));

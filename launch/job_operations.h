@@ -33,9 +33,9 @@ public:
 
     // Collective, once the grid exists: the tracer (every rank shares rank 0's clock origin) and
     // the metrics monitor (the writer checks that the metrics file's directory exists: throws
-    // Error). progress: the writer's; kv: this rank's cache when it has a block budget.
+    // Error). progress: the writer's; kv: this rank's block cache (nullptr for another kind).
     void start(const GenerateSettings& s, Communicator& world, const Topology& topo, int writer_rank,
-               const Progress* progress, const BlockKvCache* kv, int64_t kv_blocks, int64_t records_input,
+               const Progress* progress, const BlockKvCache* kv, int64_t kv_blocks,
                std::map<std::string, std::string> info);
 
     const ContentFilter* filter() const { return filter_.get(); }

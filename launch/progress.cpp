@@ -87,11 +87,14 @@ std::string Progress::status_line() const {
     s += str(" | ", rate((double)(t_.prefill_tokens + t_.decode_tokens), el), " tok/s");
     s += str(" | ", rate((double)done, el), " rec/s");
     s += " | " + format_duration(el);
-    if (options_.total && *options_.total > 0 && done > 0 && done < *options_.total) {
-        const double eta = el / (double)done * (double)(*options_.total - done);
-        s += " | ETA " + format_duration(eta);
-    }
+    if (const auto eta = eta_s()) s += " | ETA " + format_duration(*eta);
     return s;
+}
+
+std::optional<double> Progress::eta_s() const {
+    const int64_t done = t_.records_ok + t_.records_failed;
+    if (!options_.total || *options_.total <= 0 || done <= 0 || done >= *options_.total) return std::nullopt;
+    return elapsed_s() / (double)done * (double)(*options_.total - done);
 }
 
 void Progress::tick() {
@@ -135,8 +138,7 @@ nlohmann::ordered_json Progress::status_fields() const {
     f["tokens_per_s"] = per_s((double)(t_.prefill_tokens + t_.decode_tokens), el);
     f["records_per_s"] = per_s((double)done, el);
     f["elapsed_s"] = el;
-    if (options_.total && *options_.total > 0 && done > 0 && done < *options_.total)
-        f["eta_s"] = el / (double)done * (double)(*options_.total - done);
+    if (const auto eta = eta_s()) f["eta_s"] = *eta;
     return f;
 }
 

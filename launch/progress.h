@@ -49,6 +49,10 @@ public:
     std::string step_share() const;
 
     const ProgressTotals& totals() const { return t_; }
+    // Records this run has to do, when known.
+    std::optional<int64_t> records_total() const { return options_.total; }
+    // Seconds left at the pace so far: known once a record is done and while some are left.
+    std::optional<double> eta_s() const;
     double elapsed_s() const;
     // The line tick() would print now (without the bar's carriage return); for tests.
     std::string status_line() const;
