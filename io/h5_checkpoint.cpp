@@ -38,6 +38,22 @@ const DTypeTraits* dtype_by_name(const std::string& name) {
     return nullptr;
 }
 
+// Most tokens or merges a checkpoint may hold: 16x the largest vocabularies in use (~262K).
+constexpr size_t h5_max_vocab_entries = size_t(1) << 22;
+
+// Throws when a tensor shape's element count overflows or could not be held as f32 values in
+// memory (dimensions come from the file: a corrupt or hostile dataset may claim 2^40 x 2^40).
+void check_numel(const std::vector<int64_t>& shape, const std::string& where) {
+    constexpr int64_t max_numel = int64_t(1) << 60;
+    int64_t n = 1;
+    for (int64_t d : shape) {
+        if (d < 0 || __builtin_mul_overflow(n, d, &n) || n > max_numel) {
+            throw Error(
+                str(where, ": shape ", shape_str(shape), " has more elements than a tensor can hold (at most 2^60)"));
+        }
+    }
+}
+
 std::string dtype_list() {
     std::string s;
     for (const DTypeTraits& t : dtype_table) s += (s.empty() ? "" : ", ") + std::string(t.name);
@@ -191,9 +207,11 @@ void H5Checkpoint::Impl::read_tokenizer() {
     tok.chat_template = h5::read_attr_string(g, "chat_template", w);
     if (h5::has_attr(g, "chat_template_tool_use"))  // optional: files before it have none
         tok.chat_template_tool_use = h5::read_attr_string(g, "chat_template_tool_use", w);
-    tok.tokens = h5::read_string_dataset(g, "tokens", w);
-    tok.token_types = h5::read_int32_dataset(g, "token_types", w);
-    tok.merges = h5::read_string_dataset(g, "merges", w);
+    // Capped before reading, so that a corrupt length cannot allocate without bound; the tokens
+    // are then checked against n_vocab below.
+    tok.tokens = h5::read_string_dataset(g, "tokens", w, h5_max_vocab_entries);
+    tok.token_types = h5::read_int32_dataset(g, "token_types", w, h5_max_vocab_entries);
+    tok.merges = h5::read_string_dataset(g, "merges", w, h5_max_vocab_entries);
     if (tok.tokens.size() != tok.token_types.size()) {
         throw Error(str(w, ": ", tok.tokens.size(), " tokens but ", tok.token_types.size(), " token_types"));
     }
@@ -229,6 +247,7 @@ void H5Checkpoint::Impl::read_tensor_list() {
         Entry e;
         e.info.name = name;
         e.info.shape = h5::dataset_shape(obj);
+        check_numel(e.info.shape, w);
         const std::string dtype = h5::read_attr_string(obj, "dtype", w);
         const DTypeTraits* traits = dtype_by_name(dtype);
         if (!traits) throw Error(str(w, ": attribute dtype is '", dtype, "' (expected one of ", dtype_list(), ")"));
@@ -289,6 +308,7 @@ void H5Checkpoint::Impl::read_block_layout(hid_t dset, hid_t type, const std::st
         throw Error(str(w, ": rows of ", dims[1], " bytes, but a ", t.name, " row of ", shape[1], " values takes ",
                         e.row_bytes, " bytes (row_bytes mismatch)"));
     }
+    check_numel(shape, w);
     e.info.shape = shape;
     e.info.source_bytes = (uint64_t)(shape[0] * e.row_bytes);
 }

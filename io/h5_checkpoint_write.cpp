@@ -51,6 +51,13 @@ void validate_model_config(const ModelConfig& c, const std::string& where) {
         // Token ids are int32 everywhere; any dimension past 2^31 is a corrupt header, not a model.
         if (v <= 0 || v > INT32_MAX) throw Error(str(where, ": ", name, " = ", v, " is not a valid size"));
     }
+    // About 9 tensors a layer plus 3 per expert: a count past 2^20 (DeepSeek-V3 has ~47K) is a corrupt
+    // header, and listing its tensors (expected_tensors) would take unbounded time and memory.
+    constexpr int64_t max_tensors = int64_t(1) << 20;
+    if (c.n_layer > max_tensors / (9 + 3 * c.n_expert)) {
+        throw Error(str(where, ": n_layer = ", c.n_layer, " with n_expert = ", c.n_expert, " makes more than ",
+                        max_tensors, " tensors (a corrupt header, not a model)"));
+    }
     if (c.n_head % c.n_head_kv != 0) {
         throw Error(str(where, ": n_head = ", c.n_head, " is not a multiple of n_head_kv = ", c.n_head_kv));
     }

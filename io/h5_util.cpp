@@ -205,7 +205,7 @@ std::vector<int64_t> dataset_shape(hid_t dataset) {
 
 // Opens a 1-D dataset of the wanted class, or explains what is missing or wrong.
 static Handle open_vector(hid_t loc, const char* name, const std::string& where, H5T_class_t want,
-                          const char* want_name, size_t* n) {
+                          const char* want_name, size_t max_n, size_t* n) {
     if (!has_link(loc, name)) throw Error(str(where, ": missing dataset '", name, "'"));
     Handle dset(H5_CHECK(H5Dopen2(loc, name, H5P_DEFAULT)));
     Handle type(H5_CHECK(H5Dget_type(dset)));
@@ -214,12 +214,15 @@ static Handle open_vector(hid_t loc, const char* name, const std::string& where,
         throw Error(str(where, ": dataset '", name, "' should be a 1-D array of ", want_name));
     }
     *n = (size_t)shape[0];
+    if (*n > max_n) {
+        throw Error(str(where, ": dataset '", name, "' holds ", *n, " values, more than the ", max_n, " it may have"));
+    }
     return dset;
 }
 
-std::vector<std::string> read_string_dataset(hid_t loc, const char* name, const std::string& where) {
+std::vector<std::string> read_string_dataset(hid_t loc, const char* name, const std::string& where, size_t max_n) {
     size_t n = 0;
-    Handle dset = open_vector(loc, name, where, H5T_STRING, "strings", &n);
+    Handle dset = open_vector(loc, name, where, H5T_STRING, "strings", max_n, &n);
     Handle type(H5_CHECK(H5Dget_type(dset)));
     Handle mem(H5_CHECK(H5Tcopy(type)));
     std::vector<std::string> out(n);
@@ -242,9 +245,9 @@ std::vector<std::string> read_string_dataset(hid_t loc, const char* name, const 
     return out;
 }
 
-std::vector<int32_t> read_int32_dataset(hid_t loc, const char* name, const std::string& where) {
+std::vector<int32_t> read_int32_dataset(hid_t loc, const char* name, const std::string& where, size_t max_n) {
     size_t n = 0;
-    Handle dset = open_vector(loc, name, where, H5T_INTEGER, "integers", &n);
+    Handle dset = open_vector(loc, name, where, H5T_INTEGER, "integers", max_n, &n);
     std::vector<int32_t> out(n);
     if (n) H5_CHECK(H5Dread(dset, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()));
     return out;

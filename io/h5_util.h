@@ -108,8 +108,10 @@ std::vector<int64_t> read_attr_int_array(hid_t obj, const char* name, const std:
 // stores them NUL-terminated), which the writer refuses with a message naming `what`.
 void write_string_dataset(hid_t loc, const char* name, const std::vector<std::string>& values, const std::string& what);
 void write_int32_dataset(hid_t loc, const char* name, const std::vector<int32_t>& values);
-std::vector<std::string> read_string_dataset(hid_t loc, const char* name, const std::string& where);
-std::vector<int32_t> read_int32_dataset(hid_t loc, const char* name, const std::string& where);
+// The readers throw Error naming `where` and the dataset when it holds more than max_n values:
+// the length comes from the file and is checked before anything is allocated.
+std::vector<std::string> read_string_dataset(hid_t loc, const char* name, const std::string& where, size_t max_n);
+std::vector<int32_t> read_int32_dataset(hid_t loc, const char* name, const std::string& where, size_t max_n);
 
 // Dimensions of a dataset's dataspace.
 std::vector<int64_t> dataset_shape(hid_t dataset);

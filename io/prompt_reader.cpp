@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -17,12 +18,11 @@
 
 #include "engine/core/error.h"
 #include "engine/core/hash.h"
+#include "io/record_fields.h"
 
 namespace gridlm {
 
-// Ordered: a chat request's messages and tools reach the template with their members in the order
-// given, as Python's json.loads keeps them (tojson output depends on it).
-using json = nlohmann::ordered_json;
+using json = record_json;
 
 InputFormat input_format_from_name(std::string_view name) {
     if (name == "auto") return InputFormat::input_format_auto;
@@ -86,217 +86,6 @@ bool is_valid_utf8(std::string_view s, size_t* bad_offset) {
     return true;
 }
 
-namespace {
-
-// A problem with one field of one record; turned into a RecordError by the caller.
-struct BadRecord {
-    std::string code;
-    std::string message;
-};
-
-[[noreturn]] void bad(std::string message, std::string code = "invalid_field") {
-    throw BadRecord{std::move(code), std::move(message)};
-}
-
-const char* type_name(const json& v) { return v.type_name(); }
-
-// Field present and not null (OpenAI clients send null for "unset").
-const json* field(const json& obj, const char* name) {
-    auto it = obj.find(name);
-    if (it == obj.end() || it->is_null()) return nullptr;
-    return &*it;
-}
-
-int64_t as_int(const json& v, const char* name) {
-    if (!v.is_number_integer()) bad(str("field '", name, "' must be an integer, got ", type_name(v)));
-    if (v.is_number_unsigned() && v.get<uint64_t>() > (uint64_t)std::numeric_limits<int64_t>::max())
-        bad(str("field '", name, "' is out of range"));
-    return v.get<int64_t>();
-}
-
-int32_t as_int32(const json& v, const char* name) {
-    const int64_t x = as_int(v, name);
-    if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max())
-        bad(str("field '", name, "' is out of range, got ", x));
-    return (int32_t)x;
-}
-
-float as_float(const json& v, const char* name) {
-    if (!v.is_number()) bad(str("field '", name, "' must be a number, got ", type_name(v)));
-    return v.get<float>();
-}
-
-bool as_bool(const json& v, const char* name) {
-    if (!v.is_boolean()) bad(str("field '", name, "' must be true or false, got ", type_name(v)));
-    return v.get<bool>();
-}
-
-std::string as_string(const json& v, const char* name) {
-    if (!v.is_string()) bad(str("field '", name, "' must be a string, got ", type_name(v)));
-    return v.get<std::string>();
-}
-
-std::vector<int32_t> as_token_ids(const json& v, const char* name) {
-    if (!v.is_array()) bad(str("field '", name, "' must be an array of token ids, got ", type_name(v)));
-    std::vector<int32_t> ids;
-    ids.reserve(v.size());
-    for (const auto& e : v) {
-        const int32_t id = as_int32(e, name);
-        if (id < 0) bad(str("field '", name, "' holds a negative token id ", id));
-        ids.push_back(id);
-    }
-    return ids;
-}
-
-// One record field into p's member for row f, read as that member's type; `name` is the field
-// as the record spells it (f.json_name or its alias).
-void parse_sampling_value(const json& v, const char* name, const SamplingField& f, SamplingParams& p) {
-    std::visit(
-        [&](auto m) {
-            using T = std::decay_t<decltype(p.*m)>;
-            if constexpr (std::is_same_v<T, int32_t>) {
-                set_sampling_int(f, m, as_int32(v, name), p);
-            } else if constexpr (std::is_same_v<T, float>) {
-                p.*m = as_float(v, name);
-            } else if constexpr (std::is_same_v<T, bool>) {
-                if (f.integer_sets && v.is_number_integer()) {
-                    p.*(f.integer_sets) = as_int32(v, name);
-                    p.*m = true;
-                } else if (f.integer_sets && !v.is_boolean()) {
-                    bad(str("field '", name, "' must be true, false or an integer, got ", type_name(v)));
-                } else {
-                    p.*m = as_bool(v, name);
-                }
-            } else if constexpr (std::is_same_v<T, std::optional<uint64_t>>) {
-                p.*m = (uint64_t)as_int(v, name);
-            } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-                (p.*m).clear();
-                if (v.is_string()) {
-                    (p.*m).push_back(v.get<std::string>());
-                } else if (v.is_array()) {
-                    for (const auto& s : v) (p.*m).push_back(as_string(s, name));
-                } else {
-                    bad(str("field '", name, "' must be a string or an array of strings, got ", type_name(v)));
-                }
-            } else {
-                static_assert(std::is_same_v<T, std::vector<int32_t>>);
-                p.*m = as_token_ids(v, name);
-            }
-        },
-        f.member);
-}
-
-// Sampling fields shared by JSONL records and OpenAI bodies, as sampling_fields() lists them.
-void parse_sampling_fields(const json& obj, SamplingParams& p) {
-    for (const SamplingField& f : sampling_fields()) {
-        if (auto* v = field(obj, f.json_name)) parse_sampling_value(*v, f.json_name, f, p);
-        if (f.json_alias) {
-            if (auto* v = field(obj, f.json_alias)) parse_sampling_value(*v, f.json_alias, f, p);
-        }
-    }
-}
-
-std::vector<ChatMessage> parse_messages(const json& v) {
-    if (!v.is_array()) bad(str("field 'messages' must be an array, got ", type_name(v)));
-    if (v.empty()) bad("field 'messages' is empty");
-    std::vector<ChatMessage> out;
-    out.reserve(v.size());
-    for (size_t i = 0; i < v.size(); ++i) {
-        const json& m = v[i];
-        if (!m.is_object()) bad(str("messages[", i, "] must be an object, got ", type_name(m)));
-        ChatMessage msg;
-        const json* role = field(m, "role");
-        if (!role || !role->is_string()) bad(str("messages[", i, "] needs a string 'role'"));
-        msg.role = role->get<std::string>();
-        // Content may be absent or null (an assistant turn that only calls tools).
-        if (const json* content = field(m, "content")) {
-            if (content->is_string()) {
-                msg.content = content->get<std::string>();
-            } else if (content->is_array()) {
-                // OpenAI content parts: only text parts can be run by a text model.
-                for (const auto& part : *content) {
-                    const json* type = part.is_object() ? field(part, "type") : nullptr;
-                    const json* text = part.is_object() ? field(part, "text") : nullptr;
-                    if (!type || *type != "text" || !text || !text->is_string())
-                        bad(str("messages[", i,
-                                "].content: only {\"type\": \"text\", \"text\": ...} parts are supported"));
-                    msg.content += text->get<std::string>();
-                }
-            } else {
-                bad(str("messages[", i, "].content must be a string, null or an array of text parts, got ",
-                        type_name(*content)));
-            }
-        }
-        msg.json = m.dump();  // the whole object reaches the chat template
-        out.push_back(std::move(msg));
-    }
-    return out;
-}
-
-// The members of a chat body besides "messages" that chat templates read.
-void parse_chat_extras(const json& body, ChatExtras& extras) {
-    if (const json* tools = field(body, "tools")) {
-        if (!tools->is_array()) bad(str("field 'tools' must be an array, got ", type_name(*tools)));
-        for (size_t i = 0; i < tools->size(); ++i) {
-            if (!(*tools)[i].is_object()) bad(str("tools[", i, "] must be an object, got ", type_name((*tools)[i])));
-        }
-        extras.tools_json = tools->dump();
-    }
-    if (const json* docs = field(body, "documents")) {
-        if (!docs->is_array()) bad(str("field 'documents' must be an array, got ", type_name(*docs)));
-        extras.documents_json = docs->dump();
-    }
-    if (const json* kw = field(body, "chat_template_kwargs")) {
-        if (!kw->is_object()) bad(str("field 'chat_template_kwargs' must be an object, got ", type_name(*kw)));
-        extras.kwargs_json = kw->dump();
-    }
-    if (const json* agp = field(body, "add_generation_prompt"))
-        extras.add_generation_prompt = as_bool(*agp, "add_generation_prompt");
-}
-
-// "prompt": a string, or an array of token ids (sent to the model as they are).
-void parse_prompt(const json& v, Request& r) {
-    if (v.is_string()) {
-        r.prompt = v.get<std::string>();
-        if (r.prompt.empty()) bad("field 'prompt' is empty");
-    } else if (v.is_array()) {
-        r.prompt_token_ids = as_token_ids(v, "prompt");
-        if (r.prompt_token_ids.empty()) bad("field 'prompt' is empty");
-    } else {
-        bad(str("field 'prompt' must be a string or an array of token ids, got ", type_name(v)));
-    }
-}
-
-// The body of a JSONL record or of an OpenAI request: prompt or messages, and sampling fields.
-void parse_body(const json& body, Request& r) {
-    const json* prompt = field(body, "prompt");
-    const json* messages = field(body, "messages");
-    if (prompt && messages) bad("give either 'prompt' or 'messages', not both");
-    if (!prompt && !messages) bad("missing 'prompt' or 'messages'", "missing_field");
-    if (messages) {
-        r.ref.chat = true;
-        r.messages = parse_messages(*messages);
-        parse_chat_extras(body, r.chat_extras);
-    } else {
-        parse_prompt(*prompt, r);
-    }
-    parse_sampling_fields(body, r.params);
-    // A continuation to score (`gridlm score`): text, or token ids taken as they are.
-    if (const json* c = field(body, "completion")) {
-        r.has_completion = true;
-        if (c->is_string()) {
-            r.completion = c->get<std::string>();
-        } else if (c->is_array()) {
-            r.completion_token_ids = as_token_ids(*c, "completion");
-        } else {
-            bad(str("field 'completion' must be a string or an array of token ids, got ", type_name(*c)));
-        }
-        if (r.completion.empty() && r.completion_token_ids.empty()) bad("field 'completion' is empty");
-    }
-}
-
-}  // namespace
-
 PromptReader::PromptReader(const std::string& path, PromptReaderOptions options)
     : name_(path), options_(std::move(options)), format_(options_.format) {
     if (path == "-") {
@@ -331,10 +120,10 @@ bool PromptReader::read_line(std::string& line) {
 static bool is_blank(const std::string& s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string::npos; }
 
 bool PromptReader::next_content_line(std::string& line, int64_t& line_no) {
-    if (peeked_) {
-        line = std::move(peeked_->first);
-        line_no = peeked_->second;
-        peeked_.reset();
+    if (!peeked_.empty()) {
+        line = std::move(peeked_.front().first);
+        line_no = peeked_.front().second;
+        peeked_.pop_front();
         return true;
     }
     while (read_line(line)) {
@@ -351,32 +140,104 @@ static bool ends_with(const std::string& s, const char* suffix) {
     return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
-void PromptReader::detect_format(const std::string& first_line) {
-    if (format_ != InputFormat::input_format_auto) return;
+namespace {
+
+enum class LineKind : uint8_t { openai_object, json_object, broken_batch, broken_object, not_json };
+
+bool starts_object(const std::string& line) {
+    const size_t start = line.find_first_not_of(" \t");
+    return start != std::string::npos && line[start] == '{';
+}
+
+// What one sampled line looks like, for format detection. A line starting with '{' that does not
+// parse is a broken batch request when it mentions both "custom_id" and "body".
+LineKind classify_line(const std::string& line) {
+    if (!starts_object(line)) return LineKind::not_json;
+    const bool batch = line.find("\"custom_id\"") != std::string::npos && line.find("\"body\"") != std::string::npos;
+    if (json_nesting_depth(line) > max_record_depth) return batch ? LineKind::broken_batch : LineKind::broken_object;
+    json j;
+    try {
+        j = json::parse(line);
+    } catch (const json::out_of_range&) {
+        // Well-formed JSON with a number beyond a double (1e400): a record of the format, whose
+        // own error line will say so.
+        return batch ? LineKind::openai_object : LineKind::json_object;
+    } catch (const json::exception&) {
+        return batch ? LineKind::broken_batch : LineKind::broken_object;
+    }
+    if (!j.is_object()) return batch ? LineKind::broken_batch : LineKind::broken_object;
+    return j.contains("custom_id") && j.contains("body") ? LineKind::openai_object : LineKind::json_object;
+}
+
+}  // namespace
+
+void PromptReader::detect_format() {
+    if (format_ != InputFormat::input_format_auto) {
+        format_note_ = str("input format: ", input_format_name(format_), " (--input-format)");
+        return;
+    }
     if (ends_with(name_, ".txt")) {
         format_ = InputFormat::input_format_txt;
+        format_note_ = "input format: txt (a .txt file; --input-format overrides)";
         return;
     }
-    const size_t start = first_line.find_first_not_of(" \t");
-    if (start != std::string::npos && first_line[start] == '{') {
-        format_ = InputFormat::input_format_jsonl;
-        json j = json::parse(first_line, nullptr, false);
-        if (j.is_object() && j.contains("custom_id") && j.contains("body")) format_ = InputFormat::input_format_openai;
-        return;
+    // Counts of the sampled lines: parsing objects (batch requests among them), broken lines
+    // that start with '{' (those that look like batch requests among them), and not JSON.
+    int objects = 0, batch = 0, broken = 0, broken_batch = 0, text = 0;
+    for (const auto& [line, no] : peeked_) {
+        switch (classify_line(line)) {
+            case LineKind::openai_object:
+                ++objects;
+                ++batch;
+                break;
+            case LineKind::json_object:
+                ++objects;
+                break;
+            case LineKind::broken_batch:
+                ++broken;
+                ++broken_batch;
+                break;
+            case LineKind::broken_object:
+                ++broken;
+                break;
+            case LineKind::not_json:
+                ++text;
+                break;
+        }
     }
+    const int sampled = (int)peeked_.size();
     const bool json_name = ends_with(name_, ".jsonl") || ends_with(name_, ".json");
-    format_ = json_name ? InputFormat::input_format_jsonl : InputFormat::input_format_txt;
+    const bool is_json = json_name ? true : objects > 0 && objects >= text;
+    int votes = 0;
+    if (!is_json) {
+        format_ = InputFormat::input_format_txt;
+        votes = text + broken;
+    } else if ((batch + broken_batch) > 0 && 2 * (batch + broken_batch) >= objects + broken) {
+        format_ = InputFormat::input_format_openai;
+        votes = batch + broken_batch;
+    } else {
+        format_ = InputFormat::input_format_jsonl;
+        votes = objects - batch;
+    }
+    detected_from_lines_ = sampled > 0;
+    if (sampled == 0) {
+        format_note_ = str("input format: ", input_format_name(format_), " (no records; from the file name)");
+        return;
+    }
+    sample_first_ = peeked_.front().second;
+    sample_last_ = peeked_.back().second;
+    format_note_ =
+        str("input format: ", format_ == InputFormat::input_format_openai ? "openai batch" : input_format_name(format_),
+            " (detected from ", votes, " of ", sampled, " sampled lines, ", sample_first_, "..", sample_last_,
+            json_name ? str(" and the name ", name_) : std::string(), "; --input-format overrides)");
 }
 
 void PromptReader::prime() {
-    std::string first;
-    int64_t line_no = 0;
-    if (next_content_line(first, line_no)) {
-        detect_format(first);
-        peeked_.emplace(std::move(first), line_no);
-    } else {
-        detect_format("");
+    std::string line;
+    while ((int)peeked_.size() < format_sample_lines && read_line(line)) {
+        if (!is_blank(line)) peeked_.emplace_back(std::move(line), line_no_);
     }
+    detect_format();
 }
 
 std::optional<ReadRecord> PromptReader::next() {
@@ -393,11 +254,32 @@ ReadRecord PromptReader::parse_txt(std::string&& line, int64_t line_no) {
     r.ref = RecordRef{std::to_string(line_no), line_no, n_records_, false};
     size_t off = 0;
     if (!is_valid_utf8(line, &off)) {
-        return RecordError{r.ref, "invalid_utf8", str("invalid UTF-8 at byte ", off, " of the line")};
+        return RecordError{r.ref, "invalid_utf8",
+                           str("invalid UTF-8 at byte ", off, " of the line (prompts must be UTF-8 text)")};
     }
     r.prompt = std::move(line);
     r.params = options_.defaults;
     return r;
+}
+
+// The part of the message a record gets when its failure suggests that the format was guessed
+// wrong; empty otherwise.
+std::string PromptReader::misdetection_hint(const std::string& line, const std::string& code) const {
+    if (!detected_from_lines_) return "";
+    std::string other;
+    if (code == "invalid_json" && !starts_object(line)) {
+        other = "txt";
+    } else if (code == "missing_field" || code == "unknown_field") {
+        const json j = json::parse(line, nullptr, false);
+        if (!j.is_object()) return "";
+        if (format_ == InputFormat::input_format_jsonl && j.contains("custom_id") && j.contains("body"))
+            other = "openai";
+        if (format_ == InputFormat::input_format_openai && (j.contains("prompt") || j.contains("messages")))
+            other = "jsonl";
+    }
+    if (other.empty()) return "";
+    return str(" (the input format was detected as ", input_format_name(format_), " from lines ", sample_first_, "..",
+               sample_last_, "; if this file is ", other, ", give --input-format ", other, ")");
 }
 
 ReadRecord PromptReader::parse_json(const std::string& line, int64_t line_no) {
@@ -405,65 +287,81 @@ ReadRecord PromptReader::parse_json(const std::string& line, int64_t line_no) {
     Request r;
     r.ref = RecordRef{"", line_no, n_records_, false};
     r.params = options_.defaults;
+    unknown_scratch_.clear();
+    auto error = [&](std::string code, std::string message) {
+        message += misdetection_hint(line, code);
+        return RecordError{r.ref, std::move(code), std::move(message)};
+    };
     try {
         size_t off = 0;
-        if (!is_valid_utf8(line, &off)) bad(str("invalid UTF-8 at byte ", off, " of the line"), "invalid_utf8");
+        if (!is_valid_utf8(line, &off)) bad_record(str("invalid UTF-8 at byte ", off, " of the line"), "invalid_utf8");
+        if (const int depth = json_nesting_depth(line); depth > max_record_depth)
+            bad_record(str("JSON nested ", depth, " levels deep; at most ", max_record_depth,
+                           " levels of arrays and objects are accepted"),
+                       "invalid_json");
         json j;
         try {
             j = json::parse(line);
         } catch (const json::parse_error& e) {
             // nlohmann's text reads "[json.exception.parse_error.101] parse error at line 1,
             // column 9: syntax error ..."; keep the part after the position.
-            std::string what = e.what();
+            const std::string what = e.what();
             const size_t colon = what.find(": ", what.find("column"));
-            bad(str("malformed JSON at byte ", e.byte, colon == std::string::npos ? "" : ": ",
-                    colon == std::string::npos ? "" : what.substr(colon + 2)),
+            bad_record(
+                str("malformed JSON at byte ", e.byte, colon == std::string::npos ? "" : ": ",
+                    colon == std::string::npos ? "" : what.substr(colon + 2), " (each line must be one JSON object)"),
                 "invalid_json");
-        }
-        if (!j.is_object()) bad(str("expected a JSON object, got ", type_name(j)), "invalid_json");
-
-        if (openai) {
-            const json* cid = field(j, "custom_id");
-            if (!cid) bad("missing 'custom_id'", "missing_field");
-            r.ref.id = as_string(*cid, "custom_id");
-        } else if (const json* id = field(j, "id")) {
-            if (id->is_string()) {
-                r.ref.id = id->get<std::string>();
-            } else if (id->is_number_integer()) {
-                r.ref.id = id->dump();
-            } else {
-                bad(str("field 'id' must be a string or an integer, got ", type_name(*id)));
+        } catch (const json::out_of_range& e) {
+            // 406: a number beyond a double, "number overflow parsing '1e400'".
+            const std::string what = e.what();
+            const size_t q = what.find('\'');
+            const size_t q2 = q == std::string::npos ? q : what.find('\'', q + 1);
+            if (e.id == 406 && q2 != std::string::npos) {
+                const std::string number = what.substr(q + 1, q2 - q - 1);
+                const size_t at = line.find(number);
+                bad_record(str("number ", number, at == std::string::npos ? "" : str(" at byte ", at),
+                               " is out of range: JSON numbers must lie within +-1.7976931348623157e308"),
+                           "invalid_json");
             }
-        } else {
-            r.ref.id = std::to_string(line_no);  // same rule as txt input
+            bad_record(str("cannot read the JSON: ", what), "invalid_json");
+        } catch (const json::exception& e) {
+            bad_record(str("cannot read the JSON: ", e.what()), "invalid_json");
         }
-
-        const json* body = &j;
-        if (openai) {
-            if (const json* m = field(j, "method"); m && (!m->is_string() || *m != "POST"))
-                bad("field 'method' must be \"POST\"");
-            std::string url;
-            if (const json* u = field(j, "url")) url = as_string(*u, "url");
-            if (url.rfind("/v1", 0) == 0) url.erase(0, 3);
-            if (!url.empty() && url != "/chat/completions" && url != "/completions")
-                bad(str("unsupported url '", url, "' (expected /v1/chat/completions or /v1/completions)"),
-                    "unsupported_url");
-            body = field(j, "body");
-            if (!body) bad("missing 'body'", "missing_field");
-            if (!body->is_object()) bad(str("field 'body' must be an object, got ", type_name(*body)));
-            if (url == "/chat/completions" && !field(*body, "messages"))
-                bad("a /v1/chat/completions body needs 'messages'", "missing_field");
-            if (url == "/completions" && !field(*body, "prompt"))
-                bad("a /v1/completions body needs 'prompt'", "missing_field");
-        }
-        parse_body(*body, r);
-        if (auto problem = validate_sampling_params(r.params, options_.limits)) bad(*problem);
-        if (options_.reject_duplicate_ids && !seen_ids_.insert(fnv1a64(r.ref.id)).second)
-            bad(str("id '", r.ref.id, "' was already used by an earlier record"), "duplicate_id");
+        if (!j.is_object()) bad_record(str("expected a JSON object, got ", json_excerpt(j)), "invalid_json");
+        RecordFieldOptions fo;
+        fo.limits = options_.limits;
+        fo.strict_fields = options_.strict_fields;
+        parse_record_fields(j, openai, fo, r, &unknown_scratch_);
+        if (auto problem = validate_sampling_params(r.params, options_.limits)) bad_record(*problem);
+        if (options_.reject_duplicate_ids && !seen_ids_.insert(fnv1a64(r.ref.id)))
+            bad_record(str("id '", r.ref.id, "' was already used by an earlier record (ids must be unique)"),
+                       "duplicate_id");
     } catch (const BadRecord& e) {
-        return RecordError{r.ref, e.code, e.message};
+        return error(e.code, e.message);
+    } catch (const std::exception& e) {
+        // Whatever else one record can raise stays that record's error.
+        return error("invalid_record", str("cannot read the record: ", e.what()));
+    }
+    if (!unknown_scratch_.empty()) {
+        ++n_unknown_records_;
+        for (const auto& name : unknown_scratch_) {
+            constexpr size_t max_names = 64;
+            const bool known = unknown_fields_.count(name) > 0;
+            ++unknown_fields_[known || unknown_fields_.size() < max_names ? name : std::string("(other)")];
+        }
     }
     return r;
+}
+
+std::string PromptReader::unknown_fields_summary() const {
+    if (unknown_fields_.empty()) return "";
+    std::vector<std::pair<std::string, uint64_t>> by_count(unknown_fields_.begin(), unknown_fields_.end());
+    std::stable_sort(by_count.begin(), by_count.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::string names;
+    for (const auto& [name, n] : by_count) names += str(names.empty() ? "" : ", ", name, " (", n, ")");
+    return str(n_unknown_records_, n_unknown_records_ == 1 ? " record had" : " records had",
+               " fields gridlm does not know, ignored: ", names, " (--strict-fields makes them errors)");
 }
 
 ChatFile read_chat_file(const std::string& path) {
@@ -472,26 +370,32 @@ ChatFile read_chat_file(const std::string& path) {
     std::ostringstream ss;
     ss << in.rdbuf();
     if (in.bad()) throw Error(str("cannot read chat file '", path, "'"));
+    const std::string text = ss.str();
+    if (const int depth = json_nesting_depth(text); depth > max_record_depth)
+        throw Error(str(path, ": JSON nested ", depth, " levels deep; at most ", max_record_depth,
+                        " levels of arrays and objects are accepted"));
     json doc;
     try {
-        doc = json::parse(ss.str());
-    } catch (const json::parse_error& e) {
+        doc = json::parse(text);
+    } catch (const json::exception& e) {
         throw Error(str(path, ": not valid JSON: ", e.what()));
     }
     ChatFile out;
     try {
         if (doc.is_array()) {
-            out.messages = parse_messages(doc);
+            out.messages = parse_chat_messages(doc);
         } else if (doc.is_object()) {
-            const json* messages = field(doc, "messages");
-            if (!messages) bad("missing 'messages'");
-            out.messages = parse_messages(*messages);
+            auto it = doc.find("messages");
+            if (it == doc.end() || it->is_null()) bad_record("missing 'messages' (an array of chat messages)");
+            out.messages = parse_chat_messages(*it);
             parse_chat_extras(doc, out.extras);
         } else {
-            bad(str("expected an array of messages or an object with 'messages', got ", type_name(doc)));
+            bad_record(str("expected an array of messages or an object with 'messages', got ", json_excerpt(doc)));
         }
     } catch (const BadRecord& e) {
         throw Error(str(path, ": ", e.message));
+    } catch (const std::exception& e) {
+        throw Error(str(path, ": ", e.what()));
     }
     return out;
 }

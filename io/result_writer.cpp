@@ -3,6 +3,7 @@
 #include "io/result_writer.h"
 
 #include "io/job_journal.h"
+#include "io/prompt_reader.h"
 
 #include <unistd.h>
 
@@ -47,14 +48,36 @@ std::string hex_id(const RecordRef& ref, uint64_t salt) {
 
 int64_t created_time(const ResultWriterOptions& o) { return o.created != 0 ? o.created : (int64_t)std::time(nullptr); }
 
+// A byte-level token can be part of a UTF-8 character ("\xE4" alone): its text is not valid
+// UTF-8 and would be written as U+FFFD, the same for every such token. Where the token text is all
+// that names a token (the legacy shape's `tokens` and `top_logprobs` keys) it is written as
+// "bytes:\xe4" instead, OpenAI's spelling for such tokens.
+std::string token_label(const std::string& text) {
+    if (is_valid_utf8(text)) return text;
+    std::string s = "bytes:";
+    char buf[5];
+    for (unsigned char c : text) {
+        std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+        s += buf;
+    }
+    return s;
+}
+
+// One gridlm-shape entry: token id, text, log-prob; the bytes as well when the text is not
+// valid UTF-8 (so two partial characters stay apart even for a reader that ignores token_id).
+json gridlm_token(int32_t id, const std::string& text, float logprob) {
+    json e = {{"token_id", id}, {"token", text}, {"logprob", logprob}};
+    if (!is_valid_utf8(text)) e["bytes"] = byte_array(text);
+    return e;
+}
+
 json gridlm_logprobs(const std::vector<TokenLogprob>& lps) {
     json a = json::array();
     for (const auto& t : lps) {
-        json e = {{"token_id", t.token_id}, {"token", t.token}, {"logprob", t.logprob}};
+        json e = gridlm_token(t.token_id, t.token, t.logprob);
         if (!t.top.empty()) {
             json top = json::array();
-            for (const auto& x : t.top)
-                top.push_back({{"token_id", x.token_id}, {"token", x.token}, {"logprob", x.logprob}});
+            for (const auto& x : t.top) top.push_back(gridlm_token(x.token_id, x.token, x.logprob));
             e["top_logprobs"] = std::move(top);
         }
         a.push_back(std::move(e));
@@ -80,10 +103,17 @@ json openai_text_logprobs(const std::vector<TokenLogprob>& lps) {
     json tokens = json::array(), token_lps = json::array(), tops = json::array(), offsets = json::array();
     size_t offset = 0;
     for (const auto& t : lps) {
-        tokens.push_back(t.token);
+        tokens.push_back(token_label(t.token));
         token_lps.push_back(t.logprob);
+        // An object keyed by token text: keys must stay unique (JSON readers keep one of equal
+        // keys). Partial characters get their bytes; a text that two ids share (an added token
+        // equal to a vocabulary entry) is keyed "token_id:N" after its first use.
         json top = json::object();
-        for (const auto& x : t.top) top[x.token] = x.logprob;
+        for (const auto& x : t.top) {
+            std::string key = token_label(x.token);
+            if (top.contains(key)) key = str("token_id:", x.token_id);
+            if (!top.contains(key)) top[key] = x.logprob;
+        }
         tops.push_back(std::move(top));
         offsets.push_back(offset);
         offset += t.token.size();

@@ -7,8 +7,8 @@
 #include <map>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 
+#include "engine/core/compact_sets.h"
 #include "engine/core/request.h"
 
 namespace gridlm {
@@ -40,7 +40,7 @@ struct ResultWriterOptions {
     // Continue an existing output (a resumed job): open OUT and its journal for appending; the
     // records in `done` are already in it (--order input skips over them).
     bool append = false;
-    std::unordered_set<uint64_t> done;
+    IndexSet done;
 };
 
 // One output line (no trailing newline) for a finished record / a failed one. Text that is not

@@ -191,6 +191,7 @@ float fp8_e4m3_to_f32(uint8_t b) {
 std::vector<float> SafetensorsFile::read_f32(const SafetensorsTensor& t) const {
     const int64_t n = t.info.numel();
     std::vector<float> out(n);
+    if (n == 0) return out;  // an empty tensor: out.data() may be null, which memcpy must not get
     const uint8_t* src = data(t);
     if (t.fp8_e4m3) {
         for (int64_t i = 0; i < n; ++i) out[i] = fp8_e4m3_to_f32(src[i]);

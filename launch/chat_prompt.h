@@ -33,7 +33,9 @@ public:
 
     // The prompt text of a chat: the override if given, else the checkpoint's "tool_use" template
     // when the request has tools and the checkpoint has one (as HF picks it), else its default
-    // template. Throws as encode().
+    // template. Throws as encode(); also ChatTemplateError when the request gives a non-empty
+    // "tools" or "documents" array and the chosen template never reads that variable (the
+    // request would otherwise run without them, unnoticed).
     std::string render(const std::vector<ChatMessage>& messages, const ChatExtras& extras) const;
 
     // Renders and tokenizes a request's chat. Throws gridlm::Error when no template is available,
@@ -42,8 +44,15 @@ public:
                                 const ChatExtras& extras) const;
 
 private:
+    // The variables of ChatExtras a template's source reads.
+    struct Reads {
+        bool tools = false, documents = false;
+    };
+    static Reads reads_of(const std::string& source);
+
     std::optional<ChatTemplate> tmpl_;
     std::optional<ChatTemplate> tool_use_;  // the checkpoint's named tool_use template
+    Reads tmpl_reads_, tool_use_reads_;
     std::string reason_;
 };
 

@@ -237,7 +237,9 @@ int run_compare(const std::vector<std::string>& args) {
     forward(parsed, shared_options(), score_common);
     if (vm["max-model-len"].as<int64_t>() > 0) score_common.push_back(str("--ctx=", vm["max-model-len"].as<int64_t>()));
 
-    MpiEnv mpi(nullptr, nullptr);       // generate and score run inside it (their MpiEnv leaves MPI up)
+    // generate and score run inside it (their MpiEnv leaves MPI up); their --watchdog-s thread
+    // needs MPI_THREAD_MULTIPLE.
+    MpiEnv mpi(nullptr, nullptr, true);
     const bool lead = mpi.rank() == 0;  // reads and writes compare's own files
     auto say = [&](const std::string& text) {
         if (lead && !quiet) log_info("compare_step", text);

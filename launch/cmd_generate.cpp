@@ -24,6 +24,7 @@
 #include "engine/model/model.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "io/job_journal.h"
+#include "io/output_lock.h"
 #include "io/prompt_reader.h"
 #include "io/result_writer.h"
 #include "launch/chat_prompt.h"
@@ -35,6 +36,8 @@
 #include "launch/prepare_output.h"
 #include "launch/job_operations.h"
 #include "launch/job_report.h"
+#include "launch/job_watchdog.h"
+#include "launch/metrics.h"
 #include "launch/open_checkpoint.h"
 #include "launch/progress.h"
 #include "launch/sampling_options.h"
@@ -120,8 +123,9 @@ int run_generate(const std::vector<std::string>& args) {
     const DType kv_dtype = settings.kv_dtype;
     const bool resume = settings.resume, retry_errors = settings.retry_errors;
 
-    MpiEnv mpi(nullptr, nullptr);  // a plain `gridlm generate` is an MPI singleton
-    install_stop_handler();        // a signal during start-up stops the job before its first step
+    // A plain `gridlm generate` is an MPI singleton; the watchdog's thread needs MPI_THREAD_MULTIPLE.
+    MpiEnv mpi(nullptr, nullptr, settings.watchdog_s > 0);
+    install_stop_handler();  // a signal during start-up stops the job before its first step
     const std::string prompts_path = vm["prompts"].as<std::string>();
     const std::string output_path = vm["output"].as<std::string>();
 
@@ -132,6 +136,7 @@ int run_generate(const std::vector<std::string>& args) {
     JobGrid grid;  // this rank's place; the communicators are filled in once they exist
     OpenedCheckpoint ck;
     RecoveredOutput recovered;
+    std::unique_ptr<OutputLock> output_lock;  // the writer's, held until the job ends
     int64_t context = 0;
     std::vector<int64_t> stage_layers;
     TpSplitTypes split_types;
@@ -152,6 +157,11 @@ int run_generate(const std::vector<std::string>& args) {
         }
         if (vm.count("chat-template")) chat_template = read_chat_template_file(vm["chat-template"].as<std::string>());
         ops.load_filter(settings);
+        // Before the checkpoint is read: a second job on a busy output is refused at once.
+        if (grid.writer()) {
+            check_output_writable(output_path);
+            if (output_path != "-") output_lock = OutputLock::acquire(output_path, default_job_id());
+        }
         ck = open_checkpoint(vm["model"].as<std::string>());
         chat = std::make_unique<ChatPrompter>(
             ck.tokenizer, chat_template,
@@ -164,7 +174,6 @@ int run_generate(const std::vector<std::string>& args) {
                       : ck.config.n_ctx_train;
         if (context < 2) throw Error("the checkpoint does not state its context length; give --max-model-len");
         if (grid.writer()) {
-            check_output_writable(output_path);
             recovered = prepare_output(output_path, prompts_path, vm["model"].as<std::string>(),
                                        output_options(vm, p, job.seed, chat_template), resume, retry_errors);
         }
@@ -183,6 +192,7 @@ int run_generate(const std::vector<std::string>& args) {
     recovered.done.resize((size_t)n_done);
     comms.world->broadcast(recovered.done.data(), sizeof(uint64_t) * (size_t)n_done, writer_world);
     job.done.insert(recovered.done.begin(), recovered.done.end());
+    std::vector<uint64_t>().swap(recovered.done);  // one bit a record from here on
     const bool quiet = vm["quiet"].as<bool>();
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<Model> model;
@@ -213,6 +223,7 @@ int run_generate(const std::vector<std::string>& args) {
 
     PromptReaderOptions ropts;
     ropts.format = input_format;
+    ropts.strict_fields = settings.strict_fields;
     ropts.defaults = p;
     ropts.limits = limits;
     std::unique_ptr<PromptReader> reader;
@@ -230,6 +241,7 @@ int run_generate(const std::vector<std::string>& args) {
         // The output shape follows the input: OpenAI batch in, OpenAI batch out.
         if (reader->format() == InputFormat::input_format_openai) wopts.shape = OutputShape::output_shape_openai;
         if (!writer_rank) return;
+        if (!quiet) log_info("input_format", reader->format_note(), {{"format", input_format_name(reader->format())}});
         wopts.journal = output_path != "-";
         wopts.append = resume && output_path != "-";
         wopts.done = job.done;
@@ -280,7 +292,9 @@ int run_generate(const std::vector<std::string>& args) {
     job.stop = &g_stop;
     job.filter = ops.filter();
     job.tracer = ops.tracer();
-    job.observer = ops.observer();
+    // From the first step to the end: a rank that stops answering ends the job (--watchdog-s).
+    JobWatchdog watchdog(mpi, *topo, writer_world, settings.watchdog_s, ops.observer());
+    job.observer = watchdog.observer();
     job.max_error_rate = settings.max_error_rate;
     job.min_records = settings.min_records;
     GenerateJobResult result;
@@ -326,6 +340,9 @@ int run_generate(const std::vector<std::string>& args) {
         if (mpi.size() == 1) throw;
         mpi.abort(exit_fatal, str("generate failed: ", e.what()));
     }
+    if (writer_rank && reader && !reader->unknown_fields().empty())
+        log_warning("unknown_fields", reader->unknown_fields_summary(),
+                    {{"records", reader->records_with_unknown_fields()}, {"fields", reader->unknown_fields()}});
     if (writer_rank && !quiet && !result.filter_hits.empty())
         log_info("filter_summary", filter_summary(result),
                  {{"records_by_kind", result.kinds}, {"hits", result.filter_hits}});

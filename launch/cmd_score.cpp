@@ -28,12 +28,15 @@
 #include "engine/kv/kv_cache.h"
 #include "engine/model/model.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "io/output_lock.h"
 #include "io/prompt_reader.h"
 #include "io/result_writer.h"
 #include "launch/chat_prompt.h"
 #include "launch/cli_options.h"
 #include "launch/commands.h"
 #include "launch/grid_options.h"
+#include "launch/job_watchdog.h"
+#include "launch/metrics.h"
 #include "launch/open_checkpoint.h"
 #include "launch/prepare_output.h"
 #include "launch/progress.h"
@@ -83,6 +86,7 @@ const char* usage_head =
     "split the windows (records), each of P pipeline stages of T tensor-parallel ranks, as in gridlm\n"
     "generate; the result equals a single rank's up to float rounding.\n\n"
     "exit status: 0 done; 3 (--prompts) some records failed (see their error lines); 2 usage error;\n"
+    "             7 stopped by --watchdog-s (a rank was silent or none made progress; see the message);\n"
     "             1 fatal error (missing or too short text, unreadable model, unwritable output)\n\n"
     "options";
 
@@ -284,6 +288,9 @@ int run_score(const std::vector<std::string>& args) {
                        "element type of the KV cache: f32, bf16 or f16 (half the memory, less exact scores)");
     add_grid_options(opts, "window or record");
     opts.add_options()
+        ("watchdog-s", po::value<double>()->default_value(300),
+         "multi-rank jobs: end the job (exit 7) when a rank sends no heartbeat for this many seconds or no "
+         "rank makes progress for as long, naming the rank (as gridlm generate); 0 = off")
         ("progress-interval", po::value<double>()->default_value(10.0),
          "--prompts: seconds between progress lines when stderr is not a terminal")
         ("quiet,q", po::bool_switch(), "no per-window or progress lines (the result line is still printed)");
@@ -316,6 +323,9 @@ int run_score(const std::vector<std::string>& args) {
     if (threads < 0) throw UsageError("--threads must be >= 0");
     const WeightPolicy weight_policy = weight_policy_option(vm["dtype"].as<std::string>());
     const DType kv_dtype = kv_cache_dtype_from(vm);
+    const double watchdog_s = vm["watchdog-s"].as<double>();
+    if (!(watchdog_s >= 0 && watchdog_s <= 1e6))
+        throw UsageError(str("--watchdog-s ", watchdog_s, " must be 0 (off) or a number of seconds up to 1e6"));
     const GridOptions grid_opts = grid_options_from(vm);
     const GridShape shape = grid_opts.shape;
     ResultWriterOptions wopts;
@@ -331,7 +341,7 @@ int run_score(const std::vector<std::string>& args) {
     const std::string input = text_mode ? vm["text"].as<std::string>() : vm["prompts"].as<std::string>();
     const std::string output = text_mode ? "" : vm["output"].as<std::string>();
 
-    MpiEnv mpi(nullptr, nullptr);
+    MpiEnv mpi(nullptr, nullptr, watchdog_s > 0);  // the watchdog's thread needs MPI_THREAD_MULTIPLE
     std::unique_ptr<Topology> topo;
     GridCoord me;
     JobGrid grid;
@@ -339,6 +349,7 @@ int run_score(const std::vector<std::string>& args) {
     std::vector<int64_t> stage_layers;
     TpSplitTypes split_types;
     std::string text;
+    std::unique_ptr<OutputLock> output_lock;  // the writer's, held until the job ends
     collective_phase(mpi, "score", [&] {
         topo = std::make_unique<Topology>(shape, mpi.size());
         me = topo->coord_of(mpi.rank());
@@ -362,6 +373,7 @@ int run_score(const std::vector<std::string>& args) {
         if (ctx < 2) throw Error("the checkpoint does not state its context length; give --ctx");
         if (grid.writer() && !text_mode) {
             check_output_writable(output);
+            if (output != "-") output_lock = OutputLock::acquire(output, default_job_id());
             std::error_code ec;
             if (output != "-" && fs::exists(output, ec) && fs::file_size(output, ec) > 0)
                 throw Error(str("output ", output, " already exists; remove it or choose another --output"));
@@ -422,6 +434,8 @@ int run_score(const std::vector<std::string>& args) {
         }
     }
 
+    // From here to the end: a rank that stops answering ends the job (--watchdog-s).
+    JobWatchdog watchdog(mpi, *topo, topo->rank_of({0, shape.pp - 1, 0}), watchdog_s, nullptr);
     if (text_mode) {
         const double t0 = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
         auto elapsed = [&] {

@@ -19,6 +19,9 @@ enum ExitCode : int {
     // compare: a --fail-if gate held (B is worse than the gate allows); its own status, so a
     // pipeline can tell a rollback verdict from a job with failed records (3).
     exit_gate_failed = 6,
+    // generate / score on several ranks: the watchdog (--watchdog-s) found a rank silent (stopped,
+    // hung) or no rank making progress and ended the job; lines written are complete, resumable.
+    exit_watchdog = 7,
 };
 
 // A usage problem (bad option, missing argument): reported with a hint to --help, exit 2.

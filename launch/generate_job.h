@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <unordered_set>
 
+#include "engine/core/compact_sets.h"
 #include "engine/sched/scheduler.h"
 
 namespace gridlm {
@@ -62,7 +62,7 @@ struct GenerateJobOptions {
     // stages (usually between nodes) for one allgather inside the receiving node.
     bool pp_slices = false;
     // Records already in the output (a resumed job): skipped.
-    std::unordered_set<uint64_t> done;
+    IndexSet done;
     // Set (by a SIGTERM handler) to stop: the writer rank leaves the loop at the next step, with
     // every line written so far complete; GenerateJobResult::interrupted says so.
     const std::atomic<bool>* stop = nullptr;

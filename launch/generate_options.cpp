@@ -55,6 +55,8 @@ const char* const usage_head =
     "             (see their error lines);\n"
     "             4 stopped by SIGTERM or SIGINT (lines written are complete; --resume continues);\n"
     "             5 stopped by --max-error-rate (too many error records; lines written are complete);\n"
+    "             7 stopped by --watchdog-s: a rank was silent or none made progress (the message\n"
+    "             names the rank; lines written are complete; --resume continues);\n"
     "             2 usage error (bad option); 1 fatal error (missing input, unwritable output, bad\n"
     "             checkpoint, I/O failure)\n\n"
     "options";
@@ -83,7 +85,11 @@ po::options_description generate_options() {
         ("output,o", po::value<std::string>(), "output JSONL file, '-' for standard output (required)")
         ("config", po::value<std::string>(), "read options from this file (command line wins)")
         ("input-format", po::value<std::string>()->default_value("auto"),
-         "auto (.txt extension, else the first record), txt, jsonl or openai")
+         "auto (.txt extension, else detected from the first 64 lines; see the user guide), txt, jsonl or "
+         "openai")
+        ("strict-fields", po::bool_switch(),
+         "a record field gridlm does not know is that record's error (unknown_field) instead of a warning "
+         "in the summary")
         ("order", po::value<std::string>()->default_value("finished"),
          "finished: write each record when it finishes; input: in input order")
         ("chat-template", po::value<std::string>(),
@@ -151,7 +157,11 @@ po::options_description generate_options() {
          "stop the job (exit 5, resumable) once --min-records records are done and more than this share "
          "of them are error records, e.g. 0.2")
         ("min-records", po::value<int64_t>()->default_value(100),
-         "records done before --max-error-rate is checked");
+         "records done before --max-error-rate is checked")
+        ("watchdog-s", po::value<double>()->default_value(300),
+         "multi-rank jobs: end the job (exit 7, resumable) when a rank sends no heartbeat for this many "
+         "seconds (stopped, hung) or no rank makes progress for as long (all wait in MPI calls that never "
+         "complete), naming the rank; a long step does not count (a computing rank makes progress); 0 = off");
     // clang-format on
     add_kv_cache_dtype_option(opts);
     add_log_options(opts);
@@ -238,6 +248,9 @@ GenerateSettings generate_settings(const po::variables_map& vm) {
     if (!vm["min-records"].defaulted() && !vm.count("max-error-rate"))
         throw UsageError("--min-records goes with --max-error-rate");
     if (s.min_records < 1) throw UsageError(str("--min-records ", s.min_records, " must be >= 1"));
+    s.watchdog_s = vm["watchdog-s"].as<double>();
+    if (!(s.watchdog_s >= 0 && s.watchdog_s <= 1e6))
+        throw UsageError(str("--watchdog-s ", s.watchdog_s, " must be 0 (off) or a number of seconds up to 1e6"));
     s.job = std::move(job);
     s.sampling = p;
     s.limits = limits;
@@ -245,6 +258,7 @@ GenerateSettings generate_settings(const po::variables_map& vm) {
     s.threads = threads;
     s.weight_policy = weight_policy;
     s.input_format = input_format;
+    s.strict_fields = vm["strict-fields"].as<bool>();
     s.order = order;
     s.grid = grid_shape;
     s.pp_layers = std::move(pp_layers);
@@ -263,6 +277,7 @@ std::map<std::string, std::string> output_options(const po::variables_map& vm, c
     o["max-model-len"] = str(vm["max-model-len"].as<int64_t>());
     o["max-prompt-tokens"] = str(vm["max-prompt-tokens"].as<int64_t>());
     o["model-name"] = vm.count("model-name") ? vm["model-name"].as<std::string>() : "";
+    if (vm["strict-fields"].as<bool>()) o["strict-fields"] = "1";  // absent when off: older manifests match
     // A changed template changes chat prompts: --resume must see the same text.
     // (absent: the checkpoint's own, so manifests written before the option existed still match)
     if (!chat_template.empty()) o["chat-template"] = chat_template_digest(chat_template);

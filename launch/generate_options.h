@@ -29,6 +29,7 @@ struct GenerateSettings {
     int threads = 0;
     WeightPolicy weight_policy;
     InputFormat input_format{};
+    bool strict_fields = false;  // --strict-fields: unknown record fields are errors
     OutputOrder order{};
     GridShape grid;
     std::vector<int64_t> pp_layers;  // --pp-layers, empty: balanced
@@ -42,6 +43,7 @@ struct GenerateSettings {
     std::string filter;             // --filter FILE or "default", empty: none
     double max_error_rate = -1;     // --max-error-rate, < 0: no breaker
     int64_t min_records = 100;      // --min-records
+    double watchdog_s = 300;        // --watchdog-s, 0: no hung-rank watchdog
 };
 
 // The options of `gridlm generate`, with the --help text as caption.

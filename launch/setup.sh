@@ -22,10 +22,13 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages: compilers/tools, MPI, parallel HDF5, Boost.Program_options, GoogleTest,
 # nlohmann-json, PCRE2, OpenBLAS; clang-format and jq for the tests; prometheus for the metrics
-# test's promtool; what the model fetch uses (python3 + pip, unzip).
+# test's promtool; what the model fetch uses (python3 + pip, unzip); for the two-host test
+# (network namespaces) iproute2's `ip` and util-linux's `unshare`, and procps (pgrep, ps); clang
+# with its libFuzzer/sanitizer runtimes and OpenMP for the fuzz targets (tests/fuzz/).
 packages=(build-essential cmake pkg-config git ca-certificates unzip
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libboost-program-options-dev prometheus
-  libgtest-dev googletest nlohmann-json3-dev libpcre2-dev libopenblas-dev clang-format jq python3 python3-pip)
+  libgtest-dev googletest nlohmann-json3-dev libpcre2-dev libopenblas-dev clang-format jq python3 python3-pip
+  iproute2 util-linux procps clang libclang-rt-14-dev libomp-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,15 +9,16 @@
 #include "engine/core/error.h"
 #include "engine/core/log.h"
 #include "parallel/mpi_check.h"
+#include "parallel/watchdog.h"
 
 namespace gridlm {
 
-MpiEnv::MpiEnv(int* argc, char*** argv) {
+MpiEnv::MpiEnv(int* argc, char*** argv, bool thread_multiple) {
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {
         int provided = 0;
-        MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+        MPI_CHECK(MPI_Init_thread(argc, argv, thread_multiple ? MPI_THREAD_MULTIPLE : MPI_THREAD_FUNNELED, &provided));
         owns_init_ = true;
     }
     // Errors are checked at each call site and turned into messages, not left to the default
@@ -44,21 +45,26 @@ MpiEnv::~MpiEnv() {
     if (!finalized) MPI_Finalize();
 }
 
-void MpiEnv::abort(int code, const std::string& msg) const {
+void MpiEnv::abort(int code, const std::string& msg, std::string_view event,
+                   const nlohmann::ordered_json& fields) const {
     // The message names rank and host itself: it may come before the logger knows them.
-    log_error("fatal", str("rank ", rank_, " on ", host_, ": ", msg), {{"exit_code", code}});
+    nlohmann::ordered_json f = fields;
+    f["exit_code"] = code;
+    log_error(event, str("rank ", rank_, " on ", host_, ": ", msg), f);
     MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);
 }
 
 bool MpiEnv::all_ok(bool ok) const {
     int mine = ok ? 1 : 0, all = 0;
+    WaitScope w(WaitOp::wait_op_allreduce, -1);
     MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     return all == 1;
 }
 
 int MpiEnv::max_over_ranks(int v) const {
     int out = 0;
+    WaitScope w(WaitOp::wait_op_allreduce, -1);
     MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     return out;
 }

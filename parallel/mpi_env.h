@@ -3,14 +3,19 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
 
 namespace gridlm {
 
 class MpiEnv {
 public:
     // MPI_Init_thread(FUNNELED) unless MPI is already up: a command run inside another (gridlm
-    // compare runs generate and score) then shares the outer MpiEnv's MPI.
-    MpiEnv(int* argc, char*** argv);
+    // compare runs generate and score) then shares the outer MpiEnv's MPI. thread_multiple: ask
+    // for MPI_THREAD_MULTIPLE instead (the watchdog's heartbeat thread calls MPI; check what was
+    // given with parallel/watchdog.h's Watchdog::available).
+    MpiEnv(int* argc, char*** argv, bool thread_multiple = false);
     ~MpiEnv();  // MPI_Finalize when this MpiEnv initialised MPI (and it is not finalised yet)
     MpiEnv(const MpiEnv&) = delete;
     MpiEnv& operator=(const MpiEnv&) = delete;
@@ -19,8 +24,10 @@ public:
     int size() const { return size_; }
     const std::string& host() const { return host_; }
 
-    // Ends every rank of the job with `code` after printing `msg` prefixed by rank and host.
-    [[noreturn]] void abort(int code, const std::string& msg) const;
+    // Ends every rank of the job with `code` after logging `msg` prefixed by rank and host as an
+    // error line of `event` with `fields` (a JSON object) and the exit code. Any thread may call it.
+    [[noreturn]] void abort(int code, const std::string& msg, std::string_view event = "fatal",
+                            const nlohmann::ordered_json& fields = nlohmann::ordered_json::object()) const;
 
     // True when every rank passes ok == true; a collective (all ranks must call it).
     bool all_ok(bool ok) const;

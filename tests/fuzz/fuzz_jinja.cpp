@@ -1,9 +1,8 @@
 // libFuzzer target for the chat-template interpreter: any bytes as a template source, parsed and
 // rendered with a small conversation. A syntax or render error is an expected outcome; a crash,
-// a sanitizer report or a hang is a bug. Build (clang):
-//   cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DGRIDLM_FUZZ=ON -DGRIDLM_CUDA=OFF
-//   cmake --build build-fuzz --target fuzz_jinja
-//   build-fuzz/bin/fuzz_jinja -max_total_time=60 -timeout=5 tests/reference/chat_templates
+// a sanitizer report or a hang is a bug. Build and run: docs/engine.md, "Fuzzing"; in short
+//   mkdir -p /tmp/fuzz_jinja && build-fuzz/bin/fuzz_jinja -dict=tests/fuzz/fuzz_jinja.dict /tmp/fuzz_jinja
+//   tests/fuzz/corpus/fuzz_jinja
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -220,6 +220,64 @@ TEST(H5Checkpoint, BlockTensorErrorsNameFileTensorAndValues) {
     EXPECT_EQ(H5Checkpoint(good).read_f32("extra.q").size(), 2048u);
 }
 
+// A dataset whose dimensions multiply past 64 bits is refused with the dataset and shape named
+// (found by fuzz_h5_checkpoint: the reader computed the element count with a signed overflow and
+// opened the file; tests/fuzz/corpus/fuzz_h5_checkpoint/numel_overflow).
+TEST(H5Checkpoint, HugeDatasetShapeIsAClearError) {
+    std::string path;
+    const std::string err = open_error_after(
+        [](hid_t f) {
+            const hsize_t dims[2] = {hsize_t(1) << 32, hsize_t(1) << 32};
+            const hsize_t chunk[2] = {1024, 1024};
+            Handle space(H5_CHECK(H5Screate_simple(2, dims, nullptr)));
+            Handle dcpl(H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)));
+            H5_CHECK(H5Pset_chunk(dcpl, 2, chunk));  // never written: the file stays small
+            Handle d(
+                H5_CHECK(H5Dcreate2(f, "tensors/extra.huge", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)));
+            h5::write_attr_string(d, "dtype", "f32");
+        },
+        &path);
+    expect_has(err, {path, "/tensors/extra.huge", "[4294967296, 4294967296]", "more elements"});
+}
+
+// A tokenizer dataset claiming 2^40 entries is refused before anything is allocated (found by
+// fuzz_h5_checkpoint: the reader sized a vector from the length in the file; the corpus input
+// huge_token_types).
+TEST(H5Checkpoint, HugeTokenizerDatasetIsAClearError) {
+    for (const char* name : {"token_types", "tokens", "merges"}) {
+        std::string path;
+        const std::string err = open_error_after(
+            [&](hid_t f) {
+                const std::string ds = std::string("tokenizer/") + name;
+                H5_CHECK(H5Ldelete(f, ds.c_str(), H5P_DEFAULT));
+                const hsize_t dims[1] = {hsize_t(1) << 40};
+                const hsize_t chunk[1] = {4096};
+                Handle space(H5_CHECK(H5Screate_simple(1, dims, nullptr)));
+                Handle dcpl(H5_CHECK(H5Pcreate(H5P_DATASET_CREATE)));
+                H5_CHECK(H5Pset_chunk(dcpl, 1, chunk));
+                Handle type =
+                    std::string(name) == "token_types" ? Handle(H5Tcopy(H5T_STD_I32LE)) : h5::utf8_string_type();
+                Handle d(H5_CHECK(H5Dcreate2(f, ds.c_str(), type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)));
+            },
+            &path);
+        expect_has(err, {path, "/tokenizer", std::string("'") + name + "'", "1099511627776", "4194304"});
+    }
+}
+
+// A config claiming 2^31 - 1 layers is refused at once (found by fuzz_h5_checkpoint: the reader
+// listed the tensors such a model needs, billions of names, before finding one missing).
+TEST(H5Checkpoint, AbsurdLayerCountIsAClearError) {
+    std::string path;
+    const std::string err = open_error_after(
+        [](hid_t f) {
+            H5_CHECK(H5Adelete_by_name(f, "config", "n_layer", H5P_DEFAULT));
+            Handle g(H5_CHECK(H5Gopen2(f, "config", H5P_DEFAULT)));
+            h5::write_attr_int(g, "n_layer", INT32_MAX, H5T_STD_I64LE);
+        },
+        &path);
+    expect_has(err, {path, "/config", "n_layer = 2147483647", "1048576 tensors"});
+}
+
 // Every tensor of SmolLM2 through GGUF -> HDF5 (f32) -> read back equals GgufTensorSource::read_f32.
 }  // namespace
 }  // namespace gridlm

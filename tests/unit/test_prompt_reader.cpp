@@ -1,5 +1,6 @@
 // Unit tests of the prompt reader: the three formats, detection, validation errors with their
-// line numbers, and streaming a large file.
+// line numbers, and streaming a large file; faulty records (numbers beyond a double, deep
+// nesting, unknown and unsupported fields, misleading values) each stay their record's error.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -160,7 +161,7 @@ TEST(PromptReader, BadRecordsBecomeErrorsWithTheirLine) {
     const std::vector<std::pair<std::string, std::string>> bad = {
         {R"({"id": "a", "prompt": "x")", "malformed JSON"},
         {R"(["not", "an", "object"])", "expected a JSON object"},
-        {R"({"id": "b"})", "missing 'prompt' or 'messages'"},
+        {R"({"id": "b"})", "missing 'prompt'"},
         {R"({"id": "c", "prompt": 5})", "field 'prompt'"},
         {R"({"id": ["d"], "prompt": "x"})", "field 'id'"},
         {R"({"id": "e", "prompt": "x", "max_tokens": "many"})", "must be an integer"},
@@ -263,9 +264,9 @@ TEST(PromptReader, PullsOneLineAtATime) {
     for (int64_t i = 0; i < 100000; ++i) {
         auto rec = r.next();
         ASSERT_TRUE(rec);
-        // The reader has not looked further ahead than the record it returned (+1 for the
-        // format-detection peek): memory does not grow with the file.
-        ASSERT_LE(lines->lines_made(), i + 2);
+        // The reader has not looked further ahead than the record it returned and the lines
+        // sampled to detect the format: memory does not grow with the file.
+        ASSERT_LE(lines->lines_made(), i + 1 + format_sample_lines);
     }
     EXPECT_FALSE(r.next());
 }
@@ -301,4 +302,244 @@ TEST(PromptReader, CompletionField) {
     EXPECT_NE(err(recs[4]).message.find("field 'completion' must be a string or an array of token ids"),
               std::string::npos);
     EXPECT_NE(err(recs[5]).message.find("negative token id"), std::string::npos);
+}
+
+// --- input-record hardening: whatever one record holds, it is that record's error ----------------
+
+namespace {
+
+std::string message_of(const ReadRecord& r) { return err(r).message; }
+
+// The lines between good records, each expected to become its own error naming `expect`.
+void expect_each_line_fails(const std::vector<std::pair<std::string, std::string>>& bad, const std::string& name,
+                            const std::string& good, PromptReaderOptions opts = {}) {
+    std::string text;
+    for (const auto& [line, _] : bad) text += good + "\n" + line + "\n";
+    text += good + "\n";
+    opts.reject_duplicate_ids = false;
+    std::vector<ReadRecord> recs;
+    ASSERT_NO_THROW(recs = read_all(text, name, opts));
+    ASSERT_EQ(recs.size(), 2 * bad.size() + 1);
+    for (size_t i = 0; i < bad.size(); ++i) {
+        req(recs[2 * i]);
+        const auto& e = err(recs[2 * i + 1]);
+        EXPECT_EQ(e.ref.line, (int64_t)(2 * i + 2)) << bad[i].first;
+        EXPECT_NE(e.message.find(bad[i].second), std::string::npos) << bad[i].first << " -> " << e.message;
+    }
+    req(recs.back());
+}
+
+}  // namespace
+
+TEST(PromptReaderFaults, NumbersBeyondADoubleAnywhere) {
+    expect_each_line_fails(
+        {
+            {R"({"prompt": "Hi", "temperature": 1e400})", "number 1e400 at byte 32 is out of range"},
+            {R"({"prompt": "Hi", "ignored_by_gridlm": 1e400})", "1e400"},
+            {R"({"prompt": "Hi", "temperature": -1e400})", "-1e400"},
+            {R"({"messages": [{"role": "user", "content": 1e400}]})", "out of range"},
+            {R"({"prompt": "Hi", "x": {"y": [1, 2, 3e999]}})", "3e999"},
+            {R"({"prompt": "Hi", "max_tokens": 123456789012345678901234567890})", "must be an integer"},
+        },
+        "in.jsonl", R"({"prompt": "good"})");
+    expect_each_line_fails(
+        {
+            {R"({"custom_id": "a", "body": {"prompt": "Hi", "temperature": 1e400}})", "1e400"},
+            {R"({"custom_id": "b", "body": {"prompt": "Hi", "metadata": {"n": -2e308}}})", "-2e308"},
+            {R"({"custom_id": "c", "body": {"messages": [{"role": "user", "content": 9e9999}]}})", "9e9999"},
+        },
+        "batch.jsonl", R"({"custom_id": "ok", "body": {"prompt": "good"}})");
+}
+
+TEST(PromptReaderFaults, DeepNestingIsRefusedWithoutRecursion) {
+    const std::string deep(100000, '[');
+    expect_each_line_fails(
+        {
+            {deep, "nested 100000 levels deep; at most 128"},
+            {R"({"prompt": "Hi", "x": )" + deep + std::string(100000, ']') + "}", "at most 128"},
+            {R"({"messages": [{"role": "user", "content": )" + std::string(5000, '{') + "}]}", "at most 128"},
+        },
+        "in.jsonl", R"({"prompt": "good"})");
+    // Brackets inside strings are text, not nesting.
+    auto recs = read_all(R"({"prompt": ")" + std::string(1000, '[') + "\"}\n", "in.jsonl");
+    EXPECT_EQ(req(recs.at(0)).prompt.size(), 1000u);
+}
+
+TEST(PromptReaderFaults, ChatFileWithBadNumbersIsAnError) {
+    const std::string path = test::temp_dir() + "/chat_overflow.json";
+    std::ofstream(path) << R"({"messages": [{"role": "user", "content": "x"}], "chat_template_kwargs": {"a": 1e400}})";
+    EXPECT_THROW(read_chat_file(path), Error);
+    std::ofstream(path) << "[" + std::string(100000, '[');
+    EXPECT_THROW(read_chat_file(path), Error);
+    std::ofstream(path) << R"([{"role": "alien", "content": "x"}])";
+    try {
+        read_chat_file(path);
+        ADD_FAILURE() << "an unknown role was accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("\"alien\""), std::string::npos) << e.what();
+    }
+}
+
+namespace {
+
+InputFormat detect(const std::string& text, const std::string& name, std::string* note = nullptr) {
+    PromptReader r(std::make_unique<std::istringstream>(text), name, {});
+    if (note) *note = r.format_note();
+    return r.format();
+}
+
+}  // namespace
+
+TEST(PromptReaderFaults, FormatDetectionDoesNotHingeOnTheFirstLine) {
+    const std::string batch = R"({"custom_id": "r", "method": "POST", "body": {"prompt": "x"}})"
+                              "\n";
+    std::string note;
+    // An OpenAI batch file whose first line is broken, or lacks custom_id.
+    EXPECT_EQ(detect("{\"custom_id\": \"r0\", \"body\": {\n" + batch + batch, "batch.jsonl", &note),
+              InputFormat::input_format_openai);
+    EXPECT_NE(note.find("openai batch (detected from 3 of 3 sampled lines, 1..3"), std::string::npos) << note;
+    EXPECT_EQ(detect("{\"body\": {\"prompt\": \"x\"}}\n" + batch + batch, "batch"), InputFormat::input_format_openai);
+    // A file without extension whose first prompt starts with '{' is text.
+    EXPECT_EQ(detect("{name} is a placeholder\nplain prompt\nanother one\n", "prompts", &note),
+              InputFormat::input_format_txt);
+    EXPECT_NE(note.find("txt (detected from 3 of 3"), std::string::npos) << note;
+    EXPECT_EQ(detect("{\"prompt\": \"a\"}\nnot json\n{\"prompt\": \"b\"}\n", "prompts"),
+              InputFormat::input_format_jsonl);
+    // Records that are well-formed JSON apart from a number beyond a double still count as JSON:
+    // each gets its own error line instead of being run as text.
+    EXPECT_EQ(
+        detect("{\"prompt\": \"a\", \"temperature\": 1e400}\n{\"prompt\": \"b\", \"top_p\": -1e999}\n", "prompts"),
+        InputFormat::input_format_jsonl);
+    EXPECT_EQ(detect("{\"custom_id\": \"a\", \"body\": {\"prompt\": \"x\", \"seed\": 2e400}}\n", "batch"),
+              InputFormat::input_format_openai);
+    EXPECT_EQ(detect("{\"prompt\": \"a\"}\n", "in.txt"), InputFormat::input_format_txt);
+    EXPECT_EQ(detect("", "in.jsonl"), InputFormat::input_format_jsonl);
+    EXPECT_EQ(detect("", "in"), InputFormat::input_format_txt);
+    PromptReaderOptions forced;
+    forced.format = InputFormat::input_format_jsonl;
+    PromptReader r(std::make_unique<std::istringstream>(batch), "b.jsonl", forced);
+    EXPECT_EQ(r.format(), InputFormat::input_format_jsonl);
+    EXPECT_EQ(r.format_note(), "input format: jsonl (--input-format)");
+}
+
+TEST(PromptReaderFaults, SampledLinesAreReplayedWithTheirNumbers) {
+    std::string text;
+    for (int i = 0; i < 150; ++i) text += str("{\"id\": \"r", i, "\", \"prompt\": \"p\"}\n", i % 7 == 0 ? "\n" : "");
+    const auto recs = read_all(text, "many");
+    ASSERT_EQ(recs.size(), 150u);
+    int64_t line = 1;
+    for (size_t i = 0; i < recs.size(); ++i) {
+        EXPECT_EQ(req(recs[i]).ref.index, i);
+        EXPECT_EQ(req(recs[i]).ref.id, str("r", i));
+        EXPECT_EQ(req(recs[i]).ref.line, line);
+        line += i % 7 == 0 ? 2 : 1;
+    }
+}
+
+TEST(PromptReaderFaults, MisdetectionIsNamedInTheError) {
+    // Mostly JSONL: the batch line is read as JSONL and its error says how the format was found.
+    const std::string text =
+        "{\"prompt\": \"a\"}\n{\"prompt\": \"b\"}\n{\"custom_id\": \"c\", \"body\": {\"prompt\": \"x\"}}\n";
+    const auto recs = read_all(text, "mixed.jsonl");
+    ASSERT_EQ(recs.size(), 3u);
+    EXPECT_NE(message_of(recs[2]).find("detected as jsonl from lines 1..3"), std::string::npos) << message_of(recs[2]);
+    EXPECT_NE(message_of(recs[2]).find("--input-format openai"), std::string::npos);
+    // An explicit format is not second-guessed.
+    PromptReaderOptions forced;
+    forced.format = InputFormat::input_format_jsonl;
+    EXPECT_EQ(message_of(read_all(text, "mixed.jsonl", forced)[2]).find("detected"), std::string::npos);
+}
+
+TEST(PromptReaderFaults, RequestFieldPolicy) {
+    expect_each_line_fails(
+        {
+            {R"({"prompt": "x", "stream": true})", "field 'stream' is not supported by gridlm with the value true"},
+            {R"({"prompt": "x", "response_format": {"type": "json_object"}})",
+             "(accepted: absent or null, {\"type\":\"text\"})"},
+            {R"({"prompt": "x", "tool_choice": "required"})", "\"required\""},
+            {R"({"prompt": "x", "continue_final_message": true})", "continue_final_message"},
+            {R"({"prompt": "x", "logit_bias": {"5": 10}})", "logit_bias"},
+            {R"({"prompt": "x", "guided_json": {}})", "guided_json"},
+            {R"({"prompt": "x", "best_of": 3})", "best_of"},
+        },
+        "in.jsonl",
+        R"({"prompt": "good", "stream": false, "n": 1, "user": "u", "metadata": {"k": 1}, "tool_choice": "auto", "logit_bias": {}})");
+    const auto recs = read_all(R"({"prompt": "x", "stream": true})"
+                               "\n",
+                               "in.jsonl");
+    EXPECT_EQ(err(recs[0]).code, "unsupported_field");
+    // Unknown fields are counted, once per record, and summarised.
+    const std::string text =
+        "{\"prompt\": \"a\", \"foo\": 1, \"bar\": 2}\n{\"prompt\": \"b\", \"foo\": 3}\n"
+        "{\"prompt\": \"c\"}\n";
+    PromptReader r(std::make_unique<std::istringstream>(text), "in.jsonl", {});
+    while (auto rec = r.next()) req(*rec);
+    EXPECT_EQ(r.records_with_unknown_fields(), 2u);
+    EXPECT_EQ(
+        r.unknown_fields_summary(),
+        "2 records had fields gridlm does not know, ignored: foo (2), bar (1) (--strict-fields makes them errors)");
+    PromptReaderOptions strict;
+    strict.strict_fields = true;
+    const auto s = read_all(text, "in.jsonl", strict);
+    EXPECT_EQ(err(s[0]).code, "unknown_field");
+    EXPECT_NE(err(s[0]).message.find("field 'foo'"), std::string::npos);
+    req(s[2]);
+    // In an OpenAI body: named with its place; the envelope's own fields are known.
+    PromptReader b(
+        std::make_unique<std::istringstream>(
+            R"({"custom_id": "a", "method": "POST", "url": "/v1/completions", "body": {"prompt": "x", "model": "m", "frob": 1}})"
+            "\n"),
+        "b.jsonl", {});
+    req(*b.next());
+    EXPECT_EQ(b.unknown_fields().count("body.frob"), 1u);
+    EXPECT_EQ(b.unknown_fields().size(), 1u);
+}
+
+TEST(PromptReaderFaults, ChatExtrasReachTheRequestInBothFormats) {
+    const std::string tools = R"([{"type": "function", "function": {"name": "f"}}])";
+    const auto j = read_all(R"({"messages": [{"role": "user", "content": "x"}], "tools": )" + tools +
+                                R"(, "add_generation_prompt": false, "chat_template_kwargs": {"k": 1}})"
+                                "\n",
+                            "in.jsonl");
+    EXPECT_EQ(req(j[0]).chat_extras.tools_json, R"([{"type":"function","function":{"name":"f"}}])");
+    EXPECT_FALSE(req(j[0]).chat_extras.add_generation_prompt);
+    EXPECT_EQ(req(j[0]).chat_extras.kwargs_json, R"({"k":1})");
+    const auto o = read_all(
+        R"({"custom_id": "a", "body": {"messages": [{"role": "user", "content": "x"}], "tools": )" + tools + "}}\n",
+        "b.jsonl");
+    EXPECT_EQ(req(o[0]).chat_extras.tools_json, R"([{"type":"function","function":{"name":"f"}}])");
+}
+
+TEST(PromptReaderFaults, MessagesNameTheValueAndWhatIsAccepted) {
+    const std::string long_text(200, 'w');
+    expect_each_line_fails(
+        {
+            {R"({"prompt": "x", "temperature": 1e300})", "'temperature' must be a number >= 0 within the float range"},
+            {R"({"prompt": "x", "temperature": 1e300})", "got 1e+300"},
+            {R"({"prompt": ["a", "b"]})", "list of strings"},
+            {R"({"prompt": ["a", "b"]})", "give one string or an array of token ids"},
+            {R"({"prompt": [1, "b"]})", "got \"b\" at [1]"},
+            {R"({"messages": [{"role": "alien", "content": "x"}]})",
+             "messages[0].role must be one of system, developer, user, assistant, tool, function, ipython, "
+             "tool_results, got \"alien\""},
+            {R"({"messages": [{"content": "x"}]})", "messages[0].role must be a string"},
+            {R"({"prompt": "x", "max_tokens": "many"})", "field 'max_tokens' must be an integer, got \"many\""},
+            {R"({"prompt": "x", "n": 99999999999})", "in [-2147483648, 2147483647], got 99999999999"},
+            {R"({"prompt": "x", "top_p": "high"})", "top_p' must be a number in (0, 1], got \"high\""},
+            {R"({"prompt": "x", "seed": -1})", "field 'seed' must be an integer in [0, 2^64), got -1"},
+            {R"({"prompt": "x", "stop": [1]})", "got 1 in [1]"},
+            {R"({"prompt": ")" + long_text + R"(", "logprobs": ")" + long_text + R"("})",
+             "got \"" + long_text.substr(0, 59) + "..."},
+            {R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", "got {\"type\":\"image_url\"}"},
+        },
+        "in.jsonl", R"({"prompt": "good"})");
+    for (const char* role : {"system", "developer", "user", "assistant", "tool", "ipython"}) {
+        const auto recs =
+            read_all(str(R"({"messages": [{"role": ")", role, R"(", "content": "x"}]})", "\n"), "in.jsonl");
+        EXPECT_EQ(req(recs[0]).messages[0].role, role);
+    }
+    const auto o = read_all(R"({"custom_id": "a", "method": "GET", "body": {"prompt": "x"}})"
+                            "\n",
+                            "b.jsonl");
+    EXPECT_NE(message_of(o[0]).find("must be \"POST\", got \"GET\""), std::string::npos) << message_of(o[0]);
 }

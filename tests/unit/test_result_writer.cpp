@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "engine/core/error.h"
@@ -167,6 +168,75 @@ TEST(ResultWriter, InvalidUtf8GivesValidJson) {
     o.shape = OutputShape::output_shape_openai;
     EXPECT_NO_THROW(json::parse(format_completion(c, o)));
     EXPECT_NO_THROW(json::parse(format_error(RecordError{{"\xC3", 1, 0, false}, "x", "bad \xC3"}, o)));
+}
+
+// Keys that repeat inside one JSON object of `line` ("a.b" paths); parsers would keep only one.
+std::vector<std::string> duplicate_keys(const std::string& line) {
+    struct Sax : nlohmann::json_sax<json> {
+        std::vector<std::set<std::string>> keys;  // one set per open object (arrays push none)
+        std::vector<bool> is_object;
+        std::vector<std::string> dups;
+        bool null() override { return true; }
+        bool boolean(bool) override { return true; }
+        bool number_integer(number_integer_t) override { return true; }
+        bool number_unsigned(number_unsigned_t) override { return true; }
+        bool number_float(number_float_t, const string_t&) override { return true; }
+        bool string(string_t&) override { return true; }
+        bool binary(binary_t&) override { return true; }
+        bool start_object(std::size_t) override {
+            keys.emplace_back();
+            return true;
+        }
+        bool end_object() override {
+            keys.pop_back();
+            return true;
+        }
+        bool start_array(std::size_t) override { return true; }
+        bool end_array() override { return true; }
+        bool key(string_t& k) override {
+            if (!keys.back().insert(k).second) dups.push_back(k);
+            return true;
+        }
+        bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+    } sax;
+    EXPECT_TRUE(json::sax_parse(line, &sax)) << line;
+    return sax.dups;
+}
+
+// Byte-level tokens that are parts of UTF-8 characters all read U+FFFD as text: every output shape
+// keeps them apart (no repeated key, the bytes or ids present), as does a text two ids share.
+TEST(ResultWriter, PartialUtf8TokensStayDistinct) {
+    Completion c = make_completion("p", 0, "\xE4\xB8\xAD");
+    c.logprobs = true;
+    c.choices[0].logprobs = {
+        {100,
+         "\xE4",
+         -0.5f,
+         {{100, "\xE4", -0.5f}, {101, "\xE5", -1.0f}, {102, "\xE4\xB8", -2.0f}, {7, "x", -3.0f}, {8, "x", -4.0f}}},
+        {103, "\xB8\xAD", -0.1f, {}}};
+    for (auto shape : {OutputShape::output_shape_gridlm, OutputShape::output_shape_openai}) {
+        for (bool chat : {false, true}) {
+            ResultWriterOptions o;
+            o.shape = shape;
+            c.ref.chat = chat;
+            const std::string line = format_completion(c, o);
+            EXPECT_EQ(duplicate_keys(line), std::vector<std::string>()) << line;
+        }
+    }
+    ResultWriterOptions o;
+    o.shape = OutputShape::output_shape_openai;
+    c.ref.chat = false;
+    json lp = json::parse(format_completion(c, o))["response"]["body"]["choices"][0]["logprobs"];
+    EXPECT_EQ(lp["tokens"], json::parse(R"(["bytes:\\xe4", "bytes:\\xb8\\xad"])"));
+    EXPECT_EQ(lp["top_logprobs"][0],
+              json::parse(R"({"bytes:\\xe4": -0.5, "bytes:\\xe5": -1.0, "bytes:\\xe4\\xb8": -2.0, "x": -3.0,
+                              "token_id:8": -4.0})"));
+    EXPECT_EQ(lp["text_offset"], json::parse("[0, 1]"));  // byte offsets, as before
+    // gridlm shape: the id always, the bytes where the text is not UTF-8 on its own.
+    json g = json::parse(format_completion(c, ResultWriterOptions{}))["logprobs"][0];
+    EXPECT_EQ(g["bytes"], json::parse("[228]"));
+    EXPECT_EQ(g["top_logprobs"][2]["bytes"], json::parse("[228, 184]"));
+    EXPECT_FALSE(g["top_logprobs"][3].contains("bytes"));
 }
 
 TEST(ResultWriter, InputOrderWithOutOfOrderCompletion) {

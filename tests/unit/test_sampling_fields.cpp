@@ -224,16 +224,18 @@ TEST(SamplingFields, ReaderPeculiarities) {
     EXPECT_EQ(lp.top_logprobs, 4);
     EXPECT_TRUE(read_params({{"prompt", "x"}, {"logprobs", false}, {"top_logprobs", 2}}).logprobs);
     EXPECT_EQ(read_params({{"prompt", "x"}, {"stop", "end"}}).stop, std::vector<std::string>{"end"});
+    // Messages give the value as the record gave it (JSON text) and what is accepted.
     EXPECT_EQ(read_error({{"prompt", "x"}, {"max_completion_tokens", "many"}}),
-              "field 'max_completion_tokens' must be an integer, got string");
+              "field 'max_completion_tokens' must be an integer, got \"many\"");
     EXPECT_EQ(read_error({{"prompt", "x"}, {"logprobs", 0.5}}),
-              "field 'logprobs' must be true, false or an integer, got number");
-    EXPECT_EQ(read_error({{"prompt", "x"}, {"ignore_eos", 1}}), "field 'ignore_eos' must be true or false, got number");
-    EXPECT_EQ(read_error({{"prompt", "x"}, {"stop", {"a", 1}}}), "field 'stop' must be a string, got number");
+              "field 'logprobs' must be true, false or an integer, got 0.5");
+    EXPECT_EQ(read_error({{"prompt", "x"}, {"ignore_eos", 1}}), "field 'ignore_eos' must be true or false, got 1");
+    EXPECT_EQ(read_error({{"prompt", "x"}, {"stop", {"a", 1}}}),
+              "field 'stop' must be a string or an array of strings, got 1 in [\"a\",1]");
     EXPECT_EQ(read_error({{"prompt", "x"}, {"stop", 3}}),
-              "field 'stop' must be a string or an array of strings, got number");
+              "field 'stop' must be a string or an array of strings, got 3");
     EXPECT_EQ(read_error({{"prompt", "x"}, {"temperature", "hot"}}),
-              "field 'temperature' must be a number, got string");
+              "field 'temperature' must be a number >= 0, got \"hot\"");
 
     const auto o = parse_sampling_args({"--top-k", "-1", "--top-logprobs", "2"});
     uint64_t job_seed = 0;
