@@ -167,7 +167,7 @@ int run_compare(const std::vector<std::string>& args) {
         ("resume", po::bool_switch(), "continue the generate runs of DIR (see Resuming)")
         ("report-only", po::bool_switch(), "make the report and check the gates from DIR's files; run no model")
         ("input-format", po::value<std::string>()->default_value("auto"),
-         "auto (.txt extension, else the first record), txt, jsonl or openai")
+         "auto (.txt extension, else up to 64 sampled lines), txt, jsonl or openai")
         ("dtype", po::value<std::string>()->default_value("auto"),
          "weight matrices of both models in memory: auto (as stored: a Q4_1 file keeps its blocks), f32, bf16, f16")
         ("dtype-a", po::value<std::string>(), "--dtype for A alone (e.g. one checkpoint as f32 against itself as bf16)")

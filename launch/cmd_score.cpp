@@ -275,7 +275,7 @@ int run_score(const std::vector<std::string>& args) {
          "tokens per model step at most (windows and records are packed together, long ones split)")
         ("max-seqs", po::value<int>()->default_value(8), "sequences in one step at most")
         ("input-format", po::value<std::string>()->default_value("auto"),
-         "--prompts: auto (.txt extension, else the first record), txt, jsonl or openai")
+         "--prompts: auto (.txt extension, else up to 64 sampled lines), txt, jsonl or openai")
         ("order", po::value<std::string>()->default_value("finished"),
          "--prompts: finished (each record when scored) or input (in input order)")
         ("chat-template", po::value<std::string>(),
@@ -290,7 +290,7 @@ int run_score(const std::vector<std::string>& args) {
     opts.add_options()
         ("watchdog-s", po::value<double>()->default_value(300),
          "multi-rank jobs: end the job (exit 7) when a rank sends no heartbeat for this many seconds or no "
-         "rank makes progress for as long, naming the rank (as gridlm generate); 0 = off")
+         "rank makes progress for as long, naming the rank (as gridlm generate); 0 = off, else 1 to 1e6")
         ("progress-interval", po::value<double>()->default_value(10.0),
          "--prompts: seconds between progress lines when stderr is not a terminal")
         ("quiet,q", po::bool_switch(), "no per-window or progress lines (the result line is still printed)");
@@ -324,8 +324,8 @@ int run_score(const std::vector<std::string>& args) {
     const WeightPolicy weight_policy = weight_policy_option(vm["dtype"].as<std::string>());
     const DType kv_dtype = kv_cache_dtype_from(vm);
     const double watchdog_s = vm["watchdog-s"].as<double>();
-    if (!(watchdog_s >= 0 && watchdog_s <= 1e6))
-        throw UsageError(str("--watchdog-s ", watchdog_s, " must be 0 (off) or a number of seconds up to 1e6"));
+    if (!(watchdog_s == 0 || (watchdog_s >= 1 && watchdog_s <= 1e6)))
+        throw UsageError(str("--watchdog-s ", watchdog_s, " must be 0 (off) or a number of seconds from 1 to 1e6"));
     const GridOptions grid_opts = grid_options_from(vm);
     const GridShape shape = grid_opts.shape;
     ResultWriterOptions wopts;
@@ -435,7 +435,8 @@ int run_score(const std::vector<std::string>& args) {
     }
 
     // From here to the end: a rank that stops answering ends the job (--watchdog-s).
-    JobWatchdog watchdog(mpi, *topo, topo->rank_of({0, shape.pp - 1, 0}), watchdog_s, nullptr);
+    JobWatchdog watchdog(mpi, *topo, topo->rank_of({0, shape.pp - 1, 0}), watchdog_s, nullptr,
+                         "score has no --resume: remove the partial output and run the command again.");
     if (text_mode) {
         const double t0 = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
         auto elapsed = [&] {

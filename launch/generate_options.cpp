@@ -57,8 +57,8 @@ const char* const usage_head =
     "             5 stopped by --max-error-rate (too many error records; lines written are complete);\n"
     "             7 stopped by --watchdog-s: a rank was silent or none made progress (the message\n"
     "             names the rank; lines written are complete; --resume continues);\n"
-    "             2 usage error (bad option); 1 fatal error (missing input, unwritable output, bad\n"
-    "             checkpoint, I/O failure)\n\n"
+    "             2 usage error (bad option); 1 fatal error (missing input, unwritable output, output\n"
+    "             in use by another job, bad checkpoint, I/O failure)\n\n"
     "options";
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -161,7 +161,8 @@ po::options_description generate_options() {
         ("watchdog-s", po::value<double>()->default_value(300),
          "multi-rank jobs: end the job (exit 7, resumable) when a rank sends no heartbeat for this many "
          "seconds (stopped, hung) or no rank makes progress for as long (all wait in MPI calls that never "
-         "complete), naming the rank; a long step does not count (a computing rank makes progress); 0 = off");
+         "complete), naming the rank; a long step does not count (a computing rank makes progress); 0 = off, "
+         "else 1 to 1e6");
     // clang-format on
     add_kv_cache_dtype_option(opts);
     add_log_options(opts);
@@ -249,8 +250,8 @@ GenerateSettings generate_settings(const po::variables_map& vm) {
         throw UsageError("--min-records goes with --max-error-rate");
     if (s.min_records < 1) throw UsageError(str("--min-records ", s.min_records, " must be >= 1"));
     s.watchdog_s = vm["watchdog-s"].as<double>();
-    if (!(s.watchdog_s >= 0 && s.watchdog_s <= 1e6))
-        throw UsageError(str("--watchdog-s ", s.watchdog_s, " must be 0 (off) or a number of seconds up to 1e6"));
+    if (!(s.watchdog_s == 0 || (s.watchdog_s >= 1 && s.watchdog_s <= 1e6)))
+        throw UsageError(str("--watchdog-s ", s.watchdog_s, " must be 0 (off) or a number of seconds from 1 to 1e6"));
     s.job = std::move(job);
     s.sampling = p;
     s.limits = limits;

@@ -27,7 +27,8 @@ std::string role(const Topology& topo, int rank, int writer_rank) {
 
 }  // namespace
 
-JobWatchdog::JobWatchdog(const MpiEnv& mpi, const Topology& topo, int writer_rank, double limit_s, JobObserver* inner)
+JobWatchdog::JobWatchdog(const MpiEnv& mpi, const Topology& topo, int writer_rank, double limit_s, JobObserver* inner,
+                         const std::string& after_abort)
     : inner_(inner) {
     if (limit_s <= 0 || mpi.size() == 1) return;
     if (!Watchdog::available(mpi)) {
@@ -38,6 +39,7 @@ JobWatchdog::JobWatchdog(const MpiEnv& mpi, const Topology& topo, int writer_ran
     WatchdogOptions o;
     o.limit_s = limit_s;
     o.exit_code = exit_watchdog;
+    if (!after_abort.empty()) o.after_abort = after_abort;
     for (int r = 0; r < mpi.size(); ++r) o.roles.push_back(role(topo, r, writer_rank));
     watchdog_ = std::make_unique<Watchdog>(mpi, std::move(o));
 }

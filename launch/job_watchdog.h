@@ -17,7 +17,9 @@ public:
     // Collective over every rank of the job. limit_s: --watchdog-s; 0 (off), a single rank or an
     // MPI without MPI_THREAD_MULTIPLE (the writer logs a warning then) start nothing: active()
     // is false. inner: the observer the loop had before (the metrics monitor), or nullptr.
-    JobWatchdog(const MpiEnv& mpi, const Topology& topo, int writer_rank, double limit_s, JobObserver* inner);
+    // `after_abort`: the abort message's last sentence, how to go on (empty: "--resume continues").
+    JobWatchdog(const MpiEnv& mpi, const Topology& topo, int writer_rank, double limit_s, JobObserver* inner,
+                const std::string& after_abort = "");
     ~JobWatchdog() override;  // stop()
 
     bool active() const { return watchdog_ != nullptr; }

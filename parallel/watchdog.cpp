@@ -255,8 +255,7 @@ std::string Watchdog::who(int rank) const {
 
 void Watchdog::fire(const WatchdogJudge& judge, const WatchdogVerdict& v) {
     const std::string limit = str("--watchdog-s ", o_.limit_s);
-    const std::string tail =
-        str("; ending the job (exit ", o_.exit_code, "). The lines written are complete: --resume continues the job.");
+    const std::string tail = str("; ending the job (exit ", o_.exit_code, "). ", o_.after_abort);
     std::string msg;
     nlohmann::ordered_json fields;
     if (v.kind == WatchdogVerdict::watchdog_silent) {

@@ -39,6 +39,8 @@ struct WatchdogOptions {
     int exit_code = 1;     // of the aborted job
     // Each world rank's place, for the message: "replica 0, stage 2 of 2, tp rank 1, writer".
     std::vector<std::string> roles;
+    // The sentence after the abort message: how to go on.
+    std::string after_abort = "The lines written are complete: --resume continues the job.";
 };
 
 class Watchdog {

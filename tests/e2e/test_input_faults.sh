@@ -50,7 +50,7 @@ error_at "$tmp/out.jsonl" 7 "list of strings"
 error_at "$tmp/out.jsonl" 8 "got \"alien\""
 error_at "$tmp/out.jsonl" 9 "got 1e+300"
 error_at "$tmp/out.jsonl" 12 "does not use 'tools'"
-grep -qF "input format: jsonl (detected from 9 of 12 sampled lines, 1..13" "$tmp/first.stderr" ||
+grep -qF "input format: jsonl (detected from 11 of 12 sampled lines, 1..13" "$tmp/first.stderr" ||
     fail "no input format line: $(head -c 600 "$tmp/first.stderr")"
 grep -qF "1 record had fields gridlm does not know, ignored: foo (1)" "$tmp/first.stderr" ||
     fail "no unknown-field warning: $(tail -c 600 "$tmp/first.stderr")"

@@ -13,11 +13,11 @@ src=$(cd "$(dirname "$0")/../reference/golden" && pwd)/tiny-qwen2-hf
 model=$tmp/tiny.h5
 expect_rc 0 "convert" "$gridlm" convert --from "$src" --to "$model"
 
-n=96
+n=192
 for i in $(seq $n); do
     echo "{\"id\": \"w$i\", \"prompt\": \"watch $i\", \"max_tokens\": 400, \"ignore_eos\": true}"
 done >"$tmp/p.jsonl"
-# --max-seqs 2: each replica runs its 48 records two at a time, so lines come one by one.
+# --max-seqs 2: each replica runs its 96 records two at a time, so lines come one by one.
 args=(--model "$model" --prompts "$tmp/p.jsonl" --temperature 0 --max-model-len 420 --max-seqs 2 --dp 2 --pp 2)
 
 # --- a healthy job: steps far shorter than the limit (ms), the job twice as long as it or more ------
@@ -60,4 +60,12 @@ stop_case() {
 stop_case last_stage 3 # replica 1's last stage: the monitor (rank 0) hears nothing from it
 stop_case writer 1     # replica 0's last stage, the rank that writes the file
 stop_case monitor 0    # the monitor itself: every other rank stops hearing from it
+# Below a second the heartbeat period (a quarter of it) would raise false alarms on a busy machine.
+for bad in 0.5 -1 nan; do
+    expect_rc 2 "--watchdog-s $bad" "$gridlm" generate --model "$model" --prompts /dev/null --output "$tmp/u.jsonl" \
+        --watchdog-s "$bad"
+    expect_stderr "--watchdog-s $bad" "must be 0 (off) or a number of seconds from 1 to 1e6"
+done
+expect_rc 2 "score --watchdog-s 0.5" "$gridlm" score --model "$model" --text /dev/null --watchdog-s 0.5
+expect_stderr "score --watchdog-s 0.5" "from 1 to 1e6"
 finish test_watchdog
