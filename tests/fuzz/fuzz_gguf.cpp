@@ -73,15 +73,7 @@ void read_model(const std::shared_ptr<const gridlm::GgufFile>& f, bool need_tens
     }
     if (!need_tensor_data) return;
     try {
-        const gridlm::GgufTensorSource src(f);
-        for (const gridlm::TensorInfo& t : src.tensors()) {
-            try {
-                src.stored_type(t.name);
-                src.read_f32(t.name);
-                if (!t.shape.empty() && t.shape[0] > 0) src.read_rows_raw(t.name, 0, 1);
-            } catch (const gridlm::Error&) {
-            }
-        }
+        gridlm::fuzz::read_every_tensor(gridlm::GgufTensorSource(f));
     } catch (const gridlm::Error&) {
     }
 }

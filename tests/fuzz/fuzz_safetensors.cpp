@@ -23,15 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const gridlm::Error&) {
     }
     try {
-        const gridlm::SafetensorsSource src(path);
-        for (const gridlm::TensorInfo& t : src.tensors()) {
-            try {
-                src.stored_type(t.name);
-                src.read_f32(t.name);
-                if (!t.shape.empty() && t.shape[0] > 0) src.read_rows_raw(t.name, 0, 1);
-            } catch (const gridlm::Error&) {
-            }
-        }
+        gridlm::fuzz::read_every_tensor(gridlm::SafetensorsSource(path));
     } catch (const gridlm::Error&) {
     }
     return 0;

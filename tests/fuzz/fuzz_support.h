@@ -11,7 +11,23 @@
 #include <filesystem>
 #include <string>
 
+#include "engine/core/error.h"
+#include "engine/core/tensor_source.h"
+
 namespace gridlm::fuzz {
+
+// Reads every tensor of `src` the ways the model loader does (stored type, all values as f32, the
+// first row raw); a reader's refusal (gridlm::Error) of one tensor does not stop the others.
+inline void read_every_tensor(const TensorSource& src) {
+    for (const TensorInfo& t : src.tensors()) {
+        try {
+            src.stored_type(t.name);
+            src.read_f32(t.name);
+            if (!t.shape.empty() && t.shape[0] > 0) src.read_rows_raw(t.name, 0, 1);
+        } catch (const Error&) {
+        }
+    }
+}
 
 // /dev/shm/gridlm-fuzz-<pid>/ (or $TMPDIR when /dev/shm is missing), created on first use.
 inline const std::filesystem::path& scratch_dir() {
