@@ -107,6 +107,39 @@ job_wait_end() {
     job_ranks=()
 }
 
+# signal_case NAME SIGNAL VICTIM LIMIT_S OUT ERR: once the job started by job_start has its first
+# line in OUT, sends SIGNAL to world rank VICTIM and waits up to LIMIT_S for the job to end (see
+# job_wait_end). Sets $victim_pid and $lines_before. Returns 1 (after reporting) when no line came,
+# no rank VICTIM was found or the job still ran after LIMIT_S.
+signal_case() {
+    local name=$1 sig=$2 victim=$3 limit=$4 out=$5 err=$6
+    job_wait_line "$out" || return 1
+    victim_pid=$(job_rank_pid "$victim")
+    [ -n "$victim_pid" ] || { fail "$name: no rank of the job has OMPI_COMM_WORLD_RANK=$victim"; return 1; }
+    lines_before=$(wc -l <"$out")
+    kill -"$sig" "$victim_pid"
+    job_wait_end "$limit"
+    echo "$name: rank $victim (pid $victim_pid) got SIG$sig with $lines_before line(s) on disk;" \
+        "mpirun exited $job_rc after $job_took_s s"
+    if [ "$job_rc" = 124 ]; then
+        fail "$name: the job still ran $limit s after rank $victim got SIG$sig: $(tail -c 400 "$err")"
+        return 1
+    fi
+}
+
+# resumed_case NAME RANKS REF OUT N ARGS...: after signal_case: the lines on disk are whole and
+# fewer than N, and `--resume` on RANKS ranks completes OUT with exactly the records of REF.
+resumed_case() {
+    local name=$1 ranks=$2 ref=$3 out=$4 n=$5
+    shift 5
+    whole_lines "$name" "$out"
+    [ "$lines_before" -lt "$n" ] || fail "$name: all $n records were written: the signal came too late"
+    expect_rc 0 "$name: --resume" timeout 120 mpirun -n "$ranks" --oversubscribe "$gridlm" generate --threads 1 -q \
+        "$@" --output "$out" --resume
+    same_records "$name" "$ref" "$out"
+    [ "$(wc -l <"$out")" = "$n" ] || fail "$name: $(wc -l <"$out") lines after --resume, expected $n"
+}
+
 # whole_lines WHAT OUT: every line of OUT is a whole JSON record and the file ends with a newline.
 whole_lines() {
     local what=$1 out=$2 bad

@@ -19,29 +19,14 @@ expect_rc 0 "convert" "$gridlm" convert --from "$src" --to "$tiny"
 # kill_case NAME RANKS VICTIM REF N ARGS...: run the job on RANKS ranks, SIGKILL world rank VICTIM
 # after the first line, check the end and the lines, resume, compare with REF (N records).
 kill_case() {
-    local name=$1 ranks=$2 victim=$3 ref=$4 n=$5 out=$tmp/$1.jsonl err=$tmp/$1.err pid before
+    local name=$1 ranks=$2 victim=$3 ref=$4 n=$5 out=$tmp/$1.jsonl err=$tmp/$1.err
     shift 5
     job_start "$ranks" "$err" "$@" --output "$out"
-    job_wait_line "$out" || return
-    pid=$(job_rank_pid "$victim")
-    [ -n "$pid" ] || { fail "$name: no rank of the job has OMPI_COMM_WORLD_RANK=$victim"; return; }
-    before=$(wc -l <"$out")
-    kill -KILL "$pid"
-    job_wait_end 15
-    echo "$name: rank $victim (pid $pid) killed with $before line(s) on disk; mpirun exited $job_rc after $job_took_s s"
-    if [ "$job_rc" = 124 ]; then
-        fail "$name: the job still ran 15 s after rank $victim was killed"
-        return
-    fi
+    signal_case "$name" KILL "$victim" 15 "$out" "$err" || return
     [ "$job_rc" != 0 ] || fail "$name: exit 0 although rank $victim was killed"
     grep -q "process rank $victim .*signal 9" "$err" ||
         fail "$name: mpirun does not name rank $victim and signal 9: $(tail -c 400 "$err")"
-    whole_lines "$name" "$out"
-    [ "$before" -lt "$n" ] || fail "$name: all $n records were written: the kill came too late"
-    expect_rc 0 "$name: --resume" timeout 120 mpirun -n "$ranks" --oversubscribe "$gridlm" generate --threads 1 -q \
-        "$@" --output "$out" --resume
-    same_records "$name" "$ref" "$out"
-    [ "$(wc -l <"$out")" = "$n" ] || fail "$name: $(wc -l <"$out") lines after --resume, expected $n"
+    resumed_case "$name" "$ranks" "$ref" "$out" "$n" "$@"
 }
 
 # --- dp=2 pp=2 tp=2, tiny Qwen2 ----------------------------------------------------------------------

@@ -32,29 +32,14 @@ awk "BEGIN { exit !($took > 2) }" || fail "the healthy job took $took s: too sho
 
 # stop_case NAME RANK: SIGSTOP world rank RANK after the first line; the watchdog must end the job.
 stop_case() {
-    local name=$1 victim=$2 out=$tmp/$1.jsonl err=$tmp/$1.err pid before
+    local name=$1 victim=$2 out=$tmp/$1.jsonl err=$tmp/$1.err
     job_start 4 "$err" "${args[@]}" --watchdog-s 5 --output "$out"
-    job_wait_line "$out" || return
-    pid=$(job_rank_pid "$victim")
-    [ -n "$pid" ] || { fail "$name: no rank of the job has OMPI_COMM_WORLD_RANK=$victim"; return; }
-    before=$(wc -l <"$out")
-    kill -STOP "$pid"
-    job_wait_end 25
-    echo "$name: rank $victim (pid $pid) stopped with $before line(s) on disk; mpirun exited $job_rc after $job_took_s s"
-    if [ "$job_rc" = 124 ]; then
-        fail "$name: the job still ran 25 s after rank $victim was stopped (--watchdog-s 5)"
-        return
-    fi
+    signal_case "$name" STOP "$victim" 25 "$out" "$err" || return
     [ "$job_rc" = 7 ] || fail "$name: exit $job_rc, expected 7 (the watchdog's)"
-    grep -q "watchdog: rank $victim (.*pid $pid).*sent no heartbeat" "$err" ||
-        fail "$name: no watchdog line names rank $victim (pid $pid): $(grep -v '^ *$' "$err" | tail -c 600)"
+    grep -q "watchdog: rank $victim (.*pid $victim_pid).*sent no heartbeat" "$err" ||
+        fail "$name: no watchdog line names rank $victim (pid $victim_pid): $(grep -v '^ *$' "$err" | tail -c 600)"
     grep -m1 "watchdog: rank" "$err" | sed 's/^/    /' | cut -c1-300
-    whole_lines "$name" "$out"
-    [ "$before" -lt $n ] || fail "$name: all $n records were written: the stop came too late to test anything"
-    expect_rc 0 "$name: --resume" timeout 120 mpirun -n 4 --oversubscribe "$gridlm" generate --threads 1 -q \
-        "${args[@]}" --output "$out" --resume
-    same_records "$name" "$tmp/ref.jsonl" "$out"
-    [ "$(wc -l <"$out")" = $n ] || fail "$name: $(wc -l <"$out") lines after --resume, expected $n"
+    resumed_case "$name" 4 "$tmp/ref.jsonl" "$out" $n "${args[@]}"
 }
 
 stop_case last_stage 3 # replica 1's last stage: the monitor (rank 0) hears nothing from it
