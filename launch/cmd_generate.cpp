@@ -32,6 +32,7 @@
 #include "launch/commands.h"
 #include "launch/generate_job.h"
 #include "launch/generate_options.h"
+#include "launch/job_backend.h"
 #include "launch/grid_options.h"
 #include "launch/prepare_output.h"
 #include "launch/job_operations.h"
@@ -114,7 +115,9 @@ int run_generate(const std::vector<std::string>& args) {
     SamplingLimits& limits = settings.limits;
     const int64_t max_model_len = settings.max_model_len;
     const int threads = settings.threads;
-    const WeightPolicy weight_policy = settings.weight_policy;
+    // What --backend auto means on this rank; the ranks agree on it at start-up.
+    const std::string backend_name = resolve_backend(settings.backend.name);
+    const WeightPolicy weight_policy = weight_policy_for(backend_name, settings.weight_policy);
     const InputFormat input_format = settings.input_format;
     const OutputOrder order = settings.order;
     const GridShape grid_shape = settings.grid;
@@ -143,6 +146,13 @@ int run_generate(const std::vector<std::string>& args) {
     std::string chat_template;  // --chat-template's text
     std::unique_ptr<ChatPrompter> chat;
     JobOperations ops;  // --filter, --metrics-file, --trace
+    // The backend first: a rank without its GPU stops the job before any output is prepared.
+    std::shared_ptr<Backend> backend;
+    std::unique_ptr<Communicator> tp_device;  // NCCL on the backend's stream (cuda, tp > 1)
+    collective_phase(mpi, [&] {
+        check_same_backend(mpi, backend_name);
+        backend = make_rank_backend(backend_name, settings.backend, threads, mpi);
+    });
     collective_phase(mpi, [&] {
         topo = std::make_unique<Topology>(grid_shape, mpi.size());  // world size == dp*pp*tp
         me = topo->coord_of(mpi.rank());
@@ -198,10 +208,11 @@ int run_generate(const std::vector<std::string>& args) {
     std::unique_ptr<Model> model;
     std::unique_ptr<KvCache> kv;
     collective_phase(mpi, [&] {
+        tp_device = device_tp_communicator(*backend, *comms.tp);
         tokenizer = std::make_unique<Tokenizer>(ck.tokenizer);
         const ModelShard shard = ModelShard::of(ck.config, stage_layers, me.pp, grid_shape.tp, me.tp, split_types);
-        model = std::make_unique<Model>(ck.config, *ck.weights, weight_policy,
-                                        std::shared_ptr<Backend>(make_cpu_backend(threads)), shard, comms.tp.get());
+        model = std::make_unique<Model>(ck.config, *ck.weights, weight_policy, backend, shard,
+                                        tp_device ? tp_device.get() : comms.tp.get());
         ck.weights.reset();  // the weights now live in the model; drop the file's copy
         ck.gguf.reset();
         kv = model->make_kv_cache(job.sched.max_seqs, context, kv_dtype);

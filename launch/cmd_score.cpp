@@ -35,6 +35,7 @@
 #include "launch/cli_options.h"
 #include "launch/commands.h"
 #include "launch/grid_options.h"
+#include "launch/job_backend.h"
 #include "launch/job_watchdog.h"
 #include "launch/metrics.h"
 #include "launch/open_checkpoint.h"
@@ -282,7 +283,9 @@ int run_score(const std::vector<std::string>& args) {
          "--prompts: Jinja chat template file rendering 'messages' records instead of the checkpoint's own")
         ("threads", po::value<int>()->default_value(0), "CPU threads per rank; 0 = the cores this rank may use")
         ("dtype", po::value<std::string>()->default_value("auto"),
-         "weight matrices in memory: auto (as the checkpoint stores them), f32, bf16 or f16 (as gridlm generate)");
+         "weight matrices in memory: auto (as the checkpoint stores them; bf16 on the cuda backend), f32, bf16 "
+         "or f16 (as gridlm generate)");
+    add_backend_options(opts);
     // Scoring keeps the KV cache in f32 unless asked: bf16 rounding moves a perplexity by ~0.1%.
     opts.add_options()("kv-cache-dtype", po::value<std::string>()->default_value("f32"),
                        "element type of the KV cache: f32, bf16 or f16 (half the memory, less exact scores)");
@@ -321,7 +324,10 @@ int run_score(const std::vector<std::string>& args) {
     if (job.max_seqs < 1 || job.max_seqs > 4096) throw UsageError("--max-seqs must be in [1, 4096]");
     const int threads = vm["threads"].as<int>();
     if (threads < 0) throw UsageError("--threads must be >= 0");
-    const WeightPolicy weight_policy = weight_policy_option(vm["dtype"].as<std::string>());
+    const BackendSettings backend_settings = backend_settings_from(vm);
+    const std::string backend_name = resolve_backend(backend_settings.name);
+    const WeightPolicy weight_policy =
+        weight_policy_for(backend_name, weight_policy_option(vm["dtype"].as<std::string>()));
     const DType kv_dtype = kv_cache_dtype_from(vm);
     const double watchdog_s = vm["watchdog-s"].as<double>();
     if (!(watchdog_s == 0 || (watchdog_s >= 1 && watchdog_s <= 1e6)))
@@ -350,6 +356,13 @@ int run_score(const std::vector<std::string>& args) {
     TpSplitTypes split_types;
     std::string text;
     std::unique_ptr<OutputLock> output_lock;  // the writer's, held until the job ends
+    // The backend first: a rank without its GPU stops the job before any output is prepared.
+    std::shared_ptr<Backend> backend;
+    std::unique_ptr<Communicator> tp_device;  // NCCL on the backend's stream (cuda, tp > 1)
+    collective_phase(mpi, "score", [&] {
+        check_same_backend(mpi, backend_name);
+        backend = make_rank_backend(backend_name, backend_settings, threads, mpi);
+    });
     collective_phase(mpi, "score", [&] {
         topo = std::make_unique<Topology>(shape, mpi.size());
         me = topo->coord_of(mpi.rank());
@@ -404,9 +417,10 @@ int run_score(const std::vector<std::string>& args) {
                                 " needs at least ", 2 * ctx, " (two windows)"));
             n_windows = (int64_t)tokens.size() / ctx;
         }
+        tp_device = device_tp_communicator(*backend, *comms.tp);
         const ModelShard shard = ModelShard::of(ck.config, stage_layers, me.pp, shape.tp, me.tp, split_types);
-        model = std::make_unique<Model>(ck.config, *ck.weights, weight_policy,
-                                        std::shared_ptr<Backend>(make_cpu_backend(threads)), shard, comms.tp.get());
+        model = std::make_unique<Model>(ck.config, *ck.weights, weight_policy, backend, shard,
+                                        tp_device ? tp_device.get() : comms.tp.get());
         ck.weights.reset();
         ck.gguf.reset();
         kv = model->make_kv_cache(job.max_seqs, ctx, kv_dtype);

@@ -126,7 +126,7 @@ po::options_description generate_options() {
         ("dtype", po::value<std::string>()->default_value("auto"),
          "weight matrices in memory: auto (each as the checkpoint stores it: q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k "
          "q6_k blocks, bf16 or f32, multiplied by integer / float kernels; f16 is widened to f32), or every "
-         "matrix converted to f32, bf16 or f16")
+         "matrix converted to f32, bf16 or f16; on the cuda backend auto means bf16")
         ("model-name", po::value<std::string>(), "\"model\" in OpenAI-shaped output (default: the checkpoint's name)")
         ("kv-cache-bytes", po::value<int64_t>()->default_value(0),
          "KV cache budget per rank in bytes (the smallest rank's block count holds for all); sequences are "
@@ -165,6 +165,7 @@ po::options_description generate_options() {
          "else 1 to 1e6");
     // clang-format on
     add_kv_cache_dtype_option(opts);
+    add_backend_options(opts);
     add_log_options(opts);
     return opts;
 }
@@ -257,6 +258,7 @@ GenerateSettings generate_settings(const po::variables_map& vm) {
     s.limits = limits;
     s.max_model_len = max_model_len;
     s.threads = threads;
+    s.backend = backend_settings_from(vm);
     s.weight_policy = weight_policy;
     s.input_format = input_format;
     s.strict_fields = vm["strict-fields"].as<bool>();

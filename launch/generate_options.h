@@ -16,6 +16,7 @@
 #include "io/prompt_reader.h"
 #include "io/result_writer.h"
 #include "launch/generate_job.h"
+#include "launch/job_backend.h"
 #include "parallel/topology.h"
 
 namespace gridlm {
@@ -27,7 +28,8 @@ struct GenerateSettings {
     SamplingLimits limits;
     int64_t max_model_len = 0;  // 0: the checkpoint's context
     int threads = 0;
-    WeightPolicy weight_policy;
+    WeightPolicy weight_policy;  // as --dtype asks; weight_policy_for() fits it to the backend
+    BackendSettings backend;     // --backend, --cuda-graphs
     InputFormat input_format{};
     bool strict_fields = false;  // --strict-fields: unknown record fields are errors
     OutputOrder order{};

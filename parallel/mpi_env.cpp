@@ -29,6 +29,13 @@ MpiEnv::MpiEnv(int* argc, char*** argv, bool thread_multiple) {
     char host[256] = {0};
     gethostname(host, sizeof(host) - 1);
     host_ = host;
+    // The ranks sharing this node's memory, in world-rank order: a rank's place among them picks
+    // its GPU.
+    MPI_Comm node = MPI_COMM_NULL;
+    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+    MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
+    MPI_CHECK(MPI_Comm_size(node, &local_size_));
+    MPI_Comm_free(&node);
     // Every line from here on names its rank and host; the grid coordinates come later.
     LogContext context = log_context();
     context.rank = rank_;

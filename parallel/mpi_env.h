@@ -23,6 +23,9 @@ public:
     int rank() const { return rank_; }
     int size() const { return size_; }
     const std::string& host() const { return host_; }
+    // This rank's place among the ranks on its node (MPI_COMM_TYPE_SHARED), and their count.
+    int local_rank() const { return local_rank_; }
+    int local_size() const { return local_size_; }
 
     // Ends every rank of the job with `code` after logging `msg` prefixed by rank and host as an
     // error line of `event` with `fields` (a JSON object) and the exit code. Any thread may call it.
@@ -37,6 +40,7 @@ public:
 private:
     int rank_ = 0;
     int size_ = 1;
+    int local_rank_ = 0, local_size_ = 1;
     std::string host_;
     bool owns_init_ = false;  // this MpiEnv called MPI_Init_thread
 };

@@ -50,6 +50,7 @@ struct KvSeqView {
     int64_t v_offset = 0;              // element offset of this layer's V inside a block (unused when v_row == 0)
     int64_t k_row = 0;                 // elements per position of K: n_head_kv * head_dim for GQA
     int64_t v_row = 0;                 // elements per position of V; 0: V is read from the K row
+    int64_t max_length = 0;            // positions a sequence of this cache may reach; 0: not known
 
     // Bytes per element (4 for f32, 2 for bf16 / f16).
     int64_t elem_bytes() const { return (int64_t)dtype_size(dtype); }
@@ -96,6 +97,25 @@ public:
     virtual bool host_memory() const = 0;
     // True when matmul (and embedding) take weights of this type as they are.
     virtual bool supports_weight(DType type) const { return type == DType::dtype_f32 || type == DType::dtype_bf16; }
+    // The type matmul may round its input rows to before multiplying them by weights of type
+    // `weight`: f32 (no rounding) on the CPU; a tensor-core GEMM reads bf16 / f16 inputs for bf16 /
+    // f16 weights. Products are summed in f32 either way. Tests size their tolerances by it.
+    virtual DType matmul_input_type(DType weight) const {
+        (void)weight;
+        return DType::dtype_f32;
+    }
+
+    // Step brackets, for backends that replay recorded launch sequences (CUDA graphs). The model
+    // calls begin_step before the device work of one forward step and end_step after it; work
+    // between them may run when end_step returns. graph_key != 0 promises that the step's launches
+    // are those of every earlier step with that key: the same op calls with the same sizes on the
+    // same buffers, only the contents of the host index arrays (ids, positions, block tables)
+    // differ. A backend may then record the step once and replay it; while it replays, dry_run()
+    // is true and op calls only stage their host inputs, so the caller must not read device memory
+    // or run device collectives of its own between the brackets (see Model::forward_stage).
+    virtual void begin_step(uint64_t graph_key) { (void)graph_key; }
+    virtual void end_step() {}
+    virtual bool dry_run() const { return false; }
 
     // Memory. alloc returns memory aligned to 64 bytes; free accepts nullptr.
     virtual void* alloc(size_t bytes) = 0;

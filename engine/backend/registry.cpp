@@ -24,10 +24,10 @@ namespace {
 BackendKind cuda_kind() {
     const cuda::CudaInfo info = cuda::cuda_probe();
     if (info.device_count == 0) return unavailable_kind("cuda", "no CUDA device: " + info.error);
-    // Today's CUDA code is a device probe and one RMSNorm launcher; the entry becomes runnable
-    // once a class implements Backend over them.
-    return unavailable_kind(
-        "cuda", "the CUDA backend does not implement the Backend interface yet (device 0: " + info.device_name + ")");
+    if (const std::string problem = cuda::kernel_image_problem(0); !problem.empty())
+        return unavailable_kind("cuda", problem);
+    // Device 0 with graphs on; a job picks its device by local rank (launch/).
+    return {.name = "cuda", .make = [](int) { return cuda::make_cuda_backend(cuda::CudaBackendOptions{}); }};
 }
 #endif
 

@@ -33,6 +33,10 @@ public:
     virtual ~Communicator() = default;
     virtual int rank() const = 0;  // position inside this group
     virtual int size() const = 0;
+    // True when the buffers passed to this communicator's collectives and point-to-point calls are
+    // device memory of this rank's GPU (operations are then ordered on the compute stream, see the
+    // implementation: parallel/nccl_communicator.h); false for host memory (MPI, single rank).
+    virtual bool device_memory() const { return false; }
 
     // In-place sum over the group. data: [n]
     virtual void allreduce_sum(float* data, size_t n) = 0;

@@ -154,6 +154,7 @@ KvSeqView BlockKvCache::view(int slot, int layer) const {
     v.block_size = block_size_;
     v.k_row = layout_.k_row;
     v.v_row = layout_.v_row;
+    v.max_length = max_length_;
     // Block layout: [n_layer][K [block_size][k_row], V [block_size][v_row]], elements of dtype
     v.k_offset = layer * block_size_ * (layout_.k_row + layout_.v_row);
     v.v_offset = v.k_offset + block_size_ * layout_.k_row;

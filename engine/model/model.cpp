@@ -7,6 +7,7 @@
 
 #include "engine/core/communicator.h"
 #include "engine/core/error.h"
+#include "engine/core/hash.h"
 #include "engine/model/arch_registry.h"
 #include "engine/model/decoder.h"
 
@@ -54,7 +55,8 @@ std::unique_ptr<KvCache> Model::make_kv_cache(int n_slots, int64_t max_length, D
 
 void StepContext::reduce(float* data, int64_t count) {
     if (!tp || tp->size() == 1) return;
-    if (be.host_memory()) {
+    if (be.dry_run()) return;  // a replayed graph step: the recorded graph holds the collective
+    if (be.host_memory() || tp->device_memory()) {
         tp->allreduce_sum(data, (size_t)count);
     } else {
         std::vector<float> host((size_t)count);
@@ -139,7 +141,17 @@ void Model::forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x
     } else {
         be.copy_from_host(ctx.x, x_in, sizeof(float) * n * d);
     }
+    // A decode step (one token per sequence) repeats the launches of every decode step of its
+    // batch size on these buffers: a backend may record it once and replay it (CUDA graphs).
+    // Collectives stay inside only when they run on the device (a host-staged one must read back).
+    const bool device_collectives = !tp_ || tp_->size() == 1 || tp_->device_memory();
+    uint64_t graph_key = 0;
+    if (!be.host_memory() && device_collectives && n == n_seqs)
+        graph_key =
+            splitmix64(splitmix64((uint64_t)n ^ (uint64_t)(uintptr_t)workspace_.data()) ^ (uint64_t)(uintptr_t)&kv);
+    be.begin_step(graph_key);
     arch_->layers(ctx);
+    be.end_step();
     for (const ForwardSeq& s : batch.seqs) kv.commit(s.slot, s.n_tokens);
 
     if (!shard_.head) {
@@ -174,13 +186,29 @@ void Model::forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x
     // Vocabulary-parallel head: each rank's [n_out, its vocabulary] logits, padded to the largest
     // share, gathered over the group and laid out as [n_out, n_vocab].
     const int64_t vmax = tp.vocab_max, part = n_out * vmax;
-    gather_.assign((size_t)(part * (tp.size + 1)), 0.0f);
-    float* mine = gather_.data() + part * tp.size;
-    std::vector<float> local((size_t)(n_out * c.n_vocab));
-    head(local.data());
-    for (int64_t r = 0; r < n_out; ++r) std::copy_n(local.data() + r * c.n_vocab, c.n_vocab, mine + r * vmax);
-    tp_->allgather(mine, (size_t)part, gather_.data());
-    tp_bytes_ += (int64_t)sizeof(float) * part;
+    if (tp_->device_memory() && !be.host_memory()) {
+        // Device collectives: pad the rows to vmax in device memory, gather there, read back once.
+        const size_t want = sizeof(float) * (size_t)(part * (tp.size + 1) + n_out * c.n_vocab);
+        if (gather_dev_.bytes() < want) gather_dev_ = BackendBuffer(be, want);
+        float* all = gather_dev_.f32();
+        float* mine_dev = all + part * tp.size;
+        float* logits_dev = mine_dev + part;
+        be.matmul(out_rows, weights_.lm_head, nullptr, n_out, logits_dev);  // [n_out, local vocab]
+        for (int64_t r = 0; r < n_out; ++r)
+            be.copy(mine_dev + r * vmax, logits_dev + r * c.n_vocab, sizeof(float) * c.n_vocab);
+        tp_->allgather(mine_dev, (size_t)part, all);
+        tp_bytes_ += (int64_t)sizeof(float) * part;
+        gather_.resize((size_t)(part * tp.size));
+        be.copy_to_host(gather_.data(), all, sizeof(float) * part * tp.size);
+    } else {
+        gather_.assign((size_t)(part * (tp.size + 1)), 0.0f);
+        float* mine = gather_.data() + part * tp.size;
+        std::vector<float> local((size_t)(n_out * c.n_vocab));
+        head(local.data());
+        for (int64_t r = 0; r < n_out; ++r) std::copy_n(local.data() + r * c.n_vocab, c.n_vocab, mine + r * vmax);
+        tp_->allgather(mine, (size_t)part, gather_.data());
+        tp_bytes_ += (int64_t)sizeof(float) * part;
+    }
     for (int t = 0; t < tp.size; ++t) {
         const Range v = split_range(config_.n_vocab, tp.size, t);
         for (int64_t r = 0; r < n_out; ++r)

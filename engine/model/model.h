@@ -99,6 +99,7 @@ private:
     ModelWeights weights_;
     const ArchSpec* arch_ = nullptr;  // the registry row of config_.arch
     BackendBuffer workspace_;         // activations for the largest step so far
+    BackendBuffer gather_dev_;        // logits gather in device memory, for device collectives
     int64_t ws_tokens_ = 0, ws_out_ = 0;
 };
 

@@ -47,7 +47,13 @@ constexpr double tol_rope_table = 1e-6;
 // Attention, relative to 1 + max |v|: f32 dot products, exp and a weighted sum of <= 10 rows.
 constexpr double tol_attention = 1e-5;
 
-double tol_matmul(DType dtype) { return dtype == DType::dtype_bf16 ? tol_matmul_bf16 : tol_matmul_f32; }
+// Inputs rounded to 16 bits first (Backend::matmul_input_type: tensor-core GEMMs) add the
+// rounding of each x_i, relative 2^-8 for bf16 and 2^-11 for f16, to every product.
+constexpr double tol_input_bf16 = 1.0 / 256, tol_input_f16 = 1.0 / 2048;
+double tol_matmul(DType dtype, DType input) {
+    const double sum = dtype == DType::dtype_bf16 ? tol_matmul_bf16 : tol_matmul_f32;
+    return sum + (input == DType::dtype_bf16 ? tol_input_bf16 : input == DType::dtype_f16 ? tol_input_f16 : 0.0);
+}
 
 // Host threads per backend: 3 splits rows unevenly across threads.
 constexpr int test_threads = 3;
@@ -123,8 +129,9 @@ struct DeviceWeight {
 };
 
 // Checks y = x W^T (+ bias) against double sums.  x: [n, cols]; bias: [rows] or null; y: [n, rows]
-void expect_matmul(const std::vector<float>& y, const std::vector<float>& x, const HostWeight& w,
+void expect_matmul(const Backend& be, const std::vector<float>& y, const std::vector<float>& x, const HostWeight& w,
                    const std::vector<float>* bias, int64_t n, const std::string& what) {
+    const double tol = tol_matmul(w.dtype, be.matmul_input_type(w.dtype));
     std::vector<double> ref(n * w.rows), bound(n * w.rows);
     for (int64_t t = 0; t < n; ++t) {
         for (int64_t r = 0; r < w.rows; ++r) {
@@ -135,7 +142,7 @@ void expect_matmul(const std::vector<float>& y, const std::vector<float>& x, con
                 mag += std::fabs(p);
             }
             ref[t * w.rows + r] = sum;
-            bound[t * w.rows + r] = tol_matmul(w.dtype) * mag;
+            bound[t * w.rows + r] = tol * mag;
         }
     }
     expect_close(y, ref, bound, what);
@@ -256,13 +263,14 @@ TEST_P(BackendOps, Matmul) {
             const DeviceWeight w(be(), hw);
             const auto bias = randn(rows, 11);
             const DeviceTensor<float> dbias(be(), bias);
-            for (int64_t n = 1; n <= 7; ++n) {
+            // 1..7 rows: a GPU's decode GEMV; 16 and 33: its GEMM (the CPU runs one kernel for all).
+            for (int64_t n : {1, 2, 3, 4, 5, 6, 7, 16, 33}) {
                 const auto x = randn(n * cols, 20 + (uint32_t)n);
                 const DeviceTensor<float> dx(be(), x);
                 for (bool with_bias : {false, true}) {
                     auto y = output(be(), n * rows);
                     be().matmul(dx.data(), w.w, with_bias ? dbias.data() : nullptr, n, y.data());
-                    expect_matmul(y.read(), x, hw, with_bias ? &bias : nullptr, n,
+                    expect_matmul(be(), y.read(), x, hw, with_bias ? &bias : nullptr, n,
                                   str(dtype_name(dtype), " cols ", cols, " n ", n, with_bias ? " bias" : ""));
                 }
             }
@@ -309,20 +317,20 @@ TEST_P(BackendOps, MatmulMulti) {
     const DeviceWeight q(be(), hq), k(be(), hk), v(be(), hv), g(be(), hg), u(be(), hu);
     const auto bq = randn(21, 35), bv = randn(50, 36);
     const DeviceTensor<float> dbq(be(), bq), dbv(be(), bv);
-    for (int64_t n : {1, 3, 4, 5, 7}) {
+    for (int64_t n : {1, 3, 4, 5, 7, 12}) {
         const auto x = randn(n * cols, 40 + (uint32_t)n);
         const DeviceTensor<float> dx(be(), x);
         auto yq = output(be(), n * 21), yk = output(be(), n * 33), yv = output(be(), n * 50);
         be().matmul_multi(dx.data(), n,
                           {MatmulOut{.w = q.w, .bias = dbq.data(), .y = yq.data()}, MatmulOut{.w = k.w, .y = yk.data()},
                            MatmulOut{.w = v.w, .bias = dbv.data(), .y = yv.data()}});
-        expect_matmul(yq.read(), x, hq, &bq, n, str("q n ", n));
-        expect_matmul(yk.read(), x, hk, nullptr, n, str("k n ", n));
-        expect_matmul(yv.read(), x, hv, &bv, n, str("v n ", n));
+        expect_matmul(be(), yq.read(), x, hq, &bq, n, str("q n ", n));
+        expect_matmul(be(), yk.read(), x, hk, nullptr, n, str("k n ", n));
+        expect_matmul(be(), yv.read(), x, hv, &bv, n, str("v n ", n));
         auto yg = output(be(), n * 45), yu = output(be(), n * 45);
         be().matmul_multi(dx.data(), n, {MatmulOut{.w = g.w, .y = yg.data()}, MatmulOut{.w = u.w, .y = yu.data()}});
-        expect_matmul(yg.read(), x, hg, nullptr, n, str("gate n ", n));
-        expect_matmul(yu.read(), x, hu, nullptr, n, str("up n ", n));
+        expect_matmul(be(), yg.read(), x, hg, nullptr, n, str("gate n ", n));
+        expect_matmul(be(), yu.read(), x, hu, nullptr, n, str("up n ", n));
     }
 }
 
@@ -570,8 +578,14 @@ TEST(BackendRegistry, ListsTheCompiledBackends) {
 #ifdef GRIDLM_HAVE_CUDA
     EXPECT_EQ(names, (std::vector<std::string>{"cpu", "cpu-scalar", "cuda"}));
     const BackendKind& cuda = kinds.back();
-    EXPECT_FALSE(cuda.unavailable.empty());  // no class implements Backend on CUDA yet
-    test::expect_has(test::error_of([&] { cuda.make(1); }), {"cuda", cuda.unavailable});
+    if (cuda.unavailable.empty()) {  // a GPU is here: the entry makes a working backend
+        const auto be = cuda.make(1);
+        ASSERT_NE(be, nullptr);
+        EXPECT_EQ(be->name(), "cuda");
+        EXPECT_FALSE(be->host_memory());
+    } else {
+        test::expect_has(test::error_of([&] { cuda.make(1); }), {"cuda", cuda.unavailable});
+    }
 #else
     EXPECT_EQ(names, (std::vector<std::string>{"cpu", "cpu-scalar"}));
 #endif
@@ -598,7 +612,7 @@ TEST(BackendRegistry, ScalarKindRunsTheScalarKernels) {
         auto out = output(*be, n * rows);
         be->matmul(dx.data(), w.w, nullptr, n, out.data());
         y.push_back(out.read());
-        expect_matmul(y.back(), x, hw, nullptr, n, kind.name);
+        expect_matmul(*be, y.back(), x, hw, nullptr, n, kind.name);
         EXPECT_TRUE(cpu::simd_enabled()) << "after " << kind.name;
     }
     ASSERT_EQ(y.size(), 2u);

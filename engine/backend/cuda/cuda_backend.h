@@ -1,9 +1,12 @@
-// CUDA backend entry points visible to host code: device probe and op launchers.
+// CUDA backend entry points visible to host code: the device probe and the backend factory.
 // Only compiled when nvcc is found; callers guard with GRIDLM_HAVE_CUDA.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "engine/backend/backend.h"
 
 namespace gridlm::cuda {
 
@@ -16,11 +19,44 @@ struct CudaInfo {
     std::string error;        // why device_count is 0, when it is
 };
 
-// Queries runtime, driver and (when a device is present) cuBLAS versions. Never throws.
+// Queries runtime, driver and (when a device is present) cuBLAS versions. Never throws. Opens
+// device 0 (a context there) when one is present.
 CudaInfo cuda_probe();
+
+// The CUDA devices this process sees (0 without a GPU or driver, *why then says why); opens none.
+int visible_device_count(std::string* why = nullptr);
 
 // RMSNorm over rows on the GPU, for host arrays (copies in and out; used by parity tests).
 // x, y: [n_rows, n_cols]; w: [n_cols]. y = x * rsqrt(mean(x^2) + eps) * w, fp32 math.
 void rmsnorm_host(const float* x, const float* w, float* y, int64_t n_rows, int64_t n_cols, float eps);
+
+struct CudaBackendOptions {
+    int device = 0;       // CUDA device index (one GPU per rank: the rank's local rank, usually)
+    bool graphs = true;   // record decode steps into CUDA graphs and replay them
+    int max_graphs = 64;  // distinct step shapes kept as graphs (one per decode batch size)
+};
+
+// The CUDA backend on one device: weights, KV blocks and activations in device memory, one
+// stream, cuBLAS for large matmuls, the kernels of engine/backend/cuda/ops/ for the rest.
+// Throws gridlm::Error naming the device and host when the device does not exist, its compute
+// capability is below 8.0, this build has no kernel image for it, or it cannot be opened.
+std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options);
+
+// What a CUDA backend counted so far (for logs and benchmarks): steps run eagerly, recorded into
+// a graph and replayed from one. Zero for any other backend.
+struct CudaStepCounts {
+    int64_t eager = 0, recorded = 0, replayed = 0;
+};
+CudaStepCounts cuda_step_counts(const Backend& backend);
+
+// The stream a CUDA backend runs its work on (a cudaStream_t), for a communicator that must order
+// its collectives with the backend's kernels; nullptr for any other backend.
+void* cuda_backend_stream(const Backend& backend);
+// The device a CUDA backend runs on; -1 for any other backend.
+int cuda_backend_device(const Backend& backend);
+
+// Empty when this build has a kernel image for `device`, else why not (the compute capability
+// and the architectures built). Makes `device` current.
+std::string kernel_image_problem(int device);
 
 }  // namespace gridlm::cuda

@@ -3,8 +3,45 @@
 #include <cuda_runtime.h>
 
 #include "engine/backend/cuda/cuda_backend.h"
+#include "engine/core/error.h"
+
+#ifndef GRIDLM_CUDA_ARCHITECTURES
+#define GRIDLM_CUDA_ARCHITECTURES "unknown"
+#endif
 
 namespace gridlm::cuda {
+
+namespace {
+__global__ void image_probe_kernel() {}
+}  // namespace
+
+std::string kernel_image_problem(int device) {
+    if (cudaSetDevice(device) != cudaSuccess) {
+        const std::string why = cudaGetErrorString(cudaGetLastError());
+        return str("cannot open CUDA device ", device, ": ", why);
+    }
+    cudaFuncAttributes attr{};
+    const cudaError_t err = cudaFuncGetAttributes(&attr, image_probe_kernel);
+    if (err == cudaSuccess) return "";
+    cudaGetLastError();
+    cudaDeviceProp prop{};
+    cudaGetDeviceProperties(&prop, device);
+    return str("this build has no kernel image for CUDA device ", device, " (", prop.name, ", compute capability ",
+               prop.major, ".", prop.minor, "): built for CMAKE_CUDA_ARCHITECTURES ", GRIDLM_CUDA_ARCHITECTURES, " (",
+               cudaGetErrorString(err), "); rebuild with -DCMAKE_CUDA_ARCHITECTURES=", prop.major, prop.minor);
+}
+
+int visible_device_count(std::string* why) {
+    int n = 0;
+    const cudaError_t err = cudaGetDeviceCount(&n);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        if (why) *why = cudaGetErrorString(err);
+        return 0;
+    }
+    if (n == 0 && why) *why = "no CUDA device";
+    return n;
+}
 
 CudaInfo cuda_probe() {
     CudaInfo info;

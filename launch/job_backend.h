@@ -1,0 +1,51 @@
+// The compute backend a job runs on (--backend, --cuda-graphs): which one "auto" means here, one
+// GPU per rank by its place on the node, and the weight types that go with it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <boost/program_options.hpp>
+
+#include "engine/backend/backend.h"
+#include "engine/model/weights.h"
+
+namespace gridlm {
+
+class MpiEnv;
+class Communicator;
+
+struct BackendSettings {
+    std::string name = "auto";  // --backend: auto, cpu or cuda
+    bool cuda_graphs = true;    // --cuda-graphs on|off
+};
+
+// Adds --backend and --cuda-graphs.
+void add_backend_options(boost::program_options::options_description& opts);
+// Reads them back; throws UsageError for another value ("--backend 'gpu' is not one of auto, cpu, cuda").
+BackendSettings backend_settings_from(const boost::program_options::variables_map& vm);
+
+// "cpu" or "cuda": what `name` means on this rank ("auto": cuda when this build has the CUDA
+// backend and a usable GPU is visible, else cpu).
+std::string resolve_backend(const std::string& name);
+
+// The backend of this rank: the CPU one with `threads` threads, or the CUDA one on GPU
+// local_rank (the only visible GPU when just one is visible, as under Slurm's --gpus-per-task).
+// Throws gridlm::Error naming the rank's node when there is no such GPU, the build has no CUDA
+// backend, or the device cannot run it. Call inside a collective start-up phase.
+std::shared_ptr<Backend> make_rank_backend(const std::string& resolved, const BackendSettings& s, int threads,
+                                           const MpiEnv& mpi);
+
+// Throws gridlm::Error when the ranks resolved --backend differently (some see a GPU, some do
+// not). A collective over every rank.
+void check_same_backend(const MpiEnv& mpi, const std::string& resolved);
+
+// The weight policy for a backend: --dtype auto keeps what the backend multiplies as stored; on
+// CUDA, auto converts every matrix to bf16.
+WeightPolicy weight_policy_for(const std::string& resolved, const WeightPolicy& asked);
+
+// The tensor-parallel communicator for the backend: on CUDA with tp > 1, a NCCL communicator on
+// the backend's stream built over `mpi_tp` (collective over the group), else nullptr (keep MPI).
+std::unique_ptr<Communicator> device_tp_communicator(Backend& backend, Communicator& mpi_tp);
+
+}  // namespace gridlm
