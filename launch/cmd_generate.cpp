@@ -122,7 +122,7 @@ int run_generate(const std::vector<std::string>& args) {
     const OutputOrder order = settings.order;
     const GridShape grid_shape = settings.grid;
     const std::vector<int64_t>& pp_layers = settings.pp_layers;
-    const int64_t kv_bytes = settings.kv_bytes;
+    int64_t kv_bytes = settings.kv_bytes;  // 0: none on the CPU; on a GPU, what the weights leave
     const DType kv_dtype = settings.kv_dtype;
     const bool resume = settings.resume, retry_errors = settings.retry_errors;
 
@@ -149,6 +149,7 @@ int run_generate(const std::vector<std::string>& args) {
     // The backend first: a rank without its GPU stops the job before any output is prepared.
     std::shared_ptr<Backend> backend;
     std::unique_ptr<Communicator> tp_device;  // NCCL on the backend's stream (cuda, tp > 1)
+    std::unique_ptr<Communicator> pp_device;  // the same for the pipeline's activations (cuda, pp > 1)
     collective_phase(mpi, [&] {
         check_same_backend(mpi, backend_name);
         backend = make_rank_backend(backend_name, settings.backend, threads, mpi);
@@ -204,11 +205,14 @@ int run_generate(const std::vector<std::string>& args) {
     job.done.insert(recovered.done.begin(), recovered.done.end());
     std::vector<uint64_t>().swap(recovered.done);  // one bit a record from here on
     const bool quiet = vm["quiet"].as<bool>();
+    if (grid.writer() && !quiet)
+        log_info("backend", backend_note(*backend, weight_policy), {{"backend", backend->name()}});
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<Model> model;
     std::unique_ptr<KvCache> kv;
     collective_phase(mpi, [&] {
-        tp_device = device_tp_communicator(*backend, *comms.tp);
+        tp_device = device_tp_communicator(*backend, *comms.tp);  // tp first, then pp, on every rank
+        pp_device = device_pp_communicator(*backend, *comms.pp);
         tokenizer = std::make_unique<Tokenizer>(ck.tokenizer);
         const ModelShard shard = ModelShard::of(ck.config, stage_layers, me.pp, grid_shape.tp, me.tp, split_types);
         model = std::make_unique<Model>(ck.config, *ck.weights, weight_policy, backend, shard,
@@ -217,6 +221,8 @@ int run_generate(const std::vector<std::string>& args) {
         ck.gguf.reset();
         kv = model->make_kv_cache(job.sched.max_seqs, context, kv_dtype);
     });
+    const bool kv_default = kv_bytes == 0;
+    if (kv_default) kv_bytes = default_kv_budget(*backend);
     if (kv_bytes > 0) {
         auto* cache = dynamic_cast<BlockKvCache*>(kv.get());
         GRIDLM_ASSERT(cache != nullptr);
@@ -224,7 +230,8 @@ int run_generate(const std::vector<std::string>& args) {
         job.sched.kv_blocks = comms.world->allreduce_min(kv_bytes / cache->block_bytes());
         collective_phase(mpi, [&] {
             if (job.sched.kv_blocks < 1)
-                throw Error(str("--kv-cache-bytes ", kv_bytes, " holds no KV block on some rank (a block of ",
+                throw Error(str(kv_default ? "the GPU memory left after the weights (" : "--kv-cache-bytes ", kv_bytes,
+                                kv_default ? " bytes)" : "", " holds no KV block on some rank (a block of ",
                                 cache->block_size(), " tokens takes ", cache->block_bytes(), " bytes here)"));
         });
         cache->set_max_blocks(job.sched.kv_blocks);
@@ -300,6 +307,8 @@ int run_generate(const std::vector<std::string>& args) {
     grid.tp = comms.tp.get();
     grid.pp = comms.pp.get();
     grid.dp = comms.dp.get();
+    grid.pp_act = pp_device ? pp_device.get() : comms.pp.get();
+    grid.tp_act = tp_device ? tp_device.get() : comms.tp.get();
     job.stop = &g_stop;
     job.filter = ops.filter();
     job.tracer = ops.tracer();

@@ -359,10 +359,13 @@ int run_score(const std::vector<std::string>& args) {
     // The backend first: a rank without its GPU stops the job before any output is prepared.
     std::shared_ptr<Backend> backend;
     std::unique_ptr<Communicator> tp_device;  // NCCL on the backend's stream (cuda, tp > 1)
+    std::unique_ptr<Communicator> pp_device;  // the same for the pipeline's activations (cuda, pp > 1)
     collective_phase(mpi, "score", [&] {
         check_same_backend(mpi, backend_name);
         backend = make_rank_backend(backend_name, backend_settings, threads, mpi);
     });
+    if (mpi.rank() == 0 && !quiet)
+        log_info("backend", backend_note(*backend, weight_policy), {{"backend", backend->name()}});
     collective_phase(mpi, "score", [&] {
         topo = std::make_unique<Topology>(shape, mpi.size());
         me = topo->coord_of(mpi.rank());
@@ -417,7 +420,8 @@ int run_score(const std::vector<std::string>& args) {
                                 " needs at least ", 2 * ctx, " (two windows)"));
             n_windows = (int64_t)tokens.size() / ctx;
         }
-        tp_device = device_tp_communicator(*backend, *comms.tp);
+        tp_device = device_tp_communicator(*backend, *comms.tp);  // tp first, then pp, on every rank
+        pp_device = device_pp_communicator(*backend, *comms.pp);
         const ModelShard shard = ModelShard::of(ck.config, stage_layers, me.pp, shape.tp, me.tp, split_types);
         model = std::make_unique<Model>(ck.config, *ck.weights, weight_policy, backend, shard,
                                         tp_device ? tp_device.get() : comms.tp.get());
@@ -425,6 +429,8 @@ int run_score(const std::vector<std::string>& args) {
         ck.gguf.reset();
         kv = model->make_kv_cache(job.max_seqs, ctx, kv_dtype);
     });
+    grid.pp_act = pp_device ? pp_device.get() : comms.pp.get();
+    grid.tp_act = tp_device ? tp_device.get() : comms.tp.get();
     const bool writer = grid.writer();
     if (writer && !quiet) {
         const std::string weights = weight_types_text(model->weight_bytes_by_type());

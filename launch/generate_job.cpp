@@ -36,6 +36,7 @@
 #include "engine/tokenizer/tokenizer.h"
 #include "io/prompt_reader.h"
 #include "io/result_writer.h"
+#include "launch/activation_io.h"
 #include "launch/chat_prompt.h"
 #include "launch/result_router.h"
 #include "launch/progress.h"
@@ -71,10 +72,10 @@ int severity(const std::optional<FilterMark>& m) {
 }
 
 // Per lane: the tokens of the step in flight, per sampled row (token, finished), and the send
-// buffers, kept until their sends complete.
+// buffers, kept until their sends complete (act_send: nullptr once done or stream-ordered).
 struct LaneIo {
     std::vector<int32_t> result;
-    std::vector<float> act_out;
+    BackendBuffer act_out;  // [n_tokens, n_embd] in the model's backend memory, padded to whole slices
     std::unique_ptr<PendingSend> act_send;
     std::vector<int32_t> result_out;
     std::vector<std::unique_ptr<PendingSend>> result_sends;
@@ -97,6 +98,12 @@ public:
           sched_(o.sched, m.kv, *this, this),
           lanes_(o.sched.lanes) {
         GRIDLM_ASSERT(g.stages == 1 || g.pp != nullptr);
+        if (!g_.pp_act) g_.pp_act = g_.pp;
+        if (!g_.tp_act) g_.tp_act = g_.tp;
+        // Activations live in backend memory: a host-memory communicator can carry them only there.
+        const bool host = m.model.backend().host_memory();
+        GRIDLM_ASSERT(g_.stages == 1 || host || g_.pp_act->device_memory());
+        GRIDLM_ASSERT(slices() == 1 || host || g_.tp_act->device_memory());
     }
 
     GenerateJobResult run() {
@@ -206,12 +213,27 @@ public:
         const int64_t n = s.kv_tokens, chunk = std::max<int64_t>(1, o_.sched.prefill_chunk);
         const std::vector<float>& inputs = seqs_.at(s.id).stage_inputs;
         GRIDLM_ASSERT(g_.stage == 0 || (int64_t)inputs.size() == n * n_embd_);
+        Backend& be = m_.model.backend();
         for (int64_t at = 0; at < n; at += chunk) {
             const int64_t take = std::min(chunk, n - at);
             ForwardBatch b;
             b.add(s.slot, std::span<const int32_t>(s.feed).subspan(at, take));
-            scratch_.resize((size_t)(g_.last_stage() ? n_vocab_ : take * n_embd_));
-            m_.model.forward_stage(b, m_.kv, g_.stage == 0 ? nullptr : inputs.data() + at * n_embd_, scratch_.data());
+            const size_t rows = (size_t)(take * n_embd_);
+            const float* x_in = nullptr;
+            if (g_.stage > 0) {  // the kept inputs go back into backend memory
+                reserve_activations(be, restore_in_, rows);
+                be.copy_from_host(restore_in_.data(), inputs.data() + at * n_embd_, sizeof(float) * rows);
+                x_in = restore_in_.f32();
+            }
+            float* out = nullptr;  // outputs are not used: logits (host) or activations (backend)
+            if (g_.last_stage()) {
+                scratch_.resize((size_t)n_vocab_);
+                out = scratch_.data();
+            } else {
+                reserve_activations(be, restore_out_, rows);
+                out = restore_out_.f32();
+            }
+            m_.model.forward_stage_in_backend(b, m_.kv, x_in, out);
         }
         result_.restore_s += now_s() - t0;
         trace(trace_restore, trace_cat_sched, t0, now_s(), -1, {{"tokens", n}});
@@ -375,8 +397,10 @@ private:
         const nlohmann::ordered_json args = o_.tracer ? step_args(plan) : nlohmann::ordered_json();
         if (g_.stage > 0) {
             x_in = receive_activations(n);
-            trace(trace_recv_wait, trace_cat_comm, t_start, now_s(), plan.lane, args);
+            // A stream-ordered receive has returned at once; reading the inputs back for a
+            // checkpoint waits for them, so that read is part of the receive's wait.
             if (o_.sched.preempt_checkpoint) keep_stage_inputs(plan);
+            trace(trace_recv_wait, trace_cat_comm, t_start, now_s(), plan.lane, args);
         }
         double t0 = now_s();
         io.result.clear();
@@ -387,17 +411,17 @@ private:
                 t0 = now_s();
             }
             const size_t part = slice_len(n);
-            io.act_out.assign(part * (size_t)slices(), 0.0f);
-            m_.model.forward_stage(batch, m_.kv, x_in, io.act_out.data());
+            reserve_activations(m_.model.backend(), io.act_out, part * (size_t)slices());
+            m_.model.forward_stage_in_backend(batch, m_.kv, x_in, io.act_out.f32());
             t_busy = now_s() - t0;
             trace(trace_forward, trace_cat_compute, t0, t0 + t_busy, plan.lane, args);
             // Every rank of the TP group holds the whole activations; with slices each sends its own part.
-            const float* first = io.act_out.data() + (slices() == 1 ? 0 : part * (size_t)g_.tp_rank);
-            io.act_send = g_.pp->isend(first, part * sizeof(float), g_.stage + 1, tag_activations);
+            const float* first = io.act_out.f32() + (slices() == 1 ? 0 : part * (size_t)g_.tp_rank);
+            io.act_send = send_activations(*g_.pp_act, first, part, g_.stage + 1, tag_activations);
             result_.act_bytes_sent += (int64_t)(part * sizeof(float));
         } else {
             logits_.resize((size_t)batch.n_logit_rows() * n_vocab_);
-            m_.model.forward_stage(batch, m_.kv, x_in, logits_.data());
+            m_.model.forward_stage_in_backend(batch, m_.kv, x_in, logits_.data());
             const double t_sample = now_s();
             trace(trace_forward, trace_cat_compute, t0, t_sample, plan.lane, args);
             for (size_t r = 0; r < plan.rows.size(); ++r) {
@@ -451,27 +475,32 @@ private:
                 {"prefill_tokens", prefill}};
     }
 
-    // Stages after the first: the step's input activations from the previous stage, [n, n_embd].
+    // Stages after the first: the step's input activations from the previous stage, [n, n_embd],
+    // in backend memory. A stream-ordered receive returns before they have arrived; the backend's
+    // later work (and copy_to_host) sees them.
     const float* receive_activations(int64_t n) {
         const size_t part = slice_len(n);
-        act_in_.resize(part * (size_t)slices());
+        Backend& be = m_.model.backend();
+        reserve_activations(be, act_in_, part * (size_t)slices());
         if (slices() == 1) {
-            g_.pp->recv(act_in_.data(), act_in_.size() * sizeof(float), g_.stage - 1, tag_activations);
+            g_.pp_act->recv(act_in_.data(), part * sizeof(float), g_.stage - 1, tag_activations);
         } else {  // this rank's 1/tp slice, then the rest from the TP group
-            slice_in_.resize(part);
-            g_.pp->recv(slice_in_.data(), part * sizeof(float), g_.stage - 1, tag_activations);
-            g_.tp->allgather(slice_in_.data(), part, act_in_.data());
+            reserve_activations(be, slice_in_, part);
+            g_.pp_act->recv(slice_in_.data(), part * sizeof(float), g_.stage - 1, tag_activations);
+            g_.tp_act->allgather(slice_in_.f32(), part, act_in_.f32());
         }
-        return act_in_.data();
+        return act_in_.f32();
     }
 
     // --preempt checkpoint: keeps each sequence's input rows, its checkpoint if it is preempted.
     void keep_stage_inputs(const StepPlan& plan) {
+        host_in_.resize((size_t)(plan.batch.n_tokens() * n_embd_));
+        m_.model.backend().copy_to_host(host_in_.data(), act_in_.data(), sizeof(float) * host_in_.size());
         int64_t row = 0;
         for (size_t r = 0; r < plan.rows.size(); ++r) {
             const int64_t k = plan.batch.seqs[r].n_tokens;
             auto& keep = seqs_.at(plan.rows[r]->id).stage_inputs;
-            keep.insert(keep.end(), act_in_.begin() + row * n_embd_, act_in_.begin() + (row + k) * n_embd_);
+            keep.insert(keep.end(), host_in_.begin() + row * n_embd_, host_in_.begin() + (row + k) * n_embd_);
             row += k;
         }
         inputs_held_ += (int64_t)sizeof(float) * plan.batch.n_tokens() * n_embd_;
@@ -537,9 +566,11 @@ private:
     std::unordered_map<SeqId, SeqState> seqs_;
     std::map<uint64_t, std::vector<Choice>> records_;  // last stage: the choices of records in flight
     std::vector<float> logits_;                        // [rows, n_vocab] of the last step (last stage)
-    std::vector<float> act_in_;                        // activations from the previous stage
-    std::vector<float> slice_in_;                      // this rank's slice of them (--pp-slices)
-    std::vector<float> scratch_;                       // outputs of a checkpoint restore (not used)
+    BackendBuffer act_in_;                             // activations from the previous stage (backend memory)
+    BackendBuffer slice_in_;                           // this rank's slice of them (--pp-slices)
+    std::vector<float> host_in_;                       // act_in_ read back for --preempt checkpoint
+    BackendBuffer restore_in_, restore_out_;           // a checkpoint restore's inputs and outputs
+    std::vector<float> scratch_;                       // last stage: a restore's logits (not used)
     int64_t inputs_held_ = 0;                          // bytes of stage inputs kept for checkpoints
     int64_t started_ = 0;                              // sequences started (admitted or restarted)
     double clock_ = Tracer::now_s() - now_s();         // trace clock minus this loop's clock

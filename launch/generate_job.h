@@ -84,6 +84,12 @@ struct JobGrid {
     Communicator* tp = nullptr;     // this rank's tensor-parallel group
     Communicator* pp = nullptr;     // this rank's pipeline (same replica and tp rank), by stage
     Communicator* dp = nullptr;     // ranks with the same stage and tp rank, by replica
+    // Activation transport: the same groups as pp / tp, for the stage-boundary activations (and
+    // their --pp-slices gather), which live in the model's backend memory. On CUDA, NCCL
+    // communicators on the backend's stream (Communicator::device_memory()); else the MPI pp / tp
+    // themselves (nullptr means that too). Tokens, results and control stay on pp / dp / world.
+    Communicator* pp_act = nullptr;
+    Communicator* tp_act = nullptr;
     int replica = 0, replicas = 1;
     int stage = 0, stages = 1;
     int tp_rank = 0;

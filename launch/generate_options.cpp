@@ -131,7 +131,8 @@ po::options_description generate_options() {
         ("kv-cache-bytes", po::value<int64_t>()->default_value(0),
          "KV cache budget per rank in bytes (the smallest rank's block count holds for all); sequences are "
          "admitted by the blocks their prompts need and preempted, then recomputed, when decoding runs out; "
-         "0 = no budget (grows as needed)")
+         "0 = no budget (grows as needed) on the cpu backend, the GPU memory the weights leave less a reserve "
+         "on the cuda backend")
         ("preempt", po::value<std::string>()->default_value("recompute"),
          "how a preempted sequence gets its KV back: recompute (its tokens run through the pipeline again) or "
          "checkpoint (each stage keeps the activations that entered it and rebuilds its own KV from them, "

@@ -1,6 +1,8 @@
 // --backend / --cuda-graphs and the per-rank backend (job_backend.h).
 #include "launch/job_backend.h"
 
+#include <algorithm>
+
 #include "engine/core/communicator.h"
 #include "engine/core/error.h"
 #include "launch/commands.h"
@@ -73,6 +75,18 @@ std::shared_ptr<Backend> make_rank_backend(const std::string& resolved, const Ba
 #endif
 }
 
+std::string backend_note(const Backend& backend, const WeightPolicy& weights) {
+    const std::string w = weights.keep ? "weights as stored" : str("weights ", dtype_name(weights.dtype));
+#ifdef GRIDLM_HAVE_CUDA
+    const int device = cuda::cuda_backend_device(backend);
+    if (device >= 0) {
+        return str("backend cuda: device ", device, " per rank (by local rank), CUDA graphs ",
+                   cuda::cuda_backend_graphs(backend) ? "on" : "off", "; ", w);
+    }
+#endif
+    return str("backend ", backend.name(), ": ", backend.n_threads(), " threads per rank; ", w);
+}
+
 void check_same_backend(const MpiEnv& mpi, const std::string& resolved) {
     const int cuda = resolved == "cuda" ? 1 : 0;
     const bool some_cuda = mpi.max_over_ranks(cuda) == 1, some_cpu = mpi.max_over_ranks(1 - cuda) == 1;
@@ -87,13 +101,40 @@ WeightPolicy weight_policy_for(const std::string& resolved, const WeightPolicy& 
     return asked;
 }
 
-std::unique_ptr<Communicator> device_tp_communicator(Backend& backend, Communicator& mpi_tp) {
-    if (mpi_tp.size() == 1 || backend.host_memory()) return nullptr;
+int64_t default_kv_budget(const Backend& backend) {
 #ifdef GRIDLM_HAVE_CUDA
-    return make_nccl_communicator(mpi_tp, cuda::cuda_backend_device(backend), cuda::cuda_backend_stream(backend));
+    size_t free_b = 0, total_b = 0;
+    if (cuda::cuda_backend_memory(backend, &free_b, &total_b)) {
+        const int64_t reserve = std::max<int64_t>(int64_t(1) << 30, (int64_t)(total_b / 20));
+        return std::max<int64_t>((int64_t)free_b - reserve, 1);
+    }
+#else
+    (void)backend;
+#endif
+    return 0;
+}
+
+namespace {
+
+// A NCCL communicator over `mpi_group` on the backend's device and stream; nullptr for a group of
+// one rank or a host-memory backend.
+std::unique_ptr<Communicator> device_communicator(Backend& backend, Communicator& mpi_group) {
+    if (mpi_group.size() == 1 || backend.host_memory()) return nullptr;
+#ifdef GRIDLM_HAVE_CUDA
+    return make_nccl_communicator(mpi_group, cuda::cuda_backend_device(backend), cuda::cuda_backend_stream(backend));
 #else
     return nullptr;
 #endif
+}
+
+}  // namespace
+
+std::unique_ptr<Communicator> device_tp_communicator(Backend& backend, Communicator& mpi_tp) {
+    return device_communicator(backend, mpi_tp);
+}
+
+std::unique_ptr<Communicator> device_pp_communicator(Backend& backend, Communicator& mpi_pp) {
+    return device_communicator(backend, mpi_pp);
 }
 
 }  // namespace gridlm

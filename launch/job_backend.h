@@ -36,6 +36,9 @@ std::string resolve_backend(const std::string& name);
 std::shared_ptr<Backend> make_rank_backend(const std::string& resolved, const BackendSettings& s, int threads,
                                            const MpiEnv& mpi);
 
+// One line for the log: "backend cuda: device 0 (NVIDIA H200) of host, CUDA graphs on; weights bf16".
+std::string backend_note(const Backend& backend, const WeightPolicy& weights);
+
 // Throws gridlm::Error when the ranks resolved --backend differently (some see a GPU, some do
 // not). A collective over every rank.
 void check_same_backend(const MpiEnv& mpi, const std::string& resolved);
@@ -44,8 +47,20 @@ void check_same_backend(const MpiEnv& mpi, const std::string& resolved);
 // CUDA, auto converts every matrix to bf16.
 WeightPolicy weight_policy_for(const std::string& resolved, const WeightPolicy& asked);
 
+// The KV cache budget when --kv-cache-bytes is 0: none (0) on the CPU, where the cache grows in
+// host memory; on CUDA the device memory still free after the weights, less a reserve of
+// max(1 GiB, 5% of the device) for activations, cuBLAS and graphs (a GPU cache cannot grow
+// past its device).
+int64_t default_kv_budget(const Backend& backend);
+
 // The tensor-parallel communicator for the backend: on CUDA with tp > 1, a NCCL communicator on
 // the backend's stream built over `mpi_tp` (collective over the group), else nullptr (keep MPI).
 std::unique_ptr<Communicator> device_tp_communicator(Backend& backend, Communicator& mpi_tp);
+
+// The pipeline's activation communicator (JobGrid::pp_act): on CUDA with pp > 1, a NCCL
+// communicator on the backend's stream built over `mpi_pp` (the same stages in the same order;
+// collective over the group, made after device_tp_communicator on every rank), else nullptr
+// (activations travel over `mpi_pp`).
+std::unique_ptr<Communicator> device_pp_communicator(Backend& backend, Communicator& mpi_pp);
 
 }  // namespace gridlm

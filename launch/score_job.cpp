@@ -21,6 +21,7 @@
 #include "engine/kv/kv_cache.h"
 #include "engine/model/forward_batch.h"
 #include "engine/model/model.h"
+#include "launch/activation_io.h"
 #include "launch/progress.h"
 
 namespace gridlm {
@@ -31,7 +32,8 @@ double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock:
 // Message tags: activations along a pipeline; window sums from reporters to the writer.
 enum Tag : int { tag_activations = 41, tag_window = 42 };
 
-// Activation sends a stage keeps in flight before it waits for the oldest.
+// Activation sends a stage keeps in flight before it waits for the oldest (over MPI; a
+// stream-ordered send leaves nothing to wait for, and its buffer is reused in stream order).
 constexpr size_t max_sends = 4;
 
 // log p(tok) under softmax(z), z: [n]. The max in float, the sum of exponentials in double, as
@@ -72,6 +74,9 @@ public:
           n_embd_(m.config().n_embd) {
         GRIDLM_ASSERT(o.batch_tokens >= 1 && o.max_seqs >= 1 && kv.n_slots() >= o.max_seqs);
         GRIDLM_ASSERT(g.stages == 1 || g.pp != nullptr);
+        if (!g_.pp_act) g_.pp_act = g_.pp;
+        // Activations live in backend memory: a host-memory communicator can carry them only there.
+        GRIDLM_ASSERT(g_.stages == 1 || m.backend().host_memory() || g_.pp_act->device_memory());
         for (int s = o.max_seqs - 1; s >= 0; --s) free_slots_.push_back(s);
     }
 
@@ -83,7 +88,8 @@ public:
             run_step();
             retire();
         }
-        for (auto& [buf, send] : sends_) send->wait();
+        for (auto& [buf, send] : sends_)
+            if (send) send->wait();
         sends_.clear();
         stats_.wall_s = now_s() - t0;
         return stats_;
@@ -136,29 +142,30 @@ private:
     void run_step() {
         const int64_t n = batch_.n_tokens();
         const double t_start = now_s();
+        const size_t count = (size_t)(n * n_embd_);
+        Backend& be = m_.backend();
         const float* x_in = nullptr;
-        if (g_.stage > 0) {
-            act_in_.resize((size_t)(n * n_embd_));
-            g_.pp->recv(act_in_.data(), act_in_.size() * sizeof(float), g_.stage - 1, tag_activations);
-            x_in = act_in_.data();
+        if (g_.stage > 0) {  // a stream-ordered receive returns at once; the backend's later work sees the data
+            reserve_activations(be, act_in_, count);
+            g_.pp_act->recv(act_in_.data(), count * sizeof(float), g_.stage - 1, tag_activations);
+            x_in = act_in_.f32();
         }
         const double t0 = now_s();
         if (!g_.last_stage()) {
-            std::vector<float> out;
+            BackendBuffer out;
             if (sends_.size() >= max_sends) {
-                sends_.front().second->wait();
+                if (sends_.front().second) sends_.front().second->wait();
                 out = std::move(sends_.front().first);
                 sends_.pop_front();
             }
-            out.resize((size_t)(n * n_embd_));
-            m_.forward_stage(batch_, kv_, x_in, out.data());
+            reserve_activations(be, out, count);
+            m_.forward_stage_in_backend(batch_, kv_, x_in, out.f32());
             sends_.emplace_back(std::move(out), nullptr);
             auto& back = sends_.back();
-            back.second =
-                g_.pp->isend(back.first.data(), back.first.size() * sizeof(float), g_.stage + 1, tag_activations);
+            back.second = send_activations(*g_.pp_act, back.first.f32(), count, g_.stage + 1, tag_activations);
         } else {
             logits_.resize((size_t)(batch_.n_logit_rows() * n_vocab_));
-            m_.forward_stage(batch_, kv_, x_in, logits_.data());
+            m_.forward_stage_in_backend(batch_, kv_, x_in, logits_.data());
             if (g_.reporter() && batch_.all_logits) score();
         }
         stats_.busy_s += now_s() - t0;
@@ -215,9 +222,10 @@ private:
     bool source_done_ = false;
     ForwardBatch batch_;
     std::vector<Piece> pieces_;  // the step's pieces, in batch order
-    std::vector<float> act_in_;  // [n_tokens, n_embd] from the previous stage
+    BackendBuffer act_in_;       // [n_tokens, n_embd] from the previous stage (backend memory)
     std::vector<float> logits_;  // last stage: [batch.n_logit_rows(), n_vocab]
-    std::deque<std::pair<std::vector<float>, std::unique_ptr<PendingSend>>> sends_;
+    // Activations sent on, [n_tokens, n_embd] each (backend memory), with their MPI sends in flight.
+    std::deque<std::pair<BackendBuffer, std::unique_ptr<PendingSend>>> sends_;
     ScoreJobStats stats_;
 };
 

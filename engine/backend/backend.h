@@ -4,8 +4,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
 #include <memory>
+#include <new>
 #include <string>
 
 #include "engine/core/dtype.h"
@@ -123,6 +125,14 @@ public:
     virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
     virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
     virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // within backend memory
+    // Host memory copy_to_host / copy_from_host move data to and from fastest: page-locked
+    // (pinned) memory on a GPU, plain 64-byte aligned memory here. free_host accepts nullptr.
+    virtual void* alloc_host(size_t bytes) {
+        void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+        if (!p) throw std::bad_alloc();
+        return p;
+    }
+    virtual void free_host(void* p) { std::free(p); }
 
     // out[t, :] = table[ids[t] - id0, :] widened to f32. The table holds the rows of ids
     // [id0, id0 + table.rows) (all of them, or one rank's vocabulary shard); other ids give zero
@@ -155,6 +165,40 @@ public:
     virtual void silu_mul(const float* gate, const float* up, int64_t n, float* out) = 0;
     // x += y.  x, y: [n]
     virtual void add(float* x, const float* y, int64_t n) = 0;
+};
+
+// Host memory from a backend's alloc_host (for logits read back every step), freed with it.
+class HostBuffer {
+public:
+    HostBuffer() = default;
+    HostBuffer(Backend& be, size_t bytes) : be_(&be), bytes_(bytes), p_(be.alloc_host(bytes)) {}
+    HostBuffer(HostBuffer&& o) noexcept { swap(o); }
+    HostBuffer& operator=(HostBuffer&& o) noexcept {
+        HostBuffer t(std::move(o));
+        swap(t);
+        return *this;
+    }
+    HostBuffer(const HostBuffer&) = delete;
+    HostBuffer& operator=(const HostBuffer&) = delete;
+    ~HostBuffer() {
+        if (be_) be_->free_host(p_);
+    }
+    float* f32() const { return static_cast<float*>(p_); }
+    size_t bytes() const { return bytes_; }
+    // At least `bytes` long (contents not kept when it grows).
+    void reserve(Backend& be, size_t bytes) {
+        if (be_ != &be || bytes_ < bytes) *this = HostBuffer(be, bytes);
+    }
+
+private:
+    void swap(HostBuffer& o) noexcept {
+        std::swap(be_, o.be_);
+        std::swap(bytes_, o.bytes_);
+        std::swap(p_, o.p_);
+    }
+    Backend* be_ = nullptr;
+    size_t bytes_ = 0;
+    void* p_ = nullptr;
 };
 
 // The CPU backend with n_threads OpenMP threads (0: the cores this process may run on).

@@ -33,14 +33,16 @@ constexpr ArchSpec arch_table[] = {
      .load_layer = load_deepseek_layer,
      .layers = deepseek_layers,
      .scratch_per_token = deepseek_scratch_per_token,
-     .kv_layout = deepseek_kv_layout},
+     .kv_layout = deepseek_kv_layout,
+     .host_memory_only = true},
     // DeepSeek-V3 / R1: the same decoder with sigmoid scores and group-limited (noaux_tc) routing.
     {.arch = Arch::arch_deepseek_v3,
      .check_config = check_deepseek_config,
      .load_layer = load_deepseek_layer,
      .layers = deepseek_layers,
      .scratch_per_token = deepseek_scratch_per_token,
-     .kv_layout = deepseek_kv_layout},
+     .kv_layout = deepseek_kv_layout,
+     .host_memory_only = true},
 };
 
 constexpr bool rows_in_enum_order() {

@@ -29,6 +29,8 @@ struct ArchSpec {
     int64_t (*scratch_per_token)(const ModelConfig& local);
     // What one token occupies in the KV cache, for the shard's layers and heads.
     KvLayout (*kv_layout)(const ModelConfig& local);
+    // True when `layers` reads activations on the host (runs on host-memory backends only).
+    bool host_memory_only = false;
 };
 
 // Every row, in enum order (rows()[i].arch == Arch(i)).

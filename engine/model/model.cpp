@@ -25,6 +25,9 @@ Model::Model(const ModelConfig& config, const TensorSource& source, WeightPolicy
     : config_(config), shard_(shard), local_(config), tp_(tp), policy_(weights), backend_(std::move(backend)) {
     arch_ = &arch_spec(config_.arch);
     arch_->check_config(config_);
+    if (arch_->host_memory_only && !backend_->host_memory())
+        throw Error(str(config_.arch, " runs on host-memory backends only in this version, not on the ",
+                        backend_->name(), " backend (use --backend cpu)"));
     const int tp_size = tp_ ? tp_->size() : 1;
     if (tp_size != shard_.tp.size)
         throw Error(str("model shard is for tp=", shard_.tp.size, " but the TP group has ", tp_size, " ranks"));
@@ -55,6 +58,7 @@ std::unique_ptr<KvCache> Model::make_kv_cache(int n_slots, int64_t max_length, D
 
 void StepContext::reduce(float* data, int64_t count) {
     if (!tp || tp->size() == 1) return;
+    *tp_bytes += (int64_t)sizeof(float) * count;
     if (be.dry_run()) return;  // a replayed graph step: the recorded graph holds the collective
     if (be.host_memory() || tp->device_memory()) {
         tp->allreduce_sum(data, (size_t)count);
@@ -64,7 +68,6 @@ void StepContext::reduce(float* data, int64_t count) {
         tp->allreduce_sum(host.data(), host.size());
         be.copy_from_host(data, host.data(), sizeof(float) * count);
     }
-    *tp_bytes += (int64_t)sizeof(float) * count;
 }
 
 void Model::ensure_workspace(int64_t n, int64_t n_out) {
@@ -86,6 +89,14 @@ void Model::forward(const ForwardBatch& batch, KvCache& kv, float* logits_out) {
 }
 
 void Model::forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x_in, float* out) {
+    run_stage(batch, kv, x_in, out, false);
+}
+
+void Model::forward_stage_in_backend(const ForwardBatch& batch, KvCache& kv, const float* x_in, float* out) {
+    run_stage(batch, kv, x_in, out, true);
+}
+
+void Model::run_stage(const ForwardBatch& batch, KvCache& kv, const float* x_in, float* out, bool act_in_backend) {
     const ModelConfig& c = local_;
     Backend& be = *backend_;
     const int64_t n = batch.n_tokens(), n_seqs = (int64_t)batch.seqs.size();
@@ -138,6 +149,8 @@ void Model::forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x
         // Vocabulary-parallel: each rank fills the rows of its ids, the sum over the group is the lookup.
         be.embedding(weights_.embed, shard_.tp.vocab.begin, batch.tokens.data(), n, ctx.x);  // [n, n_embd]
         ctx.reduce(ctx.x, n * d);
+    } else if (act_in_backend) {
+        be.copy(ctx.x, x_in, sizeof(float) * n * d);
     } else {
         be.copy_from_host(ctx.x, x_in, sizeof(float) * n * d);
     }
@@ -155,7 +168,11 @@ void Model::forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x
     for (const ForwardSeq& s : batch.seqs) kv.commit(s.slot, s.n_tokens);
 
     if (!shard_.head) {
-        be.copy_to_host(out, ctx.x, sizeof(float) * n * d);
+        if (act_in_backend) {
+            be.copy(out, ctx.x, sizeof(float) * n * d);
+        } else {
+            be.copy_to_host(out, ctx.x, sizeof(float) * n * d);
+        }
         return;
     }
     // Final norm and LM head on the rows that get logits only.

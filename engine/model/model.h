@@ -13,8 +13,10 @@
 //
 // In a grid each rank builds its shard (shard.h) with its tensor-parallel communicator and runs
 // forward_stage(): activations in from the previous stage (or token ids on the first), activations
-// out to the next stage (or logits on the last). Every rank of a TP group calls it with the same
-// batch; the two allreduces per layer and the logits gather happen inside.
+// out to the next stage (or logits on the last); forward_stage_in_backend() takes and gives the
+// activations in backend memory, for a communicator that moves them between devices. Every rank
+// of a TP group calls it with the same batch; the two allreduces per layer and the logits gather
+// happen inside.
 #pragma once
 
 #include <memory>
@@ -81,12 +83,22 @@ public:
     // [batch.n_logit_rows(), n_vocab] on the last stage, else [n_tokens, n_embd] activations for
     // the next stage. Commits the new tokens to kv.
     void forward_stage(const ForwardBatch& batch, KvCache& kv, const float* x_in, float* out);
+    // The same with the stage-boundary activations in this model's backend memory (backend().alloc,
+    // e.g. a BackendBuffer; host memory on the CPU backend): x_in [n_tokens, n_embd] is read and,
+    // on a stage other than the last, out [n_tokens, n_embd] written with Backend::copy, so a
+    // device-memory communicator can send and receive them without host staging. On the last
+    // stage out is still [batch.n_logit_rows(), n_vocab] logits in host memory. The copies are
+    // ordered on the backend like its ops: out is complete for the backend's later work (a
+    // stream-ordered send), and for the host once Backend::copy_to_host has read it.
+    void forward_stage_in_backend(const ForwardBatch& batch, KvCache& kv, const float* x_in, float* out);
 
     // Bytes this rank has put into tensor-parallel collectives (allreduce + logits gather) so far.
     int64_t tp_bytes() const { return tp_bytes_; }
 
 private:
     void ensure_workspace(int64_t n_tokens, int64_t n_out);
+    // forward_stage with x_in and a non-last stage's out in host memory (false) or backend memory (true).
+    void run_stage(const ForwardBatch& batch, KvCache& kv, const float* x_in, float* out, bool act_in_backend);
 
     ModelConfig config_;
     ModelShard shard_;

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <string>
 
+#include "tests/mpi/mpi_test_main.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_env.h"
 
@@ -78,15 +79,4 @@ TEST(MpiComms, GroupsMatchTopology) {
     EXPECT_EQ(comms.world->allreduce_min(rank == 1 ? -5 : rank), world > 1 ? -5 : 0);
 }
 
-int main(int argc, char** argv) {
-    gridlm::MpiEnv mpi(&argc, &argv);
-    ::testing::InitGoogleTest(&argc, argv);
-    if (mpi.rank() != 0) {  // one report, from rank 0; failures elsewhere still fail the exit status
-        delete ::testing::UnitTest::GetInstance()->listeners().Release(
-            ::testing::UnitTest::GetInstance()->listeners().default_result_printer());
-    }
-    int failed = RUN_ALL_TESTS() != 0;
-    int any = 0;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return any;
-}
+int main(int argc, char** argv) { return gridlm::test::mpi_test_main(argc, argv); }

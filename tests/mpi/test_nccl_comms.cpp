@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 #endif
 
+#include "tests/mpi/mpi_test_main.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_env.h"
 #include "parallel/nccl_communicator.h"
@@ -228,15 +229,4 @@ TEST(NcclComms, NotBuilt) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    gridlm::MpiEnv mpi(&argc, &argv);
-    ::testing::InitGoogleTest(&argc, argv);
-    if (mpi.rank() != 0) {  // one report, from rank 0; failures elsewhere still fail the exit status
-        delete ::testing::UnitTest::GetInstance()->listeners().Release(
-            ::testing::UnitTest::GetInstance()->listeners().default_result_printer());
-    }
-    int failed = RUN_ALL_TESTS() != 0;
-    int any = 0;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return any;
-}
+int main(int argc, char** argv) { return gridlm::test::mpi_test_main(argc, argv); }

@@ -90,6 +90,14 @@ public:
     }
 
     void* alloc(size_t bytes) override { return pool_.alloc(bytes); }
+    void* alloc_host(size_t bytes) override {
+        void* p = nullptr;
+        CUDA_CHECK(cudaMallocHost(&p, std::max<size_t>(bytes, 1)));
+        return p;
+    }
+    void free_host(void* p) override {
+        if (p) cudaFreeHost(p);
+    }
     void free(void* p) override { pool_.free(p); }
     void copy_from_host(void* dst, const void* src, size_t bytes) override {
         check_outside_step("copy_from_host");
@@ -185,6 +193,7 @@ public:
     CudaStepCounts counts() const { return counts_; }
     cudaStream_t stream() const { return stream_; }
     int device() const { return opt_.device; }
+    bool graphs() const { return opt_.graphs; }
 
 private:
     enum class Mode { none, eager, recording, replaying };
@@ -337,6 +346,19 @@ CudaStepCounts cuda_step_counts(const Backend& backend) {
 void* cuda_backend_stream(const Backend& backend) {
     const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
     return cuda ? (void*)cuda->stream() : nullptr;
+}
+
+bool cuda_backend_memory(const Backend& backend, size_t* free_bytes, size_t* total_bytes) {
+    const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
+    if (!cuda) return false;
+    CUDA_CHECK(cudaSetDevice(cuda->device()));
+    CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
+    return true;
+}
+
+bool cuda_backend_graphs(const Backend& backend) {
+    const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
+    return cuda && cuda->graphs();
 }
 
 int cuda_backend_device(const Backend& backend) {

@@ -52,8 +52,13 @@ CudaStepCounts cuda_step_counts(const Backend& backend);
 // The stream a CUDA backend runs its work on (a cudaStream_t), for a communicator that must order
 // its collectives with the backend's kernels; nullptr for any other backend.
 void* cuda_backend_stream(const Backend& backend);
+// Whether a CUDA backend records decode steps into CUDA graphs; false for any other backend.
+bool cuda_backend_graphs(const Backend& backend);
 // The device a CUDA backend runs on; -1 for any other backend.
 int cuda_backend_device(const Backend& backend);
+// Free and total memory of a CUDA backend's device, in bytes (cudaMemGetInfo); false for any
+// other backend.
+bool cuda_backend_memory(const Backend& backend, size_t* free_bytes, size_t* total_bytes);
 
 // Empty when this build has a kernel image for `device`, else why not (the compute capability
 // and the architectures built). Makes `device` current.

@@ -131,9 +131,9 @@ void StagingArena::replay(const std::vector<size_t>* trace) {
 }
 
 void StagingArena::eager() {
-    if (replay_ && replay_at_ != replay_->size())
+    if (replay_ && 2 * replay_at_ != replay_->size())
         throw Error(
-            str("a replayed CUDA graph step made ", replay_at_, " uploads; its recording made ", replay_->size()));
+            str("a replayed CUDA graph step made ", replay_at_, " uploads; its recording made ", replay_->size() / 2));
     record_ = nullptr;
     replay_ = nullptr;
 }
@@ -161,12 +161,19 @@ const void* StagingArena::upload(const void* host, size_t bytes, Kind kind) {
         recent_.push_back({at, bytes, kind});
         if (recent_.size() > 16) recent_.erase(recent_.begin());
     }
-    if (record_) record_->push_back(at);
+    if (record_) {
+        record_->push_back(at);
+        record_->push_back(bytes);
+    }
     if (replay_) {
-        // A step replayed must stage exactly as it did when recorded; the graph reads these offsets.
-        if (replay_at_ >= replay_->size() || (*replay_)[replay_at_] != at)
-            throw Error(str("a replayed CUDA graph step staged its upload ", replay_at_, " at offset ", at,
-                            "; its recording used another (the step's launches differ from the recorded ones)"));
+        // A step replayed must stage exactly as it did when recorded: the graph's copy nodes read
+        // these offsets and sizes.
+        const size_t k = 2 * replay_at_;
+        if (k + 1 >= replay_->size() || (*replay_)[k] != at || (*replay_)[k + 1] != bytes)
+            throw Error(str("a replayed CUDA graph step staged its upload ", replay_at_, " (", bytes,
+                            " bytes) at offset ", at,
+                            "; its recording staged another offset or size (the step's launches differ from the "
+                            "recorded ones)"));
         ++replay_at_;
     }
     return device_ + at;

@@ -66,9 +66,9 @@ public:
     void reset();
 
     // Graph modes. record(trace): uploads run as usual, may not wrap or grow (that throws), and
-    // their offsets are appended to *trace. replay(trace): uploads fill the pinned buffer only
-    // (the graph holds the copies) and must land at the recorded offsets, else they throw.
-    // eager(): back to plain uploads.
+    // their offsets and sizes are appended to *trace (two entries each). replay(trace): uploads fill the pinned buffer
+    // only (the graph holds the copies) and must land at the recorded offsets, else they throw. eager(): back to plain
+    // uploads.
     void record(std::vector<size_t>* trace);
     void replay(const std::vector<size_t>* trace);
     void eager();

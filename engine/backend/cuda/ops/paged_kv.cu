@@ -35,8 +35,17 @@ PagedKv stage_paged_kv(const AttentionSeq* seqs, int64_t n_seqs, DeviceStaging& 
     if (first.block_size <= 0 || first.k_row <= 0 || first.v_row < 0)
         throw Error(str("KV view with block size ", first.block_size, ", K row ", first.k_row, ", V row ", first.v_row,
                         ": each must be positive (V row may be 0)"));
+    // Every sequence's block table takes one fixed-length row of the flattened array, long enough
+    // for the cache's max length: the array's size then depends on the number of sequences only,
+    // so a decode step recorded into a CUDA graph stays valid while sequences grow into new blocks.
+    int64_t row = 0;
+    for (int64_t s = 0; s < n_seqs; ++s) {
+        const AttentionSeq& a = seqs[s];
+        const int64_t cap = std::max(a.kv.max_length, a.pos0 + a.n_new);
+        row = std::max(row, (cap + first.block_size - 1) / first.block_size);
+    }
     std::vector<PagedSeq> host(n_seqs);
-    std::vector<uint8_t*> blocks;
+    std::vector<uint8_t*> blocks((size_t)(row * n_seqs), nullptr);
     std::vector<int32_t> token_seq;
     int64_t max_positions = 0, max_new = 0;
     for (int64_t s = 0; s < n_seqs; ++s) {
@@ -49,8 +58,8 @@ PagedKv stage_paged_kv(const AttentionSeq* seqs, int64_t n_seqs, DeviceStaging& 
                             " new tokens at position ", a.pos0, "; token runs must follow one another from row 0"));
         const int64_t end = a.pos0 + a.n_new;
         const int64_t n_blocks = (end + first.block_size - 1) / first.block_size;
-        host[s] = PagedSeq{a.token_offset, a.n_new, a.pos0, (int64_t)blocks.size()};
-        blocks.insert(blocks.end(), a.kv.blocks, a.kv.blocks + n_blocks);
+        host[s] = PagedSeq{a.token_offset, a.n_new, a.pos0, s * row};
+        std::copy(a.kv.blocks, a.kv.blocks + n_blocks, blocks.begin() + s * row);
         token_seq.insert(token_seq.end(), (size_t)a.n_new, (int32_t)s);
         max_positions = std::max(max_positions, std::max(end, a.kv.max_length));
         max_new = std::max(max_new, a.n_new);

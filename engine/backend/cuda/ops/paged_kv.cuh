@@ -25,7 +25,8 @@ struct PagedSeq {
 };
 
 struct PagedKv {
-    uint8_t* const* blocks = nullptr;    // device [sum of the seqs' block counts] block base pointers
+    uint8_t* const* blocks = nullptr;    // device [n_seqs * row] block base pointers, a fixed-length
+                                         // row per sequence (unused entries null), row from max_positions
     const PagedSeq* seqs = nullptr;      // device [n_seqs]
     const int32_t* token_seq = nullptr;  // device [n_tokens]: the sequence index of each token row
     int64_t n_seqs = 0;
