@@ -420,13 +420,14 @@ private:
             io.act_send = send_activations(*g_.pp_act, first, part, g_.stage + 1, tag_activations);
             result_.act_bytes_sent += (int64_t)(part * sizeof(float));
         } else {
-            logits_.resize((size_t)batch.n_logit_rows() * n_vocab_);
-            m_.model.forward_stage_in_backend(batch, m_.kv, x_in, logits_.data());
+            // Pinned on a GPU: the step's one read-back of logits runs at the link's full speed.
+            logits_.reserve(m_.model.backend(), sizeof(float) * (size_t)batch.n_logit_rows() * n_vocab_);
+            m_.model.forward_stage_in_backend(batch, m_.kv, x_in, logits_.f32());
             const double t_sample = now_s();
             trace(trace_forward, trace_cat_compute, t0, t_sample, plan.lane, args);
             for (size_t r = 0; r < plan.rows.size(); ++r) {
                 if (!plan.sample[r]) continue;
-                const auto [token, finished] = sample(*plan.rows[r], &logits_[r * n_vocab_]);
+                const auto [token, finished] = sample(*plan.rows[r], logits_.f32() + r * n_vocab_);
                 io.result.push_back(token);
                 io.result.push_back(finished ? 1 : 0);
             }
@@ -565,7 +566,7 @@ private:
     std::vector<LaneIo> lanes_;
     std::unordered_map<SeqId, SeqState> seqs_;
     std::map<uint64_t, std::vector<Choice>> records_;  // last stage: the choices of records in flight
-    std::vector<float> logits_;                        // [rows, n_vocab] of the last step (last stage)
+    HostBuffer logits_;                                // [rows, n_vocab] of the last step (last stage)
     BackendBuffer act_in_;                             // activations from the previous stage (backend memory)
     BackendBuffer slice_in_;                           // this rank's slice of them (--pp-slices)
     std::vector<float> host_in_;                       // act_in_ read back for --preempt checkpoint

@@ -164,8 +164,8 @@ private:
             auto& back = sends_.back();
             back.second = send_activations(*g_.pp_act, back.first.f32(), count, g_.stage + 1, tag_activations);
         } else {
-            logits_.resize((size_t)(batch_.n_logit_rows() * n_vocab_));
-            m_.forward_stage_in_backend(batch_, kv_, x_in, logits_.data());
+            logits_.reserve(m_.backend(), sizeof(float) * (size_t)(batch_.n_logit_rows() * n_vocab_));
+            m_.forward_stage_in_backend(batch_, kv_, x_in, logits_.f32());
             if (g_.reporter() && batch_.all_logits) score();
         }
         stats_.busy_s += now_s() - t0;
@@ -186,7 +186,8 @@ private:
             const int64_t last = (int64_t)t.size() - 2;
             for (int64_t pos = p.begin; pos < p.begin + p.count; ++pos, ++row) {
                 if (pos < a.unit.score_from || pos > last) continue;
-                a.logprobs.push_back(log_softmax_at(&logits_[(size_t)(row * n_vocab_)], n_vocab_, t[(size_t)pos + 1]));
+                a.logprobs.push_back(
+                    log_softmax_at(logits_.f32() + (size_t)(row * n_vocab_), n_vocab_, t[(size_t)pos + 1]));
             }
         }
     }
@@ -223,7 +224,7 @@ private:
     ForwardBatch batch_;
     std::vector<Piece> pieces_;  // the step's pieces, in batch order
     BackendBuffer act_in_;       // [n_tokens, n_embd] from the previous stage (backend memory)
-    std::vector<float> logits_;  // last stage: [batch.n_logit_rows(), n_vocab]
+    HostBuffer logits_;          // last stage: [batch.n_logit_rows(), n_vocab], pinned on a GPU
     // Activations sent on, [n_tokens, n_embd] each (backend memory), with their MPI sends in flight.
     std::deque<std::pair<BackendBuffer, std::unique_ptr<PendingSend>>> sends_;
     ScoreJobStats stats_;
