@@ -110,6 +110,7 @@ public:
         const double t0 = now_s();
         StepEvents events;
         StepPlan plan;
+        bool idle_pass = false;
         for (;;) {
             bool any = false;
             if (g_.writer() && ((o_.stop && o_.stop->load()) || breaker_tripped())) {
@@ -130,7 +131,12 @@ public:
                     o_.observer->on_step(state());
                 }
             }
-            if (!any) break;
+            // No lane had a step: the end, unless sequences wait for blocks another lane freed in
+            // this pass (Scheduler::done); a second idle pass in a row would be a scheduler bug.
+            if (!any && sched_.done()) break;
+            if (!any && idle_pass)
+                throw Error(str("scheduler stalled: ", sched_.records_in_flight(), " records in flight, none can run"));
+            idle_pass = !any;
         }
         collect_stats();
         result_.records_ok = out_.ok();
@@ -147,6 +153,7 @@ public:
             for (auto& s : io.result_sends) s->wait();
         }
         out_.finish();
+        if (g_.writer()) result_.missing = out_.missing(reader_, o_.done, 20);  // every record has a line?
         result_.records_ok = out_.ok();
         result_.records_failed = out_.failed();
         result_.wall_s = now_s() - t0;

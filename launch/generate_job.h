@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "engine/core/compact_sets.h"
 #include "engine/sched/scheduler.h"
@@ -100,6 +101,14 @@ struct JobGrid {
     bool writer() const { return reporter() && replica == 0; }
 };
 
+// The writer's account of the input at the end of a job: every record read must have its line (ok
+// or error). A missing one is a bug, never the record's own fault.
+struct MissingRecords {
+    uint64_t records = 0;         // records in the input (all read), those done by an earlier run included
+    int64_t count = 0;            // of which no line, neither this run nor (done) an earlier one
+    std::vector<uint64_t> first;  // the first missing ones' input indices (RecordRef::index), ascending
+};
+
 struct GenerateJobResult {
     int64_t records_ok = 0;  // the job's totals (all replicas) on the writer; this replica's elsewhere
     int64_t records_failed = 0;
@@ -114,6 +123,7 @@ struct GenerateJobResult {
     bool breaker = false;                        // writer: stopped by --max-error-rate
     int64_t records_written = 0;                 // writer: lines written this run, all replicas
     int64_t records_written_failed = 0;          // of which error lines
+    MissingRecords missing;                      // writer, a job that ran to its end: records without a line
     std::map<std::string, int64_t> kinds;        // writer: records by kind (see JobLoopState)
     std::map<std::string, int64_t> filter_hits;  // writer: filter hits by "ACTION/WHERE"
     int64_t preemptions = 0;                     // sequences whose KV was dropped under the KV budget

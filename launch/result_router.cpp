@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "engine/core/error.h"
+#include "io/prompt_reader.h"
 #include "io/result_writer.h"
 #include "launch/progress.h"
 
@@ -57,6 +58,7 @@ void ResultRouter::emit(uint64_t index, const RecordStatus& status, int64_t prom
 
 void ResultRouter::write_here(uint64_t index, std::string line, const RecordStatus& status, int64_t prompt_tokens,
                               int64_t completion_tokens) {
+    written_.insert(index);
     writer_->write_line(index, std::move(line), status.ok);
     ++kinds_[status.kind];
     if (!status.filter.empty()) ++filter_hits_[status.filter];
@@ -68,6 +70,20 @@ void ResultRouter::write_here(uint64_t index, std::string line, const RecordStat
 
 int64_t ResultRouter::written() const { return writer_ ? (int64_t)writer_->written() : 0; }
 int64_t ResultRouter::written_failed() const { return writer_ ? (int64_t)writer_->written_failed() : 0; }
+
+MissingRecords ResultRouter::missing(PromptReader& reader, const IndexSet& done, size_t max_listed) const {
+    GRIDLM_ASSERT(g_.writer());
+    while (reader.next()) {
+    }
+    MissingRecords m;
+    m.records = reader.records_read();
+    for (uint64_t i = 0; i < m.records; ++i) {
+        if (written_.count(i) || done.count(i)) continue;
+        ++m.count;
+        if (m.first.size() < max_listed) m.first.push_back(i);
+    }
+    return m;
+}
 
 bool ResultRouter::poll(bool wait) {
     if (!g_.writer() || g_.replicas == 1) return true;

@@ -11,12 +11,14 @@
 #include <vector>
 
 #include "engine/core/communicator.h"
+#include "engine/core/compact_sets.h"
 #include "launch/generate_job.h"
 
 namespace gridlm {
 
 class ResultWriter;
 class Progress;
+class PromptReader;
 
 // What became of a record, as the job's counts see it.
 struct RecordStatus {
@@ -52,6 +54,10 @@ public:
     // lines held back for order are not in them yet).
     int64_t written() const;
     int64_t written_failed() const;
+    // Writer, after finish(): reads the rest of `reader` (records the job never reached) and finds
+    // the records with no line: not written this run (by any replica) and not in `done`. Lists at
+    // most max_listed of them.
+    MissingRecords missing(PromptReader& reader, const IndexSet& done, size_t max_listed) const;
 
 private:
     void write_here(uint64_t index, std::string line, const RecordStatus& status, int64_t prompt_tokens,
@@ -65,6 +71,7 @@ private:
     int replicas_done_ = 0;
     int64_t remote_ok_ = 0, remote_failed_ = 0;
     std::map<std::string, int64_t> kinds_, filter_hits_;
+    IndexSet written_;  // writer: the records given to the output this run (held back ones included)
 };
 
 }  // namespace gridlm

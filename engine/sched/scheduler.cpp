@@ -53,10 +53,12 @@ std::optional<RecordError> Scheduler::check(const Request& r) const {
     }
     if (o_.kv_blocks > 0) {
         const int64_t longest = std::min<int64_t>(n + r.params.max_tokens, o_.context);
-        if (r.params.n * blocks_for(longest) > o_.kv_blocks)
-            return error("kv_cache_too_small", str("the prompt and max_tokens (", longest, " tokens, x", r.params.n,
-                                                   " choices) need more KV cache than --kv-cache-bytes gives (",
-                                                   o_.kv_blocks, " blocks of ", kv_.block_size(), " tokens)"));
+        const int64_t need = r.params.n * blocks_for(longest);
+        if (need > o_.kv_blocks)
+            return error("kv_cache_too_small",
+                         str("the prompt and max_tokens (", longest, " tokens, x", r.params.n, " choices) need ", need,
+                             " KV blocks of ", kv_.block_size(), " tokens, more KV cache than --kv-cache-bytes gives (",
+                             o_.kv_blocks, " blocks)"));
     }
     if (r.params.n > lane_capacity_) {
         return error("invalid_field",

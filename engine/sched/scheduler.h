@@ -15,8 +15,12 @@
 //           any = true;
 //           ... forward plan.batch, sample the rows with plan.sample[r] ...        // step 3
 //       }
-//       if (!any) break;
+//       if (!any && sched.done()) break;
 //   }
+//
+// A pass where no lane plans a step is not the end by itself: a lane whose sequences all stepped
+// back for want of KV blocks plans nothing, and a later lane may free those blocks in the same
+// pass; the next pass brings them back.
 #pragma once
 
 #include <cstdint>
@@ -163,6 +167,12 @@ public:
     const Sequence* sequence(SeqId id) const;
     // Records admitted and not yet finished.
     size_t records_in_flight() const { return actives_.size(); }
+    // True when no record is in flight (running or preempted) and no request waits for room. Once
+    // a pass over every lane has planned no step and done() holds, the source is exhausted and
+    // every record it gave has been reported finished: the driver may stop. A pass that planned
+    // nothing while !done() is followed by one that plans a step (every sequence is then preempted
+    // and the whole budget is free, so the oldest comes back).
+    bool done() const { return actives_.empty() && !carry_; }
     const SchedulerStats& stats() const { return stats_; }
 
 private:

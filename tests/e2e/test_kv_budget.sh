@@ -2,7 +2,8 @@
 # sequences are admitted by the blocks their prompts need and preempted (KV dropped, recomputed
 # later) when decoding runs out; outputs stay identical to an unconstrained run, on one rank and
 # on a grid. Prompts sharing a long system prompt reuse its cached blocks. A record that cannot
-# fit the budget at all becomes an error line.
+# fit the budget at all becomes an error line. With 2 or 3 micro-batches (and on pp=2) under a
+# 3-block budget every record still gets exactly one line.
 # Usage: test_kv_budget.sh GRIDLM MODELS_DIR
 set -u
 gridlm=$1
@@ -63,4 +64,38 @@ expect_rc 3 "record larger than the budget" "$gridlm" generate --model "$model" 
 jq -e -s '.[0].error | test("more KV cache than --kv-cache-bytes")' "$tmp/big.out" >/dev/null ||
     fail "record larger than the budget: no error line: $(head -c 300 "$tmp/big.out")"
 jq -e -s '.[1].text | length > 0' "$tmp/big.out" >/dev/null || fail "record larger than the budget: the small one did not run"
+
+# Micro-batches competing for a tight budget, on the tiny Qwen2 (fast): a block of 64 tokens takes
+# 32 KiB on one rank (16 KiB per stage on pp=2), so 100000 bytes (50000 per stage) hold 3 blocks.
+# A lane whose sequences all step back for blocks that another lane frees in the same pass must
+# run them later: every input record gets exactly one line, the same as with one micro-batch.
+# (A lost record also fails the job: "records_missing", exit 1.)
+expect_rc 0 "tiny: convert" "$gridlm" convert --from "$(dirname "$0")/../reference/golden/tiny-qwen2-hf" \
+    --to "$tmp/tiny.h5"
+for i in $(seq 0 23); do
+    echo "{\"id\": \"t$i\", \"prompt\": \"Record $i says\", \"max_tokens\": $((50 + i * 37 % 90)), \"ignore_eos\": true}"
+done >"$tmp/t.jsonl"
+targs=(--model "$tmp/tiny.h5" --prompts "$tmp/t.jsonl" --temperature 0 --order input --progress-interval 1000)
+one_line_each() {
+    local want got
+    want=$(jq -r .id "$tmp/t.jsonl" | sort)
+    got=$(jq -r .id "$2" 2>/dev/null | sort)
+    [ "$want" = "$got" ] || fail "$1: not one line per record; without a line: $(comm -23 <(echo "$want") \
+        <(echo "$got") | tr '\n' ' ')more than one: $(echo "$got" | uniq -d | tr '\n' ' ')"
+}
+expect_rc 0 "tiny, 3 blocks, 1 micro-batch" "$gridlm" generate "${targs[@]}" --output "$tmp/t1.jsonl" --threads 2 \
+    --kv-cache-bytes 100000
+one_line_each "tiny, 3 blocks, 1 micro-batch" "$tmp/t1.jsonl"
+for mb in 2 3; do
+    expect_rc 0 "tiny, 3 blocks, $mb micro-batches" "$gridlm" generate "${targs[@]}" --output "$tmp/t$mb.jsonl" \
+        --threads 2 --kv-cache-bytes 100000 --micro-batches "$mb"
+    n=$(grep -o '[0-9]* preemptions' "$tmp/stderr" | grep -o '[0-9]*')
+    [ "${n:-0}" -ge 20 ] || fail "tiny, $mb micro-batches: expected many preemptions, got '${n:-none}'"
+    one_line_each "tiny, 3 blocks, $mb micro-batches" "$tmp/t$mb.jsonl"
+    same_output "tiny, 3 blocks, $mb micro-batches" "$tmp/t1.jsonl" "$tmp/t$mb.jsonl"
+done
+expect_rc 0 "tiny, 3 blocks, pp=2, 2 micro-batches" grid_gen 2 1 2 1 "${targs[@]}" --output "$tmp/tp.jsonl" \
+    --kv-cache-bytes 50000 --micro-batches 2
+one_line_each "tiny, 3 blocks, pp=2, 2 micro-batches" "$tmp/tp.jsonl"
+same_output "tiny, 3 blocks, pp=2, 2 micro-batches" "$tmp/t1.jsonl" "$tmp/tp.jsonl"
 finish test_kv_budget

@@ -3,6 +3,7 @@
 // lane refill, static batches, order_window and the record checks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <string>
@@ -89,6 +90,21 @@ public:
         StepEvents ev;
         sched->apply(lane, pending_results[lane], ev);
         for (const Request& r : ev.finished_records) finished.push_back(r.ref.index);
+    }
+    // The job driver's loop over every lane: until no lane plans a step and the scheduler is done.
+    // Returns the passes it took.
+    int run_lanes() {
+        StepPlan plan;
+        int passes = 0;
+        for (;; ++passes) {
+            bool any = false;
+            for (int lane = 0; lane < sched->lanes(); ++lane) any = step(lane, plan) || any;
+            if (!any && sched->done()) return passes;
+            if (passes > 100000) {
+                ADD_FAILURE() << "the scheduler makes no progress";
+                return passes;
+            }
+        }
     }
     // Runs lane 0 until nothing is left; returns the plans' token counts per row.
     std::vector<std::vector<int64_t>> run_all() {
@@ -289,6 +305,55 @@ TEST(Scheduler, KvBudgetAdmissionWaitsForFreeBlocks) {
     EXPECT_EQ(h.sched->stats().preemptions, 0);
 }
 
+// Two lanes under a budget: lane 0's only sequence steps back for want of a block that lane 1
+// holds, and in the same pass lane 1 finishes its last record and frees that block. Neither lane
+// planned a step, yet the job is not done: the preempted sequence must come back on the next pass.
+TEST(Scheduler, ASequencePreemptedWhileTheOtherLaneFinishesComesBack) {
+    SchedulerOptions o = options(2);
+    o.lanes = 2;
+    o.kv_blocks = 3;  // blocks of 4 tokens
+    Harness h(o, {make_request(0, tokens(10, 4), 4), make_request(1, tokens(20, 5), 1)});
+    StepPlan p;
+    ASSERT_TRUE(h.step(0, p));   // record 0's prompt: 1 block
+    ASSERT_TRUE(h.step(1, p));   // record 1's prompt: the other 2
+    EXPECT_FALSE(h.step(0, p));  // record 0's 5th token needs a 4th block: it steps back
+    EXPECT_EQ(h.sched->stats().preempted_now, 1);
+    EXPECT_FALSE(h.step(1, p));  // record 1 finished with its first token; nothing is left to read
+    EXPECT_EQ(h.finished, (std::vector<uint64_t>{1}));
+    EXPECT_FALSE(h.sched->done());  // no lane planned a step, but record 0 waits
+    ASSERT_TRUE(h.step(0, p));      // record 0 comes back: its prompt again, not sampled
+    EXPECT_EQ(Harness::shape(p), (std::vector<int64_t>{4}));
+    EXPECT_EQ(p.sample, (std::vector<bool>{false}));
+    h.run_lanes();
+    EXPECT_EQ(h.finished, (std::vector<uint64_t>{1, 0}));
+    EXPECT_TRUE(h.sched->done());
+}
+
+// Lanes of one slot each and a budget of a few blocks: the driver's loop (Harness::run_lanes) must
+// finish every record whatever the interleaving of preemptions across lanes.
+TEST(Scheduler, EveryRecordFinishesUnderATightBudgetWithManyLanes) {
+    for (int lanes = 2; lanes <= 4; ++lanes) {
+        for (int64_t blocks = 3; blocks <= 6; ++blocks) {
+            std::vector<Request> reqs;  // 10 to 12 tokens each: at most 3 blocks, as check() demands
+            for (uint64_t i = 0; i < 16; ++i) {
+                const int prompt = 2 + (int)(i * 5 % 7);
+                reqs.push_back(make_request(i, tokens((int32_t)i * 100, prompt), 12 - prompt - (int32_t)(i % 3)));
+            }
+            SchedulerOptions o = options(lanes);
+            o.lanes = lanes;
+            o.kv_blocks = blocks;
+            Harness h(o, reqs);
+            h.run_lanes();
+            std::vector<uint64_t> got = h.finished;
+            std::sort(got.begin(), got.end());
+            std::vector<uint64_t> all(reqs.size());
+            for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+            EXPECT_EQ(got, all) << lanes << " lanes, " << blocks << " blocks";
+            EXPECT_TRUE(h.sched->done());
+        }
+    }
+}
+
 // Two sequences decode until the cache is full; the older one's next block preempts the younger.
 Harness preemption_case(bool checkpoint) {
     SchedulerOptions o = options(2);
@@ -383,8 +448,8 @@ TEST(Scheduler, CheckNamesTheLimitARecordBreaks) {
     EXPECT_EQ(code(make_request(0, tokens(1, 16), 1)),
               "prompt_too_long: the prompt has 16 tokens; at most 15 fit (context 16, --max-prompt-tokens)");
     EXPECT_EQ(code(make_request(0, tokens(1, 5), 8, 2)),
-              "kv_cache_too_small: the prompt and max_tokens (13 tokens, x2 choices) need more KV cache than "
-              "--kv-cache-bytes gives (4 blocks of 4 tokens)");
+              "kv_cache_too_small: the prompt and max_tokens (13 tokens, x2 choices) need 8 KV blocks of 4 tokens, "
+              "more KV cache than --kv-cache-bytes gives (4 blocks)");
     EXPECT_EQ(code(make_request(0, tokens(1, 1), 1, 3)),
               "invalid_field: n=3 is larger than a micro-batch (--max-seqs 4 / --micro-batches 2 = 2)");
     SchedulerOptions one = options(2, 16);
