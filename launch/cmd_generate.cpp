@@ -15,6 +15,7 @@
 #include <string>
 #include <ctime>
 #include <limits>
+#include <variant>
 #include <vector>
 
 #include "engine/core/error.h"
@@ -71,7 +72,48 @@ nlohmann::ordered_json job_summary(const GenerateJobResult& r, const Progress* p
             progress->elapsed_s() > 0 ? (double)t.completion_tokens / progress->elapsed_s() : 0.0;
     }
     j["stopped_by_error_rate"] = r.breaker;
+    if (r.missing.count > 0) j["records_missing"] = r.missing.count;
     return j;
+}
+
+// The records at these input indices (ascending) as "ID (line N)", from a second pass over the
+// input; when it cannot be read again (standard input), "record #N" (1-based position).
+std::string name_records(const std::string& path, const PromptReaderOptions& ropts,
+                         const std::vector<uint64_t>& indices) {
+    std::vector<std::string> names;
+    if (path != "-") {
+        try {
+            PromptReader again(path, ropts);
+            while (names.size() < indices.size()) {
+                auto rec = again.next();
+                if (!rec) break;
+                const RecordRef& ref = std::visit([](const auto& r) -> const RecordRef& { return r.ref; }, *rec);
+                if (ref.index == indices[names.size()]) names.push_back(str(ref.id, " (line ", ref.line, ")"));
+            }
+        } catch (const Error&) {
+            names.clear();
+        }
+    }
+    if (names.size() != indices.size()) {
+        names.clear();
+        for (uint64_t i : indices) names.push_back(str("record #", i + 1));
+    }
+    std::string s;
+    for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
+    return s;
+}
+
+// A finished job whose output lacks records it read: an error naming them. The job has failed
+// (exit 1); the records are not in the journal, so --resume runs them.
+void report_missing(const MissingRecords& m, const std::string& prompts_path, const PromptReaderOptions& ropts) {
+    const std::string more =
+        m.count > (int64_t)m.first.size() ? str(" and ", m.count - (int64_t)m.first.size(), " more") : "";
+    log_error("records_missing",
+              str(m.count, " of the ", m.records, " records read from ", prompts_path,
+                  " have no output line, neither a result nor an error (a gridlm bug, not the records' fault): ",
+                  name_records(prompts_path, ropts, m.first), more,
+                  ". The job failed; the same command with --resume runs the missing records."),
+              {{"records_missing", m.count}, {"records_read", m.records}, {"first_missing_indices", m.first}});
 }
 
 // "content filter: 3 records filtered (rejected); hits: reject/prompt 2, redact/completion 5"
@@ -116,7 +158,8 @@ int run_generate(const std::vector<std::string>& args) {
     const int64_t max_model_len = settings.max_model_len;
     const int threads = settings.threads;
     // What --backend auto means on this rank; the ranks agree on it at start-up.
-    const std::string backend_name = resolve_backend(settings.backend.name);
+    std::string backend_why;  // why --backend auto chose the CPU, when it did
+    const std::string backend_name = resolve_backend(settings.backend.name, &backend_why);
     const WeightPolicy weight_policy = weight_policy_for(backend_name, settings.weight_policy);
     const InputFormat input_format = settings.input_format;
     const OutputOrder order = settings.order;
@@ -185,8 +228,12 @@ int run_generate(const std::vector<std::string>& args) {
                       : ck.config.n_ctx_train;
         if (context < 2) throw Error("the checkpoint does not state its context length; give --max-model-len");
         if (grid.writer()) {
-            recovered = prepare_output(output_path, prompts_path, vm["model"].as<std::string>(),
-                                       output_options(vm, p, job.seed, chat_template), resume, retry_errors);
+            std::map<std::string, std::string> options = output_options(vm, p, job.seed, chat_template);
+            // A GPU runs other kernels (and bf16 weights for --dtype auto): its lines and a CPU's
+            // do not mix in one output. CPU jobs record nothing, as before this option existed.
+            if (backend_name != "cpu") options["backend"] = backend_name;
+            recovered = prepare_output(output_path, prompts_path, vm["model"].as<std::string>(), std::move(options),
+                                       resume, retry_errors);
         }
     });
     log_set_context({mpi.rank(), mpi.size(), mpi.host(), me.dp, me.pp, me.tp});
@@ -206,7 +253,7 @@ int run_generate(const std::vector<std::string>& args) {
     std::vector<uint64_t>().swap(recovered.done);  // one bit a record from here on
     const bool quiet = vm["quiet"].as<bool>();
     if (grid.writer() && !quiet)
-        log_info("backend", backend_note(*backend, weight_policy), {{"backend", backend->name()}});
+        log_info("backend", backend_note(*backend, weight_policy, backend_why), {{"backend", backend->name()}});
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<Model> model;
     std::unique_ptr<KvCache> kv;
@@ -371,9 +418,11 @@ int run_generate(const std::vector<std::string>& args) {
     if (job.sched.preempt_checkpoint && job.sched.kv_blocks > 0 && !quiet)
         report_checkpoints(*comms.world, *topo, result, writer_rank);
     report_grid(*comms.world, *topo, *model, result, writer_rank && !quiet, job.sched.lanes);
+    if (writer_rank && result.missing.count > 0) report_missing(result.missing, prompts_path, ropts);
     // Error lines kept from an earlier run of a resumed job count too.
     const int code = result.records_failed > 0 || (writer_rank && recovered.failed > 0) ? exit_partial : exit_ok;
-    return (int)-comms.world->allreduce_min(-(int64_t)code);
+    const int64_t missing = -comms.world->allreduce_min(-(writer_rank ? result.missing.count : 0));
+    return missing > 0 ? exit_fatal : (int)-comms.world->allreduce_min(-(int64_t)code);
 }
 
 }  // namespace

@@ -325,7 +325,8 @@ int run_score(const std::vector<std::string>& args) {
     const int threads = vm["threads"].as<int>();
     if (threads < 0) throw UsageError("--threads must be >= 0");
     const BackendSettings backend_settings = backend_settings_from(vm);
-    const std::string backend_name = resolve_backend(backend_settings.name);
+    std::string backend_why;  // why --backend auto chose the CPU, when it did
+    const std::string backend_name = resolve_backend(backend_settings.name, &backend_why);
     const WeightPolicy weight_policy =
         weight_policy_for(backend_name, weight_policy_option(vm["dtype"].as<std::string>()));
     const DType kv_dtype = kv_cache_dtype_from(vm);
@@ -364,8 +365,6 @@ int run_score(const std::vector<std::string>& args) {
         check_same_backend(mpi, backend_name);
         backend = make_rank_backend(backend_name, backend_settings, threads, mpi);
     });
-    if (mpi.rank() == 0 && !quiet)
-        log_info("backend", backend_note(*backend, weight_policy), {{"backend", backend->name()}});
     collective_phase(mpi, "score", [&] {
         topo = std::make_unique<Topology>(shape, mpi.size());
         me = topo->coord_of(mpi.rank());
@@ -429,6 +428,8 @@ int run_score(const std::vector<std::string>& args) {
         ck.gguf.reset();
         kv = model->make_kv_cache(job.max_seqs, ctx, kv_dtype);
     });
+    if (mpi.rank() == 0 && !quiet)
+        log_info("backend", backend_note(*backend, weight_policy, backend_why), {{"backend", backend->name()}});
     grid.pp_act = pp_device ? pp_device.get() : comms.pp.get();
     grid.tp_act = tp_device ? tp_device.get() : comms.tp.get();
     const bool writer = grid.writer();

@@ -58,7 +58,8 @@ const char* const usage_head =
     "             7 stopped by --watchdog-s: a rank was silent or none made progress (the message\n"
     "             names the rank; lines written are complete; --resume continues);\n"
     "             2 usage error (bad option); 1 fatal error (missing input, unwritable output, output\n"
-    "             in use by another job, bad checkpoint, I/O failure)\n\n"
+    "             in use by another job, bad checkpoint, I/O failure, or records read without an\n"
+    "             output line: the error \"records_missing\" names them; --resume runs them)\n\n"
     "options";
 
 std::vector<std::string> split_list(const std::string& s) {

@@ -40,11 +40,21 @@ BackendSettings backend_settings_from(const po::variables_map& vm) {
     return s;
 }
 
-std::string resolve_backend(const std::string& name) {
+std::string resolve_backend(const std::string& name, std::string* why) {
     if (name != "auto") return name;
 #ifdef GRIDLM_HAVE_CUDA
-    // Counting devices opens none: a node's ranks do not all start a context on GPU 0.
-    if (cuda::visible_device_count() > 0) return "cuda";
+    // Counting devices and reading their properties opens none: a node's ranks do not all start a
+    // context on GPU 0.
+    std::string reason;
+    const int count = cuda::visible_device_count(&reason);
+    for (int d = 0; d < count; ++d) {
+        const std::string problem = cuda::device_capability_problem(d);
+        if (problem.empty()) return "cuda";
+        reason = problem;
+    }
+    if (why) *why = reason;
+#else
+    if (why) *why = "this gridlm was built without the CUDA backend";
 #endif
     return "cpu";
 }
@@ -55,7 +65,8 @@ std::shared_ptr<Backend> make_rank_backend(const std::string& resolved, const Ba
 #ifdef GRIDLM_HAVE_CUDA
     std::string why;
     const int count = cuda::visible_device_count(&why);
-    if (count == 0) throw Error(str("--backend cuda: no CUDA device visible on ", mpi.host(), " (", why, ")"));
+    if (count == 0)
+        throw Error(str("--backend cuda: no CUDA device visible on ", mpi.host(), " (", why, "); use --backend cpu"));
     // One GPU per rank: the rank's place on its node, or the one GPU a launcher left visible.
     const int device = count == 1 ? 0 : mpi.local_rank();
     if (device >= count)
@@ -75,16 +86,19 @@ std::shared_ptr<Backend> make_rank_backend(const std::string& resolved, const Ba
 #endif
 }
 
-std::string backend_note(const Backend& backend, const WeightPolicy& weights) {
+std::string backend_note(const Backend& backend, const WeightPolicy& weights, const std::string& auto_reason) {
     const std::string w = weights.keep ? "weights as stored" : str("weights ", dtype_name(weights.dtype));
+    const std::string why = auto_reason.empty() ? "" : str(" (--backend auto: ", auto_reason, ")");
 #ifdef GRIDLM_HAVE_CUDA
     const int device = cuda::cuda_backend_device(backend);
     if (device >= 0) {
-        return str("backend cuda: device ", device, " per rank (by local rank), CUDA graphs ",
+        return str("backend cuda: one GPU per rank by its place on the node (this rank: device ", device, ", ",
+                   cuda::cuda_backend_device_name(backend), "), CUDA graphs ",
                    cuda::cuda_backend_graphs(backend) ? "on" : "off", "; ", w);
     }
 #endif
-    return str("backend ", backend.name(), ": ", backend.n_threads(), " threads per rank; ", w);
+    const int n = backend.n_threads();
+    return str("backend ", backend.name(), ": ", n, n == 1 ? " thread" : " threads", " per rank; ", w, why);
 }
 
 void check_same_backend(const MpiEnv& mpi, const std::string& resolved) {

@@ -26,8 +26,9 @@ void add_backend_options(boost::program_options::options_description& opts);
 BackendSettings backend_settings_from(const boost::program_options::variables_map& vm);
 
 // "cpu" or "cuda": what `name` means on this rank ("auto": cuda when this build has the CUDA
-// backend and a usable GPU is visible, else cpu).
-std::string resolve_backend(const std::string& name);
+// backend and a GPU of compute capability 8.0 or newer is visible, else cpu, and *why then says
+// why not: no driver, no device, an older GPU, a build without CUDA).
+std::string resolve_backend(const std::string& name, std::string* why = nullptr);
 
 // The backend of this rank: the CPU one with `threads` threads, or the CUDA one on GPU
 // local_rank (the only visible GPU when just one is visible, as under Slurm's --gpus-per-task).
@@ -36,8 +37,9 @@ std::string resolve_backend(const std::string& name);
 std::shared_ptr<Backend> make_rank_backend(const std::string& resolved, const BackendSettings& s, int threads,
                                            const MpiEnv& mpi);
 
-// One line for the log: "backend cuda: device 0 (NVIDIA H200) of host, CUDA graphs on; weights bf16".
-std::string backend_note(const Backend& backend, const WeightPolicy& weights);
+// One line for the log ("backend cuda: one GPU per rank ... (this rank: device 0, NVIDIA H200, ...),
+// CUDA graphs on; weights bf16"), with why --backend auto chose the CPU when it did.
+std::string backend_note(const Backend& backend, const WeightPolicy& weights, const std::string& auto_reason);
 
 // Throws gridlm::Error when the ranks resolved --backend differently (some see a GPU, some do
 // not). A collective over every rank.

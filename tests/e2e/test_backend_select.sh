@@ -29,7 +29,7 @@ cpu | cuda) ;;
 *) fail "the log does not say which backend auto chose: $(head -c 300 "$tmp/stderr")" ;;
 esac
 expect_rc 0 "--backend cpu" "$gridlm" generate "${args[@]}" --output "$tmp/cpu.jsonl" --backend cpu
-expect_stderr "--backend cpu" "backend cpu: 1 threads per rank"
+expect_stderr "--backend cpu" "backend cpu: 1 thread per rank"
 
 if [ "$chosen" = cpu ]; then
     same_output "auto chose the CPU: the same records as --backend cpu" "$tmp/cpu.jsonl" "$tmp/auto.jsonl"

@@ -323,11 +323,8 @@ void check_device(int device) {
     if (device < 0 || device >= count)
         throw Error(str("CUDA device ", device, " does not exist on ", host_name(), " (", count,
                         " visible; one GPU per rank on a node: more ranks on this node than GPUs?)"));
-    cudaDeviceProp prop{};
-    CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
-    if (prop.major < 8)
-        throw Error(str("CUDA device ", device, " (", prop.name, ") on ", host_name(), " has compute capability ",
-                        prop.major, ".", prop.minor, "; the CUDA backend needs 8.0 or newer (bf16 tensor cores)"));
+    if (const std::string problem = device_capability_problem(device); !problem.empty())
+        throw Error(str(problem, " on ", host_name(), "; use --backend cpu"));
     if (const std::string problem = kernel_image_problem(device); !problem.empty()) throw Error(problem);
 }
 
@@ -354,6 +351,14 @@ bool cuda_backend_memory(const Backend& backend, size_t* free_bytes, size_t* tot
     CUDA_CHECK(cudaSetDevice(cuda->device()));
     CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
     return true;
+}
+
+std::string cuda_backend_device_name(const Backend& backend) {
+    const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
+    cudaDeviceProp prop{};
+    if (!cuda || cudaGetDeviceProperties(&prop, cuda->device()) != cudaSuccess) return "";
+    return str(prop.name, ", ", (double)(prop.totalGlobalMem >> 20) / 1024.0, " GiB, compute capability ", prop.major,
+               ".", prop.minor);
 }
 
 bool cuda_backend_graphs(const Backend& backend) {

@@ -23,8 +23,16 @@ struct CudaInfo {
 // device 0 (a context there) when one is present.
 CudaInfo cuda_probe();
 
-// The CUDA devices this process sees (0 without a GPU or driver, *why then says why); opens none.
+// The CUDA devices this process sees (0 without a GPU or driver, *why then says why: "no NVIDIA
+// driver (libcuda) on this node" when there is none); opens none.
 int visible_device_count(std::string* why = nullptr);
+
+// Empty when device `device` can run the CUDA backend (compute capability 8.0 or newer), else
+// why not; reads its properties without opening it.
+std::string device_capability_problem(int device);
+
+// "NVIDIA H200, 139.8 GiB, compute capability 9.0" for a CUDA backend's device; empty otherwise.
+std::string cuda_backend_device_name(const Backend& backend);
 
 // RMSNorm over rows on the GPU, for host arrays (copies in and out; used by parity tests).
 // x, y: [n_rows, n_cols]; w: [n_cols]. y = x * rsqrt(mean(x^2) + eps) * w, fp32 math.

@@ -36,11 +36,28 @@ int visible_device_count(std::string* why) {
     const cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
         cudaGetLastError();
-        if (why) *why = cudaGetErrorString(err);
+        int driver = 0;
+        cudaDriverGetVersion(&driver);
+        if (why)
+            *why = driver == 0 ? std::string("no NVIDIA driver (libcuda) on this node")
+                               : str(cudaGetErrorString(err), " (driver supports CUDA ", driver / 1000, ".",
+                                     driver % 1000 / 10, ")");
         return 0;
     }
     if (n == 0 && why) *why = "no CUDA device";
     return n;
+}
+
+std::string device_capability_problem(int device) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
+        const std::string why = cudaGetErrorString(cudaGetLastError());
+        return str("cannot read the properties of CUDA device ", device, ": ", why);
+    }
+    if (prop.major < 8)
+        return str("CUDA device ", device, " (", prop.name, ") has compute capability ", prop.major, ".", prop.minor,
+                   "; the CUDA backend needs 8.0 or newer (bf16 tensor cores)");
+    return "";
 }
 
 CudaInfo cuda_probe() {
