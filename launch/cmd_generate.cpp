@@ -197,6 +197,7 @@ int run_generate(const std::vector<std::string>& args) {
         check_same_backend(mpi, backend_name);
         backend = make_rank_backend(backend_name, settings.backend, threads, mpi);
     });
+    collective_phase(mpi, [&] { check_distinct_gpus(mpi, *backend); });
     collective_phase(mpi, [&] {
         topo = std::make_unique<Topology>(grid_shape, mpi.size());  // world size == dp*pp*tp
         me = topo->coord_of(mpi.rank());
@@ -269,19 +270,30 @@ int run_generate(const std::vector<std::string>& args) {
         kv = model->make_kv_cache(job.sched.max_seqs, context, kv_dtype);
     });
     const bool kv_default = kv_bytes == 0;
-    if (kv_default) kv_bytes = default_kv_budget(*backend);
+    // On a GPU the cache cannot grow past the device: what the weights leave, less a reserve.
+    const int64_t kv_room = default_kv_budget(*backend);
+    if (kv_default) kv_bytes = kv_room;
     if (kv_bytes > 0) {
         auto* cache = dynamic_cast<BlockKvCache*>(kv.get());
         GRIDLM_ASSERT(cache != nullptr);
         // Every rank of a replica must schedule the same: all use the smallest rank's block count.
         job.sched.kv_blocks = comms.world->allreduce_min(kv_bytes / cache->block_bytes());
         collective_phase(mpi, [&] {
+            if (kv_room > 0 && kv_bytes > kv_room)
+                throw Error(str("--kv-cache-bytes ", kv_bytes, " is more than this GPU has left after the weights (",
+                                kv_room,
+                                " bytes, keeping max(1 GiB, 5%) for activations); give at most that, or 0 "
+                                "for all of it"));
             if (job.sched.kv_blocks < 1)
                 throw Error(str(kv_default ? "the GPU memory left after the weights (" : "--kv-cache-bytes ", kv_bytes,
                                 kv_default ? " bytes)" : "", " holds no KV block on some rank (a block of ",
                                 cache->block_size(), " tokens takes ", cache->block_bytes(), " bytes here)"));
         });
         cache->set_max_blocks(job.sched.kv_blocks);
+        if (writer_rank && !quiet && kv_default)
+            log_info("kv_budget_source", str("KV cache budget: the GPU memory the weights leave (", kv_room,
+                                             " bytes on this rank, after a reserve of max(1 GiB, 5%)); "
+                                             "--kv-cache-bytes sets it"));
         if (writer_rank && !quiet) report_kv_budget(*cache, job.sched.kv_blocks);
     }
     if (!quiet) report_shards(*comms.world, *topo, *model, writer_rank);

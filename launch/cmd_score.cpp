@@ -365,6 +365,7 @@ int run_score(const std::vector<std::string>& args) {
         check_same_backend(mpi, backend_name);
         backend = make_rank_backend(backend_name, backend_settings, threads, mpi);
     });
+    collective_phase(mpi, "score", [&] { check_distinct_gpus(mpi, *backend); });
     collective_phase(mpi, "score", [&] {
         topo = std::make_unique<Topology>(shape, mpi.size());
         me = topo->coord_of(mpi.rank());

@@ -17,6 +17,14 @@ namespace po = boost::program_options;
 
 namespace gridlm {
 
+std::string backends_built() {
+#ifdef GRIDLM_HAVE_CUDA
+    return str("cpu, cuda (CUDA architectures ", cuda::built_architectures(), ")");
+#else
+    return "cpu (built without the CUDA backend)";
+#endif
+}
+
 void add_backend_options(po::options_description& opts) {
     // clang-format off
     opts.add_options()
@@ -99,6 +107,23 @@ std::string backend_note(const Backend& backend, const WeightPolicy& weights, co
 #endif
     const int n = backend.n_threads();
     return str("backend ", backend.name(), ": ", n, n == 1 ? " thread" : " threads", " per rank; ", w, why);
+}
+
+void check_distinct_gpus(const MpiEnv& mpi, const Backend& backend) {
+    std::string mine;
+#ifdef GRIDLM_HAVE_CUDA
+    mine = cuda::cuda_backend_device_uuid(backend);
+#else
+    (void)backend;
+#endif
+    const std::vector<std::string> all = mpi.node_allgather(mine);
+    if (mine.empty()) return;
+    for (int r = 0; r < (int)all.size(); ++r)
+        if (r != mpi.local_rank() && all[(size_t)r] == mine)
+            throw Error(str("ranks ", std::min(r, mpi.local_rank()), " and ", std::max(r, mpi.local_rank()), " of the ",
+                            mpi.local_size(), " on ", mpi.host(), " run on the same GPU (", mine,
+                            "): start at most one rank per GPU, each seeing its own (Slurm --gpus-per-task=1, or "
+                            "CUDA_VISIBLE_DEVICES), or all GPUs (then a rank takes its local rank's)"));
 }
 
 void check_same_backend(const MpiEnv& mpi, const std::string& resolved) {

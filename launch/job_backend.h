@@ -20,6 +20,9 @@ struct BackendSettings {
     bool cuda_graphs = true;    // --cuda-graphs on|off
 };
 
+// "cpu, cuda (sm 80,90)": the backends this build has, for --version.
+std::string backends_built();
+
 // Adds --backend and --cuda-graphs.
 void add_backend_options(boost::program_options::options_description& opts);
 // Reads them back; throws UsageError for another value ("--backend 'gpu' is not one of auto, cpu, cuda").
@@ -40,6 +43,10 @@ std::shared_ptr<Backend> make_rank_backend(const std::string& resolved, const Ba
 // One line for the log ("backend cuda: one GPU per rank ... (this rank: device 0, NVIDIA H200, ...),
 // CUDA graphs on; weights bf16"), with why --backend auto chose the CPU when it did.
 std::string backend_note(const Backend& backend, const WeightPolicy& weights, const std::string& auto_reason);
+
+// Throws gridlm::Error when two ranks of a node run on one GPU (several ranks and one visible GPU
+// each, all the same one). A collective over every rank; call it once every rank has its backend.
+void check_distinct_gpus(const MpiEnv& mpi, const Backend& backend);
 
 // Throws gridlm::Error when the ranks resolved --backend differently (some see a GPU, some do
 // not). A collective over every rank.

@@ -11,6 +11,7 @@
 #include "engine/core/log.h"
 #include "launch/cli_options.h"
 #include "launch/commands.h"
+#include "launch/job_backend.h"
 
 namespace gridlm {
 
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
         return exit_ok;
     }
     if (name == "--version") {
-        std::cout << "gridlm 0.1.0\n";
+        std::cout << "gridlm 0.1.0; backends: " << backends_built() << "\n";
         return exit_ok;
     }
     const auto& cmds = command_registry();

@@ -76,4 +76,20 @@ int MpiEnv::max_over_ranks(int v) const {
     return out;
 }
 
+std::vector<std::string> MpiEnv::node_allgather(const std::string& value) const {
+    constexpr int width = 128;  // each rank's value, cut or padded to this many bytes
+    std::string mine = value.substr(0, width);
+    mine.resize(width, '\0');
+    std::string all((size_t)width * local_size_, '\0');
+    WaitScope w(WaitOp::wait_op_allreduce, -1);
+    MPI_Comm node = MPI_COMM_NULL;
+    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+    const int rc = MPI_Allgather(mine.data(), width, MPI_CHAR, all.data(), width, MPI_CHAR, node);
+    MPI_Comm_free(&node);
+    MPI_CHECK(rc);
+    std::vector<std::string> out;
+    for (int r = 0; r < local_size_; ++r) out.emplace_back(all.c_str() + (size_t)r * width);
+    return out;
+}
+
 }  // namespace gridlm

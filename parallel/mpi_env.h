@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,9 @@ public:
     // This rank's place among the ranks on its node (MPI_COMM_TYPE_SHARED), and their count.
     int local_rank() const { return local_rank_; }
     int local_size() const { return local_size_; }
+    // Every value of the ranks on this node, by local rank (each cut to 128 bytes); a collective
+    // over every rank of the job.
+    std::vector<std::string> node_allgather(const std::string& value) const;
 
     // Ends every rank of the job with `code` after logging `msg` prefixed by rank and host as an
     // error line of `event` with `fields` (a JSON object) and the exit code. Any thread may call it.

@@ -5,7 +5,8 @@
 # budget spent); a failed stage never stops the next one. Logs go to $OUT (default
 # /tmp/gridlm-gpu): one per stage and summary.txt, six files in all; scratch files (generated
 # models, outputs) to $GRIDLM_GPU_WORK (default /tmp/gridlm-gpu-work). Exit status: 0 when every
-# stage passed or was skipped for want of a GPU, 1 otherwise.
+# stage passed, 1 otherwise; 77, building nothing, when nvidia-smi lists no GPU (GRIDLM_GPU_FORCE=1
+# runs the stages anyway).
 #   bash tests/gpu/run.sh                 # about 5-8 minutes on a 16-core H200 machine
 # Stages: a_env (nvidia-smi, nvcc, tools), b_build (packages if missing, configure + build in
 # build-gpu/), c_conformance (CUDA op and backend tests, NCCL on one rank), d_generate (greedy
@@ -123,8 +124,12 @@ stage_b_build() {
   for t in cmake mpicc h5pcc c++; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
   for t in /usr/include/boost/program_options.hpp /usr/include/nlohmann/json.hpp /usr/include/gtest/gtest.h \
     /usr/include/pcre2.h; do [ -f "$t" ] || missing+=("$t"); done
-  ls /usr/include/x86_64-linux-gnu/openblas*/cblas.h /usr/include/openblas/cblas.h >/dev/null 2>&1 ||
-    missing+=("OpenBLAS (cblas.h)")
+  # OpenBLAS (for tests/bench/'s CPU roofline): any one of the places Debian puts cblas.h.
+  local blas=""
+  for t in /usr/include/x86_64-linux-gnu/openblas*/cblas.h /usr/include/openblas/cblas.h; do
+    [ -f "$t" ] && blas=$t
+  done
+  [ -n "$blas" ] || missing+=("OpenBLAS (cblas.h)")
   if [ ${#missing[@]} -gt 0 ]; then
     echo "missing: ${missing[*]}"
     install_packages || return 1
@@ -339,6 +344,16 @@ run_stage() {
   printf '%-16s %s\n' "$name" "$status" | tee -a "$summary"
 }
 
+# No GPU (no driver or no device): nothing here can be checked, so nothing is built; every stage
+# says so and the script exits 77. GRIDLM_GPU_FORCE=1 runs the stages anyway (to test the script).
+if [ "${GRIDLM_GPU_FORCE:-0}" != 1 ] && ! nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+  echo "no GPU visible (nvidia-smi -L lists none: no NVIDIA driver or no device): nothing to check" |
+    tee -a "$summary"
+  for name in a_env b_build c_conformance d_generate e_bench; do
+    printf '%-16s %s\n' "$name" "SKIP (no GPU)" | tee -a "$summary"
+  done
+  exit 77
+fi
 run_stage a_env 30
 run_stage b_build 330
 run_stage c_conformance 120

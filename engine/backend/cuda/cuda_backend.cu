@@ -353,6 +353,19 @@ bool cuda_backend_memory(const Backend& backend, size_t* free_bytes, size_t* tot
     return true;
 }
 
+std::string cuda_backend_device_uuid(const Backend& backend) {
+    const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
+    cudaDeviceProp prop{};
+    if (!cuda || cudaGetDeviceProperties(&prop, cuda->device()) != cudaSuccess) return "";
+    static const char hex[] = "0123456789abcdef";
+    std::string id = "GPU-";
+    for (unsigned char b : prop.uuid.bytes) {
+        id += hex[b >> 4];
+        id += hex[b & 15];
+    }
+    return id;
+}
+
 std::string cuda_backend_device_name(const Backend& backend) {
     const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
     cudaDeviceProp prop{};

@@ -31,6 +31,10 @@ int visible_device_count(std::string* why = nullptr);
 // why not; reads its properties without opening it.
 std::string device_capability_problem(int device);
 
+// The UUID of a CUDA backend's device ("GPU-1a2b..."), the same whatever CUDA_VISIBLE_DEVICES
+// calls it; empty for any other backend.
+std::string cuda_backend_device_uuid(const Backend& backend);
+
 // "NVIDIA H200, 139.8 GiB, compute capability 9.0" for a CUDA backend's device; empty otherwise.
 std::string cuda_backend_device_name(const Backend& backend);
 
@@ -67,6 +71,9 @@ int cuda_backend_device(const Backend& backend);
 // Free and total memory of a CUDA backend's device, in bytes (cudaMemGetInfo); false for any
 // other backend.
 bool cuda_backend_memory(const Backend& backend, size_t* free_bytes, size_t* total_bytes);
+
+// The CUDA architectures this build has kernels for (CMAKE_CUDA_ARCHITECTURES, e.g. "80,90").
+std::string built_architectures();
 
 // Empty when this build has a kernel image for `device`, else why not (the compute capability
 // and the architectures built). Makes `device` current.

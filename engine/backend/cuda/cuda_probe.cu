@@ -15,6 +15,8 @@ namespace {
 __global__ void image_probe_kernel() {}
 }  // namespace
 
+std::string built_architectures() { return GRIDLM_CUDA_ARCHITECTURES; }
+
 std::string kernel_image_problem(int device) {
     if (cudaSetDevice(device) != cudaSuccess) {
         const std::string why = cudaGetErrorString(cudaGetLastError());
