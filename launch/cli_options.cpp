@@ -1,6 +1,12 @@
 // Command-line parsing shared by the subcommands (see cli_options.h).
 #include "launch/cli_options.h"
 
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
 #include <fstream>
 
 #include "engine/core/error.h"
@@ -93,6 +99,33 @@ void log_usage_error(const std::string& command, const std::string& prefix, cons
     const std::string hint = str("(see gridlm ", command, " --help)");
     log_event_as(LogLevel::error, "usage_error", str(prefix, msg, "\n", hint), msg,
                  {{"command", command}, {"exit_code", (int)exit_usage}, {"hint", hint}});
+}
+
+int64_t parse_byte_count(const std::string& option, const std::string& value) {
+    const auto bad = [&](const char* why) {
+        return UsageError(str("--", option, " '", value, "' ", why,
+                              ": give bytes (17179869184) or a number with a unit: K, M, G, T or KiB, MiB, GiB, TiB "
+                              "(powers of 1024), kB, MB, GB, TB (powers of 1000), e.g. 16G"));
+    };
+    size_t at = 0;
+    while (at < value.size() && (std::isdigit((unsigned char)value[at]) || value[at] == '.')) ++at;
+    if (at == 0 || std::count(value.begin(), value.begin() + at, '.') > 1 || value[at - 1] == '.')
+        throw bad("is not a byte count");
+    std::string unit = value.substr(at);
+    for (char& c : unit) c = (char)std::toupper((unsigned char)c);
+    static const char* const prefixes = "KMGT";
+    double scale = 1;
+    if (!unit.empty()) {
+        const char* p = std::strchr(prefixes, unit[0]);
+        const std::string rest = unit.substr(1);
+        if (!p || unit[0] == '\0' || (rest != "" && rest != "IB" && rest != "B")) throw bad("has an unknown unit");
+        scale = std::pow(rest == "B" ? 1000.0 : 1024.0, (double)(p - prefixes + 1));
+    } else if (value.find('.') != std::string::npos) {
+        throw bad("is a fraction of a byte");
+    }
+    const double bytes = std::strtod(value.substr(0, at).c_str(), nullptr) * scale;
+    if (!(bytes < 9.2e18)) throw bad("is too large");
+    return (int64_t)std::llround(bytes);
 }
 
 }  // namespace gridlm

@@ -183,6 +183,7 @@ int run_generate(const std::vector<std::string>& args) {
     OpenedCheckpoint ck;
     RecoveredOutput recovered;
     std::unique_ptr<OutputLock> output_lock;  // the writer's, held until the job ends
+    FreshOutputGuard fresh_output;            // a fresh job's files, removed if start-up stops
     int64_t context = 0;
     std::vector<int64_t> stage_layers;
     TpSplitTypes split_types;
@@ -233,6 +234,7 @@ int run_generate(const std::vector<std::string>& args) {
             // A GPU runs other kernels (and bf16 weights for --dtype auto): its lines and a CPU's
             // do not mix in one output. CPU jobs record nothing, as before this option existed.
             if (backend_name != "cpu") options["backend"] = backend_name;
+            if (output_path != "-" && !output_started(output_path)) fresh_output.arm(output_path);
             recovered = prepare_output(output_path, prompts_path, vm["model"].as<std::string>(), std::move(options),
                                        resume, retry_errors);
         }
@@ -254,7 +256,8 @@ int run_generate(const std::vector<std::string>& args) {
     std::vector<uint64_t>().swap(recovered.done);  // one bit a record from here on
     const bool quiet = vm["quiet"].as<bool>();
     if (grid.writer() && !quiet)
-        log_info("backend", backend_note(*backend, weight_policy, backend_why), {{"backend", backend->name()}});
+        log_info("backend", backend_note(*backend, weight_policy, backend_why, settings.backend),
+                 {{"backend", backend->name()}});
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<Model> model;
     std::unique_ptr<KvCache> kv;
@@ -362,6 +365,7 @@ int run_generate(const std::vector<std::string>& args) {
         ops.start(settings, *comms.world, *topo, writer_world, progress.get(), dynamic_cast<BlockKvCache*>(kv.get()),
                   job.sched.kv_blocks, std::move(info));
     });
+    fresh_output.started();
     grid.world = comms.world.get();
     grid.tp = comms.tp.get();
     grid.pp = comms.pp.get();

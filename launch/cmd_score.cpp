@@ -430,7 +430,8 @@ int run_score(const std::vector<std::string>& args) {
         kv = model->make_kv_cache(job.max_seqs, ctx, kv_dtype);
     });
     if (mpi.rank() == 0 && !quiet)
-        log_info("backend", backend_note(*backend, weight_policy, backend_why), {{"backend", backend->name()}});
+        log_info("backend", backend_note(*backend, weight_policy, backend_why, backend_settings),
+                 {{"backend", backend->name()}});
     grid.pp_act = pp_device ? pp_device.get() : comms.pp.get();
     grid.tp_act = tp_device ? tp_device.get() : comms.tp.get();
     const bool writer = grid.writer();

@@ -19,7 +19,7 @@ namespace gridlm {
 
 std::string backends_built() {
 #ifdef GRIDLM_HAVE_CUDA
-    return str("cpu, cuda (CUDA architectures ", cuda::built_architectures(), ")");
+    return str("cpu, cuda (CUDA architectures ", cuda::built_architectures(), "; ", cuda::module_status(), ")");
 #else
     return "cpu (built without the CUDA backend)";
 #endif
@@ -45,6 +45,7 @@ BackendSettings backend_settings_from(const po::variables_map& vm) {
     const std::string graphs = vm["cuda-graphs"].as<std::string>();
     if (graphs != "on" && graphs != "off") throw UsageError(str("--cuda-graphs '", graphs, "' is not one of on, off"));
     s.cuda_graphs = graphs == "on";
+    s.cuda_graphs_given = !vm["cuda-graphs"].defaulted();
     return s;
 }
 
@@ -94,7 +95,8 @@ std::shared_ptr<Backend> make_rank_backend(const std::string& resolved, const Ba
 #endif
 }
 
-std::string backend_note(const Backend& backend, const WeightPolicy& weights, const std::string& auto_reason) {
+std::string backend_note(const Backend& backend, const WeightPolicy& weights, const std::string& auto_reason,
+                         const BackendSettings& settings) {
     const std::string w = weights.keep ? "weights as stored" : str("weights ", dtype_name(weights.dtype));
     const std::string why = auto_reason.empty() ? "" : str(" (--backend auto: ", auto_reason, ")");
 #ifdef GRIDLM_HAVE_CUDA
@@ -106,7 +108,9 @@ std::string backend_note(const Backend& backend, const WeightPolicy& weights, co
     }
 #endif
     const int n = backend.n_threads();
-    return str("backend ", backend.name(), ": ", n, n == 1 ? " thread" : " threads", " per rank; ", w, why);
+    const std::string graphs =
+        settings.cuda_graphs_given ? "; --cuda-graphs has no effect on this backend (CUDA graphs are the GPU's)" : "";
+    return str("backend ", backend.name(), ": ", n, n == 1 ? " thread" : " threads", " per rank; ", w, why, graphs);
 }
 
 void check_distinct_gpus(const MpiEnv& mpi, const Backend& backend) {

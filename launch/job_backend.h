@@ -16,8 +16,9 @@ class MpiEnv;
 class Communicator;
 
 struct BackendSettings {
-    std::string name = "auto";  // --backend: auto, cpu or cuda
-    bool cuda_graphs = true;    // --cuda-graphs on|off
+    std::string name = "auto";       // --backend: auto, cpu or cuda
+    bool cuda_graphs = true;         // --cuda-graphs on|off
+    bool cuda_graphs_given = false;  // --cuda-graphs was on the command line (not its default)
 };
 
 // "cpu, cuda (sm 80,90)": the backends this build has, for --version.
@@ -41,8 +42,10 @@ std::shared_ptr<Backend> make_rank_backend(const std::string& resolved, const Ba
                                            const MpiEnv& mpi);
 
 // One line for the log ("backend cuda: one GPU per rank ... (this rank: device 0, NVIDIA H200, ...),
-// CUDA graphs on; weights bf16"), with why --backend auto chose the CPU when it did.
-std::string backend_note(const Backend& backend, const WeightPolicy& weights, const std::string& auto_reason);
+// CUDA graphs on; weights bf16"), with why --backend auto chose the CPU when it did, and that
+// --cuda-graphs does nothing on the CPU when it was given there.
+std::string backend_note(const Backend& backend, const WeightPolicy& weights, const std::string& auto_reason,
+                         const BackendSettings& settings);
 
 // Throws gridlm::Error when two ranks of a node run on one GPU (several ranks and one visible GPU
 // each, all the same one). A collective over every rank; call it once every rank has its backend.

@@ -25,6 +25,19 @@ void check_output_writable(const std::string& path) {
     if (!ok) throw Error(str("cannot write output file ", path, ": permission denied"));
 }
 
+bool output_started(const std::string& output) {
+    std::error_code ec;
+    return (fs::exists(output, ec) && fs::file_size(output, ec) > 0) || fs::exists(journal_path_for(output), ec);
+}
+
+FreshOutputGuard::~FreshOutputGuard() {
+    if (output_.empty()) return;
+    std::error_code ec;
+    fs::remove(manifest_path_for(output_), ec);
+    for (const std::string& f : {output_, journal_path_for(output_)})
+        if (fs::exists(f, ec) && fs::file_size(f, ec) == 0) fs::remove(f, ec);
+}
+
 RecoveredOutput prepare_output(const std::string& output, const std::string& prompts, const std::string& model,
                                std::map<std::string, std::string> options, bool resume, bool retry_errors) {
     if (output == "-") {
@@ -37,8 +50,7 @@ RecoveredOutput prepare_output(const std::string& output, const std::string& pro
     now.checkpoint = fingerprint_file(model);
     now.options = std::move(options);
     std::error_code ec;
-    const bool exists =
-        (fs::exists(output, ec) && fs::file_size(output, ec) > 0) || fs::exists(journal_path_for(output), ec);
+    const bool exists = output_started(output);
     if (exists && !resume)
         throw Error(str("output ", output, " already exists; --resume continues the job that wrote it (or remove ",
                         "it and its .journal / .manifest.json to start over)"));

@@ -1,23 +1,19 @@
 // NCCL implementation of Communicator (parallel/nccl_communicator.h): every call is enqueued on the
-// CUDA backend's compute stream; the unique id travels over the MPI group.
-#include "parallel/nccl_communicator.h"
-
-#ifdef GRIDLM_HAVE_NCCL
+// CUDA backend's compute stream; the unique id travels over the MPI group. Built into the module
+// libgridlm_nccl.so (parallel/nccl_module.h), with the NCCL library and the CUDA runtime.
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <unistd.h>
-#endif
 
 #include <cstdint>
 #include <string>
 #include <utility>
 
 #include "engine/core/error.h"
+#include "parallel/nccl_module.h"
 #include "parallel/watchdog.h"
 
 namespace gridlm {
-
-#ifdef GRIDLM_HAVE_NCCL
 
 namespace {
 
@@ -256,7 +252,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator& mpi_group, int cuda_device, void* cuda_stream) {
+std::unique_ptr<Communicator> nccl_module::make_nccl_communicator(Communicator& mpi_group, int cuda_device,
+                                                                  void* cuda_stream) {
     if (mpi_group.device_memory()) {
         throw Error(
             str("make_nccl_communicator: the group that carries NCCL's unique id must be a host-memory (MPI) "
@@ -267,15 +264,5 @@ std::unique_ptr<Communicator> make_nccl_communicator(Communicator& mpi_group, in
     c->init(mpi_group);  // on failure, c's destructor frees what init() made
     return c;
 }
-
-#else  // no NCCL in this build
-
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator&, int cuda_device, void*) {
-    throw Error(str("make_nccl_communicator (CUDA device ", cuda_device,
-                    "): this build has no NCCL (it was configured without the CUDA toolkit, or with "
-                    "-DGRIDLM_CUDA=OFF); rebuild with CUDA to run the grid's collectives on GPUs"));
-}
-
-#endif
 
 }  // namespace gridlm

@@ -2,7 +2,10 @@
 # `auto` says in the log which backend it chose. Where it chose the CPU (no GPU, or a build
 # without the CUDA backend), `--backend cuda` stops every rank of a job at start-up (exit 1)
 # with the reason and host, before any output file exists, for generate and score alike; where
-# it chose CUDA, `--backend cuda` gives the same records as auto.
+# it chose CUDA, `--backend cuda` gives the same records as auto. A CUDA build keeps its backend
+# and NCCL in modules loaded on use: a CPU job (--backend cpu, or auto on a node without a GPU)
+# maps no CUDA library, and runs where the modules cannot be found; --version says whether the
+# CUDA module loads.
 # Usage: test_backend_select.sh GRIDLM MODELS_DIR
 set -u
 gridlm=$1
@@ -30,8 +33,31 @@ cpu | cuda) ;;
 esac
 expect_rc 0 "--backend cpu" "$gridlm" generate "${args[@]}" --output "$tmp/cpu.jsonl" --backend cpu
 expect_stderr "--backend cpu" "backend cpu: 1 thread per rank"
+grep -qF -- "--cuda-graphs has no effect" "$tmp/stderr" && fail "--backend cpu: a note on --cuda-graphs nobody gave"
+expect_rc 0 "--backend cpu --cuda-graphs off" "$gridlm" generate "${args[@]}" --output "$tmp/cpu2.jsonl" --backend cpu \
+    --cuda-graphs off
+expect_stderr "--backend cpu --cuda-graphs off" "--cuda-graphs has no effect on this backend"
 
+# A CPU job maps none of the CUDA libraries (LD_DEBUG=files lists every library the loader reads).
+cuda_libs='file=[^ ]*lib(cudart|cublas|cublasLt|nccl|gridlm_cuda|gridlm_nccl)\.so'
+LD_DEBUG=files "$gridlm" generate "${args[@]}" --output "$tmp/ld.jsonl" --backend cpu 2>"$tmp/ld.log" >/dev/null ||
+    fail "--backend cpu under LD_DEBUG failed: $(tail -c 300 "$tmp/ld.log")"
+grep -qE "$cuda_libs" "$tmp/ld.log" &&
+    fail "a --backend cpu job loaded CUDA libraries: $(grep -oE "$cuda_libs" "$tmp/ld.log" | sort -u | tr '\n' ' ')"
+if "$gridlm" --version | grep -q "cuda (CUDA architectures"; then
+    "$gridlm" --version | grep -qF "libgridlm_cuda.so loads" ||
+        fail "--version does not say the CUDA module loads: $("$gridlm" --version 2>&1 | head -c 300)"
+    GRIDLM_MODULE_DIR=$tmp/no-modules "$gridlm" --version | grep -qF "libgridlm_cuda.so was not found in $tmp/no-modules" ||
+        fail "--version without the module: $(GRIDLM_MODULE_DIR=$tmp/no-modules "$gridlm" --version 2>&1 | head -c 300)"
+    GRIDLM_MODULE_DIR=$tmp/no-modules expect_rc 0 "--backend cpu without the CUDA modules" \
+        "$gridlm" generate "${args[@]}" --output "$tmp/nomod.jsonl" --backend cpu
+    same_output "--backend cpu without the CUDA modules: the same records" "$tmp/cpu.jsonl" "$tmp/nomod.jsonl"
+fi
 if [ "$chosen" = cpu ]; then
+    LD_DEBUG=files "$gridlm" generate "${args[@]}" --output "$tmp/ld2.jsonl" 2>"$tmp/ld.log" >/dev/null
+    grep -qE "$cuda_libs" "$tmp/ld.log" &&
+        fail "--backend auto on a node without a GPU loaded CUDA libraries: $(grep -oE "$cuda_libs" "$tmp/ld.log" |
+            sort -u | tr '\n' ' ')"
     same_output "auto chose the CPU: the same records as --backend cpu" "$tmp/cpu.jsonl" "$tmp/auto.jsonl"
     expect_rc 1 "--backend cuda without a usable GPU, 2 ranks" \
         timeout 120 mpirun -n 2 --oversubscribe "$gridlm" generate "${args[@]}" --output "$tmp/c.jsonl" \

@@ -3,7 +3,8 @@
 # later) when decoding runs out; outputs stay identical to an unconstrained run, on one rank and
 # on a grid. Prompts sharing a long system prompt reuse its cached blocks. A record that cannot
 # fit the budget at all becomes an error line. With 2 or 3 micro-batches (and on pp=2) under a
-# 3-block budget every record still gets exactly one line.
+# 3-block budget every record still gets exactly one line. A budget given with a unit, a bad one,
+# and one that holds no block (start-up stops, leaving no file).
 # Usage: test_kv_budget.sh GRIDLM MODELS_DIR
 set -u
 gridlm=$1
@@ -29,11 +30,20 @@ expect_stderr "budget report" "KV cache budget: 5 blocks of 64 tokens"
 
 expect_grid "16 MB budget, dp=2 pp=2" "$tmp/ref.jsonl" 2 2 1 "${args[@]}" --kv-cache-bytes 16000000
 
+# A byte count with a unit: 16MB is 16000000 bytes (kB MB GB: powers of 1000; K M G, KiB...: 1024).
+expect_rc 2 "--kv-cache-bytes 16X" "$gridlm" generate "${args[@]}" --output "$tmp/x.jsonl" --kv-cache-bytes 16X
+expect_stderr "--kv-cache-bytes 16X" "--kv-cache-bytes '16X' has an unknown unit"
+# A budget that holds no block stops the job at start-up, after the output was prepared: the
+# files it prepared (manifest, empty output) are removed again.
+expect_rc 1 "--kv-cache-bytes 1000" "$gridlm" generate "${args[@]}" --output "$tmp/tiny.jsonl" --kv-cache-bytes 1000
+expect_stderr "--kv-cache-bytes 1000" "--kv-cache-bytes 1000 holds no KV block"
+ls "$tmp"/tiny.jsonl* >/dev/null 2>&1 && fail "a refused start-up left files: $(ls "$tmp" | grep tiny | tr '\n' ' ')"
 # Activation checkpoints: each stage rebuilds its own KV from the inputs it kept.
 expect_rc 0 "16 MB budget, checkpoints" "$gridlm" generate "${args[@]}" --output "$tmp/c.jsonl" --threads 2 \
-    --kv-cache-bytes 16000000 --preempt checkpoint --progress-interval 1000
+    --kv-cache-bytes 16MB --preempt checkpoint --progress-interval 1000
 same_output "16 MB budget, checkpoints" "$tmp/ref.jsonl" "$tmp/c.jsonl"
 expect_stderr "checkpoint report" "KV rebuilt from checkpoints in"
+expect_stderr "16MB is 16000000 bytes" "KV cache budget: 5 blocks of 64 tokens"
 expect_grid "8 MB budget, pp=3, checkpoints" "$tmp/ref.jsonl" 1 3 1 "${args[@]}" --kv-cache-bytes 8000000 \
     --preempt checkpoint
 expect_grid "8 MB budget, dp=2 pp=2 tp=3, checkpoints" "$tmp/ref.jsonl" 2 2 3 "${args[@]}" --kv-cache-bytes 8000000 \

@@ -1,6 +1,7 @@
 // The CUDA backend (cuda_backend.h): device memory, one stream, the op launchers of ops/, cuBLAS
 // for matmuls wider than the GEMV kernel takes, and decode steps replayed from CUDA graphs.
 #include "engine/backend/cuda/cuda_backend.h"
+#include "engine/backend/cuda/cuda_module.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -312,6 +313,12 @@ void CudaBackend::end_step() {
     ++counts_.recorded;
 }
 
+}  // namespace
+
+namespace module {
+
+namespace {
+
 void check_device(int device) {
     int count = 0;
     const cudaError_t err = cudaGetDeviceCount(&count);
@@ -383,5 +390,7 @@ int cuda_backend_device(const Backend& backend) {
     const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
     return cuda ? cuda->device() : -1;
 }
+
+}  // namespace module
 
 }  // namespace gridlm::cuda

@@ -1,5 +1,13 @@
 // CUDA backend entry points visible to host code: the device probe and the backend factory.
 // Only compiled when nvcc is found; callers guard with GRIDLM_HAVE_CUDA.
+//
+// The backend itself is libgridlm_cuda.so, next to the executable, loaded on the first call that
+// needs it (engine/backend/cuda/cuda_module.h); with it the CUDA runtime, cuBLAS and their ~120 MiB
+// of pages. The calls below that take a Backend answer "not a CUDA backend" without loading it;
+// visible_device_count() asks whether the NVIDIA driver is installed before it loads it. When the
+// module cannot be loaded (not found, or a library it needs is missing on this node), the calls
+// report that as their error: cuda_probe()'s `error`, visible_device_count()'s *why,
+// make_cuda_backend() and rmsnorm_host() throw gridlm::Error with it.
 #pragma once
 
 #include <cstdint>
@@ -73,7 +81,11 @@ int cuda_backend_device(const Backend& backend);
 bool cuda_backend_memory(const Backend& backend, size_t* free_bytes, size_t* total_bytes);
 
 // The CUDA architectures this build has kernels for (CMAKE_CUDA_ARCHITECTURES, e.g. "80,90").
+// Answered without loading the module.
 std::string built_architectures();
+
+// "libgridlm_cuda.so loads", or why it cannot be loaded on this node (loads it; for --version).
+std::string module_status();
 
 // Empty when this build has a kernel image for `device`, else why not (the compute capability
 // and the architectures built). Makes `device` current.

@@ -1,21 +1,20 @@
 // Device probe: runtime, driver and cuBLAS versions (NCCL is parallel/'s: parallel/nccl_info.h).
+// The module's side of cuda_backend.h's probe functions (cuda_module.h).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include "engine/backend/cuda/cuda_backend.h"
+#include "engine/backend/cuda/cuda_module.h"
 #include "engine/core/error.h"
 
 #ifndef GRIDLM_CUDA_ARCHITECTURES
 #define GRIDLM_CUDA_ARCHITECTURES "unknown"
 #endif
 
-namespace gridlm::cuda {
+namespace gridlm::cuda::module {
 
 namespace {
 __global__ void image_probe_kernel() {}
 }  // namespace
-
-std::string built_architectures() { return GRIDLM_CUDA_ARCHITECTURES; }
 
 std::string kernel_image_problem(int device) {
     if (cudaSetDevice(device) != cudaSuccess) {
@@ -87,4 +86,4 @@ CudaInfo cuda_probe() {
     return info;
 }
 
-}  // namespace gridlm::cuda
+}  // namespace gridlm::cuda::module

@@ -1,7 +1,7 @@
 // RMSNorm on the GPU: one block per row, fp32 accumulation (matches the CPU reference op).
 #include <cuda_runtime.h>
 
-#include "engine/backend/cuda/cuda_backend.h"
+#include "engine/backend/cuda/cuda_module.h"
 #include "engine/backend/cuda/cuda_check.h"
 #include "engine/backend/cuda/ops/rmsnorm.cuh"
 
@@ -38,6 +38,8 @@ void rmsnorm_launch(const float* x, const float* w, float* y, int64_t n_rows, in
     CUDA_CHECK(cudaGetLastError());
 }
 
+namespace module {
+
 void rmsnorm_host(const float* x, const float* w, float* y, int64_t n_rows, int64_t n_cols, float eps) {
     const size_t xb = sizeof(float) * n_rows * n_cols, wb = sizeof(float) * n_cols;
     float *dx = nullptr, *dw = nullptr, *dy = nullptr;
@@ -52,5 +54,7 @@ void rmsnorm_host(const float* x, const float* w, float* y, int64_t n_rows, int6
     cudaFree(dw);
     cudaFree(dy);
 }
+
+}  // namespace module
 
 }  // namespace gridlm::cuda
