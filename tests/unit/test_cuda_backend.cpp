@@ -28,6 +28,22 @@ TEST(CudaBackend, ProbeReportsLinkedLibraries) {
     }
 }
 
+// The backend lives in libgridlm_cuda.so: its errors cross into the executable as gridlm::Error
+// (the type's identity survives the module boundary) and name the host.
+TEST(CudaBackend, ModuleErrorsReachTheCallerAsError) {
+    gridlm::cuda::CudaBackendOptions o;
+    o.device = 999;  // no node has it: without a GPU "no CUDA device on HOST", with one "does not exist"
+    try {
+        gridlm::cuda::make_cuda_backend(o);
+        ADD_FAILURE() << "device 999 was accepted";
+    } catch (const gridlm::Error& e) {
+        const std::string msg = e.what();
+        EXPECT_TRUE(msg.find("no CUDA device on ") != std::string::npos ||
+                    msg.find("CUDA device 999 does not exist on ") != std::string::npos)
+            << msg;
+    }
+}
+
 TEST(CudaBackend, RmsNormMatchesCpuReference) {
     auto info = gridlm::cuda::cuda_probe();
     if (info.device_count == 0) GTEST_SKIP() << "no CUDA device: " << info.error;
