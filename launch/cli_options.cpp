@@ -101,31 +101,33 @@ void log_usage_error(const std::string& command, const std::string& prefix, cons
                  {{"command", command}, {"exit_code", (int)exit_usage}, {"hint", hint}});
 }
 
-int64_t parse_byte_count(const std::string& option, const std::string& value) {
-    const auto bad = [&](const char* why) {
-        return UsageError(str("--", option, " '", value, "' ", why,
-                              ": give bytes (17179869184) or a number with a unit: K, M, G, T or KiB, MiB, GiB, TiB "
-                              "(powers of 1024), kB, MB, GB, TB (powers of 1000), e.g. 16G"));
+int64_t parse_bytes(std::string_view text, std::string_view option) {
+    auto bad = [&]() {
+        return UsageError(str("--", option, " '", text,
+                              "' is not a memory size: give bytes as a number with an optional suffix K, M, G, T "
+                              "(powers of 1000; also KB, MB, GB, TB) or Ki, Mi, Gi, Ti (powers of 1024; also KiB, "
+                              "MiB, GiB, TiB), e.g. 80G, 141GB or 80GiB"));
     };
-    size_t at = 0;
-    while (at < value.size() && (std::isdigit((unsigned char)value[at]) || value[at] == '.')) ++at;
-    if (at == 0 || std::count(value.begin(), value.begin() + at, '.') > 1 || value[at - 1] == '.')
-        throw bad("is not a byte count");
-    std::string unit = value.substr(at);
-    for (char& c : unit) c = (char)std::toupper((unsigned char)c);
-    static const char* const prefixes = "KMGT";
-    double scale = 1;
-    if (!unit.empty()) {
-        const char* p = std::strchr(prefixes, unit[0]);
-        const std::string rest = unit.substr(1);
-        if (!p || unit[0] == '\0' || (rest != "" && rest != "IB" && rest != "B")) throw bad("has an unknown unit");
-        scale = std::pow(rest == "B" ? 1000.0 : 1024.0, (double)(p - prefixes + 1));
-    } else if (value.find('.') != std::string::npos) {
-        throw bad("is a fraction of a byte");
+    size_t i = 0;
+    while (i < text.size() && (std::isdigit((unsigned char)text[i]) || text[i] == '.')) ++i;
+    const std::string number(text.substr(0, i));
+    if (number.empty() || number.find('.') != number.rfind('.') || number == ".") throw bad();
+    std::string suffix(text.substr(i));
+    for (char& ch : suffix) ch = (char)std::tolower((unsigned char)ch);
+    double scale = 0;
+    const char* letters = "kmgt";
+    if (suffix.empty() || suffix == "b") {
+        scale = 1;
+    } else if (const char* p = std::strchr(letters, suffix[0]); p && *p) {
+        const int power = (int)(p - letters) + 1;
+        const std::string rest = suffix.substr(1);
+        if (rest.empty() || rest == "b") scale = std::pow(1000.0, power);
+        if (rest == "i" || rest == "ib") scale = std::pow(1024.0, power);
     }
-    const double bytes = std::strtod(value.substr(0, at).c_str(), nullptr) * scale;
-    if (!(bytes < 9.2e18)) throw bad("is too large");
-    return (int64_t)std::llround(bytes);
+    if (scale == 0) throw bad();
+    const double bytes = std::stod(number) * scale;
+    if (!(bytes >= 1) || bytes > 9.0e18) throw bad();
+    return (int64_t)bytes;
 }
 
 }  // namespace gridlm

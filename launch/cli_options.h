@@ -4,6 +4,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/program_options.hpp>
@@ -33,12 +34,11 @@ void add_kv_cache_dtype_option(boost::program_options::options_description& opts
 // The parsed option; throws UsageError "--kv-cache-dtype must be f32, bf16 or f16" for another value.
 DType kv_cache_dtype_from(const boost::program_options::variables_map& vm);
 
-// A byte count given on the command line: a whole number of bytes, or a number (fractions allowed)
-// with a unit: K, M, G, T or KiB, MiB, GiB, TiB (powers of 1024, as Slurm's --mem), kB, MB, GB, TB
-// (powers of 1000); case of the letter before B ignored, "16G" = "16g" = "16GiB" = 17179869184.
-// Throws UsageError naming the option, the value and the accepted forms when the value is not one,
-// is negative or does not fit in int64.
-int64_t parse_byte_count(const std::string& option, const std::string& value);
+// A memory size given on the command line (--kv-cache-bytes, plan's --mem-per-rank): "80G" /
+// "141GB" (powers of 1000), "80Gi" / "80GiB" (powers of 1024), "85899345920" (bytes), also K, M, T
+// and fractions ("1.5T"); at least one byte. Throws UsageError naming --option, the value and the
+// accepted forms.
+int64_t parse_bytes(std::string_view text, std::string_view option);
 
 // --log-format text|json, shared by every command: text (the default) writes readable lines on
 // stderr, json one JSON object per line (engine/core/log.h).

@@ -130,8 +130,9 @@ po::options_description generate_options() {
          "matrix converted to f32, bf16 or f16; on the cuda backend auto means bf16")
         ("model-name", po::value<std::string>(), "\"model\" in OpenAI-shaped output (default: the checkpoint's name)")
         ("kv-cache-bytes", po::value<std::string>()->default_value("0"),
-         "KV cache budget per rank: bytes, or with a unit (16G, 512MiB, 20GB; K M G T are powers of 1024, kB MB "
-         "GB TB of 1000); the smallest rank's block count holds for all; sequences are "
+         "KV cache budget per rank: bytes, or with a suffix K, M, G, T (powers of 1000, also KB..TB) or Ki, Mi, "
+         "Gi, Ti (powers of 1024, also KiB..TiB), e.g. 16G, 16GiB; the smallest rank's block count holds for all; "
+         "sequences are "
          "admitted by the blocks their prompts need and preempted, then recomputed, when decoding runs out; "
          "0 = no budget (grows as needed) on the cpu backend, the GPU memory the weights leave less a reserve "
          "on the cuda backend")
@@ -225,7 +226,8 @@ GenerateSettings generate_settings(const po::variables_map& vm) {
         }
     }
     job.pp_slices = vm["pp-slices"].as<bool>();
-    const int64_t kv_bytes = parse_byte_count("kv-cache-bytes", vm["kv-cache-bytes"].as<std::string>());
+    const std::string kv_text = vm["kv-cache-bytes"].as<std::string>();
+    const int64_t kv_bytes = kv_text == "0" ? 0 : parse_bytes(kv_text, "kv-cache-bytes");
     const DType kv_dtype = kv_cache_dtype_from(vm);
     const std::string preempt = vm["preempt"].as<std::string>();
     if (preempt != "recompute" && preempt != "checkpoint")

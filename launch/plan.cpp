@@ -94,35 +94,6 @@ int64_t matrix_bytes(const WeightFormat& f, int64_t full_cols, int64_t rows, int
 
 // ---- Memory sizes ------------------------------------------------------------------------------
 
-int64_t parse_bytes(std::string_view text, std::string_view option) {
-    auto bad = [&]() {
-        return UsageError(str("--", option, " '", text,
-                              "' is not a memory size: give bytes as a number with an optional suffix K, M, G, T "
-                              "(powers of 1000; also KB, MB, GB, TB) or Ki, Mi, Gi, Ti (powers of 1024; also KiB, "
-                              "MiB, GiB, TiB), e.g. 80G, 141GB or 80GiB"));
-    };
-    size_t i = 0;
-    while (i < text.size() && (std::isdigit((unsigned char)text[i]) || text[i] == '.')) ++i;
-    const std::string number(text.substr(0, i));
-    if (number.empty() || number.find('.') != number.rfind('.') || number == ".") throw bad();
-    std::string suffix(text.substr(i));
-    for (char& ch : suffix) ch = (char)std::tolower((unsigned char)ch);
-    double scale = 0;
-    const char* letters = "kmgt";
-    if (suffix.empty() || suffix == "b") {
-        scale = 1;
-    } else if (const char* p = std::strchr(letters, suffix[0]); p && *p) {
-        const int power = (int)(p - letters) + 1;
-        const std::string rest = suffix.substr(1);
-        if (rest.empty() || rest == "b") scale = std::pow(1000.0, power);
-        if (rest == "i" || rest == "ib") scale = std::pow(1024.0, power);
-    }
-    if (scale == 0) throw bad();
-    const double bytes = std::stod(number) * scale;
-    if (!(bytes >= 1) || bytes > 9.0e18) throw bad();
-    return (int64_t)bytes;
-}
-
 std::string format_size(int64_t bytes) {
     const double b = (double)bytes, a = std::fabs(b);
     char buf[32];

@@ -50,9 +50,7 @@ int64_t matrix_bytes(const WeightFormat& f, int64_t full_cols, int64_t rows, int
 
 // ---- Memory sizes ------------------------------------------------------------------------------
 
-// "80G" / "141GB" (powers of 1000), "80Gi" / "80GiB" (powers of 1024), "85899345920" (bytes), also
-// K, M, T and fractions ("1.5T"); at least one byte. Throws UsageError naming --option and the value.
-int64_t parse_bytes(std::string_view text, std::string_view option);
+// parse_bytes, for --mem-per-rank and --overhead, is launch/cli_options.h's.
 // "52.1 GB", "96.6 MB", "12.0 kB", "512 B" (powers of 1000, one decimal).
 std::string format_size(int64_t bytes);
 

@@ -30,9 +30,9 @@ expect_stderr "budget report" "KV cache budget: 5 blocks of 64 tokens"
 
 expect_grid "16 MB budget, dp=2 pp=2" "$tmp/ref.jsonl" 2 2 1 "${args[@]}" --kv-cache-bytes 16000000
 
-# A byte count with a unit: 16MB is 16000000 bytes (kB MB GB: powers of 1000; K M G, KiB...: 1024).
+# A size with a suffix, as gridlm plan takes them: 16MB is 16000000 bytes (16MiB would be 16 * 2^20).
 expect_rc 2 "--kv-cache-bytes 16X" "$gridlm" generate "${args[@]}" --output "$tmp/x.jsonl" --kv-cache-bytes 16X
-expect_stderr "--kv-cache-bytes 16X" "--kv-cache-bytes '16X' has an unknown unit"
+expect_stderr "--kv-cache-bytes 16X" "--kv-cache-bytes '16X' is not a memory size"
 # A budget that holds no block stops the job at start-up, after the output was prepared: the
 # files it prepared (manifest, empty output) are removed again.
 expect_rc 1 "--kv-cache-bytes 1000" "$gridlm" generate "${args[@]}" --output "$tmp/tiny.jsonl" --kv-cache-bytes 1000

@@ -15,6 +15,7 @@
 #include "io/gguf_model.h"
 #include "io/hf_checkpoint.h"
 #include "io/safetensors.h"
+#include "launch/cli_options.h"
 #include "launch/commands.h"
 #include "launch/plan.h"
 #include "test_support.h"
