@@ -74,6 +74,8 @@ std::shared_ptr<Backend> make_rank_backend(const std::string& resolved, const Ba
 #ifdef GRIDLM_HAVE_CUDA
     std::string why;
     const int count = cuda::visible_device_count(&why);
+    if (count == 0 && why.rfind("the CUDA backend cannot be loaded", 0) == 0)
+        throw Error(str("--backend cuda on ", mpi.host(), ": ", why, "; use --backend cpu"));
     if (count == 0)
         throw Error(str("--backend cuda: no CUDA device visible on ", mpi.host(), " (", why, "); use --backend cpu"));
     // One GPU per rank: the rank's place on its node, or the one GPU a launcher left visible.

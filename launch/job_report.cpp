@@ -109,8 +109,8 @@ void report_checkpoints(Communicator& world, const Topology& topo, const Generat
 
 void report_kv_budget(const BlockKvCache& cache, int64_t kv_blocks) {
     log_info("kv_cache",
-             str("KV cache budget: ", kv_blocks, " blocks of ", cache.block_size(), " tokens (",
-                 report_mib(cache.block_bytes()), " per block on this rank)"),
+             str("KV cache budget: ", kv_blocks, kv_blocks == 1 ? " block of " : " blocks of ", cache.block_size(),
+                 " tokens (", report_mib(cache.block_bytes()), " per block on this rank)"),
              {{"kv_blocks", kv_blocks}, {"block_tokens", cache.block_size()}, {"block_bytes", cache.block_bytes()}});
 }
 

@@ -32,7 +32,9 @@ static void print_usage(std::ostream& os) {
     os << "\nexit status: 0 success; 1 fatal error; 2 usage error; 3 job finished but some records failed;\n"
           "             4 stopped by SIGTERM or SIGINT (generate: lines written are complete, --resume continues);\n"
           "             5 generate: stopped by --max-error-rate (lines written are complete, --resume continues);\n"
-          "             6 compare: a --fail-if gate failed\n";
+          "             6 compare: a --fail-if gate failed;\n"
+          "             7 generate, score: the watchdog (--watchdog-s) ended a job whose rank stopped answering\n"
+          "\ngridlm --version: the version, the backends built and, for cuda, whether it can load on this node\n";
 }
 
 }  // namespace gridlm

@@ -20,9 +20,6 @@ std::vector<std::string> search_dirs() {
     std::error_code ec;
     const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
     if (!ec) dirs.push_back(exe.parent_path().string());
-#ifdef GRIDLM_BUILD_MODULE_DIR
-    if (dirs.empty() || dirs[0] != GRIDLM_BUILD_MODULE_DIR) dirs.push_back(GRIDLM_BUILD_MODULE_DIR);
-#endif
     return dirs;
 }
 

@@ -9,9 +9,8 @@
 
 namespace gridlm {
 
-// The folder the modules are looked for in: $GRIDLM_MODULE_DIR when set (then only there), else
-// the folder of the running executable, then the build's bin/ folder (for test programs that
-// live elsewhere in the build tree).
+// The folder the modules are looked for in: $GRIDLM_MODULE_DIR when set, else the folder of the
+// running executable (the build puts the modules, gridlm and the test programs in build/bin/).
 std::string module_search_path();
 
 // dlopen()s `file_name` (e.g. "libgridlm_cuda.so") from the first folder of module_search_path()

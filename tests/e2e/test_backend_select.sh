@@ -26,6 +26,7 @@ expect_stderr "score --backend tpu" "--backend 'tpu' is not one of auto, cpu, cu
 [ -e "$tmp/x.jsonl" ] && fail "a usage error left an output file"
 
 expect_rc 0 "--backend auto" "$gridlm" generate "${args[@]}" --output "$tmp/auto.jsonl"
+cp "$tmp/stderr" "$tmp/stderr.auto"
 chosen=$(sed -n 's/^gridlm: backend \([a-z]*\).*/\1/p' "$tmp/stderr" | head -1)
 case "$chosen" in
 cpu | cuda) ;;
@@ -45,10 +46,24 @@ LD_DEBUG=files "$gridlm" generate "${args[@]}" --output "$tmp/ld.jsonl" --backen
 grep -qE "$cuda_libs" "$tmp/ld.log" &&
     fail "a --backend cpu job loaded CUDA libraries: $(grep -oE "$cuda_libs" "$tmp/ld.log" | sort -u | tr '\n' ' ')"
 if "$gridlm" --version | grep -q "cuda (CUDA architectures"; then
-    "$gridlm" --version | grep -qF "libgridlm_cuda.so loads" ||
-        fail "--version does not say the CUDA module loads: $("$gridlm" --version 2>&1 | head -c 300)"
-    GRIDLM_MODULE_DIR=$tmp/no-modules "$gridlm" --version | grep -qF "libgridlm_cuda.so was not found in $tmp/no-modules" ||
-        fail "--version without the module: $(GRIDLM_MODULE_DIR=$tmp/no-modules "$gridlm" --version 2>&1 | head -c 300)"
+    # Without a driver --version says so and loads nothing; with one, whether the module loads.
+    if [ "$chosen" = cpu ] && grep -qF "no NVIDIA driver" "$tmp/stderr.auto"; then
+        "$gridlm" --version | grep -qF "libgridlm_cuda.so not loaded: no NVIDIA driver (libcuda) on this node" ||
+            fail "--version on a node without a driver: $("$gridlm" --version 2>&1 | head -c 300)"
+        LD_DEBUG=files "$gridlm" --version 2>&1 >/dev/null | grep -qE "$cuda_libs" &&
+            fail "--version on a node without a driver loaded CUDA libraries"
+    else
+        "$gridlm" --version | grep -qF "libgridlm_cuda.so loads" ||
+            fail "--version does not say the CUDA module loads: $("$gridlm" --version 2>&1 | head -c 300)"
+        GRIDLM_MODULE_DIR=$tmp/no-modules "$gridlm" --version |
+            grep -qF "libgridlm_cuda.so was not found in $tmp/no-modules" ||
+            fail "--version without the module: $(GRIDLM_MODULE_DIR=$tmp/no-modules "$gridlm" --version 2>&1 | head -c 300)"
+    fi
+    # A copy of gridlm without its modules runs CPU jobs.
+    mkdir -p "$tmp/alone" && cp "$gridlm" "$tmp/alone/gridlm"
+    expect_rc 0 "a copied gridlm without the modules, --backend cpu" \
+        "$tmp/alone/gridlm" generate "${args[@]}" --output "$tmp/alone.jsonl" --backend cpu
+    same_output "a copied gridlm without the modules: the same records" "$tmp/cpu.jsonl" "$tmp/alone.jsonl"
     GRIDLM_MODULE_DIR=$tmp/no-modules expect_rc 0 "--backend cpu without the CUDA modules" \
         "$gridlm" generate "${args[@]}" --output "$tmp/nomod.jsonl" --backend cpu
     same_output "--backend cpu without the CUDA modules: the same records" "$tmp/cpu.jsonl" "$tmp/nomod.jsonl"

@@ -84,7 +84,8 @@ bool cuda_backend_memory(const Backend& backend, size_t* free_bytes, size_t* tot
 // Answered without loading the module.
 std::string built_architectures();
 
-// "libgridlm_cuda.so loads", or why it cannot be loaded on this node (loads it; for --version).
+// "libgridlm_cuda.so loads", or why it cannot be loaded on this node, for --version: without an
+// NVIDIA driver it says so and loads nothing, else it loads the module.
 std::string module_status();
 
 // Empty when this build has a kernel image for `device`, else why not (the compute capability

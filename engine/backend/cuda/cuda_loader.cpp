@@ -144,6 +144,7 @@ void rmsnorm_host(const float* x, const float* w, float* y, int64_t n_rows, int6
 std::string built_architectures() { return GRIDLM_CUDA_ARCHITECTURES; }
 
 std::string module_status() {
+    if (!driver_present()) return str(gridlm_cuda_module_file, " not loaded: no NVIDIA driver (libcuda) on this node");
     std::string why;
     return api(&why) ? str(gridlm_cuda_module_file, " loads") : why;
 }
