@@ -289,11 +289,11 @@ public:
     }
     void print_total() const {
         if (n_changed_ == 0) {
-            std::printf("error: none; all %zu tensors stored exactly (copied or widened)\n", n_exact_);
+            std::printf("conversion error: none; all %zu tensors stored exactly (copied or widened)\n", n_exact_);
             return;
         }
         std::printf(
-            "error: %zu tensors changed, relative RMSE %.4f %% over all their values, max |err| %.4g; %zu "
+            "conversion error: %zu tensors changed, relative RMSE %.4f %% over all their values, max |err| %.4g; %zu "
             "tensors stored exactly\n",
             n_changed_, 100 * rel(sq_err_, sq_ref_), max_abs_, n_exact_);
     }

@@ -48,7 +48,7 @@ convert smollm2-q4_k --from "$smol" --to "$tmp/smol-q4k.h5" --dtype q4_k -q
 convert tiny-q8_0 --from "$golden/tiny-qwen2-hf" --to "$tmp/tiny-q8.h5" --dtype q8_0 -q
 convert h5-keep --from "$tmp/smol-q4k.h5" --to "$tmp/smol-q4k-copy.h5" --dtype keep -q
 expect_out "keep summary" "$tmp/smollm2-keep.convert.out" "272 tensors, 92\.1 MiB of tensor data \(f32: 61, q4_1: 210, q8_0: 1\)"
-expect_out "keep is exact" "$tmp/smollm2-keep.convert.out" "^error: none; all 272 tensors stored exactly"
+expect_out "keep is exact" "$tmp/smollm2-keep.convert.out" "^conversion error: none; all 272 tensors stored exactly"
 expect_out "auto keeps GGUF blocks" "$tmp/smollm2-auto.convert.out" "q4_1: 210"
 # q4_k: down_proj (1536 columns) is q4_k; 576-column rows fall back to q5_0; the tied embedding is
 # the LM head, q8_0 as llama.cpp (576 is not whole 256-blocks) and already q8_0 in the GGUF.
@@ -58,10 +58,10 @@ expect_out "q4_k fallback" "$tmp/smollm2-q4_k.convert.out" \
     "^  model\.layers\.0\.self_attn\.q_proj\.weight +Q4_1 -> q5_0 .*\(q4_k fallback: 576 columns are not whole 256-blocks\)$"
 expect_out "q4_k head" "$tmp/smollm2-q4_k.convert.out" "^  model\.embed_tokens\.weight +Q8_0 -> q8_0 +exact +\(LM head"
 expect_out "q4_k total" "$tmp/smollm2-q4_k.convert.out" \
-    "^error: 210 tensors changed, relative RMSE [0-9.]+ % over all their values, max \|err\| [0-9.e-]+; 62 tensors stored exactly$"
+    "^conversion error: 210 tensors changed, relative RMSE [0-9.]+ % over all their values, max \|err\| [0-9.e-]+; 62 tensors stored exactly$"
 expect_out "q4_k summary" "$tmp/smollm2-q4_k.convert.out" "\(f32: 61, q4_k: 30, q5_0: 180, q8_0: 1\)"
-expect_out "tiny q8_0 total" "$tmp/tiny-q8_0.convert.out" "^error: [0-9]+ tensors changed, relative RMSE 0\.[0-9]+ %"
-expect_out "h5 keep copies blocks" "$tmp/h5-keep.convert.out" "^error: none; all 272 tensors stored exactly"
+expect_out "tiny q8_0 total" "$tmp/tiny-q8_0.convert.out" "^conversion error: [0-9]+ tensors changed, relative RMSE 0\.[0-9]+ %"
+expect_out "h5 keep copies blocks" "$tmp/h5-keep.convert.out" "^conversion error: none; all 272 tensors stored exactly"
 for f in smol qwen r1 tiny tiny16 tiny-f16 smol-keep smol-auto smol-q4k tiny-q8 smol-q4k-copy; do
     [ -f "$tmp/$f.h5.tmp" ] && fail "$f.h5.tmp left behind"
 done
