@@ -289,8 +289,9 @@ int run_generate(const std::vector<std::string>& args) {
                                 "for all of it"));
             if (job.sched.kv_blocks < 1)
                 throw Error(str(kv_default ? "the GPU memory left after the weights (" : "--kv-cache-bytes ", kv_bytes,
-                                kv_default ? " bytes)" : "", " holds no KV block on some rank (a block of ",
-                                cache->block_size(), " tokens takes ", cache->block_bytes(), " bytes here)"));
+                                kv_default ? " bytes)" : "", " holds no KV block",
+                                mpi.size() > 1 ? " on some rank" : "", " (a block of ", cache->block_size(),
+                                " tokens takes ", cache->block_bytes(), " bytes here)"));
         });
         cache->set_max_blocks(job.sched.kv_blocks);
         if (writer_rank && !quiet && kv_default)
