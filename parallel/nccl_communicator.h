@@ -51,7 +51,10 @@ namespace gridlm {
 // (parallel/watchdog.h), which can then call the job stuck; a synchronisation elsewhere (in the
 // backend) counts as computing.
 //
-// Without NCCL in the build (no CUDA toolkit at configure time) this throws gridlm::Error.
+// The communicator is the module libgridlm_nccl.so (parallel/nccl_module.h), loaded by the first
+// call; the group first agrees that every rank could load it (else every rank throws, the ones
+// that could not naming the missing file or library). Without NCCL in the build (no CUDA toolkit
+// at configure time) this throws gridlm::Error.
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& mpi_group, int cuda_device, void* cuda_stream);
 
 }  // namespace gridlm

@@ -46,9 +46,14 @@ const nccl_module::Api* api(std::string* why) {
 
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& mpi_group, int cuda_device, void* cuda_stream) {
 #ifdef GRIDLM_HAVE_NCCL
+    // Collective: the group agrees that every rank has the module before any enters the NCCL
+    // set-up, so a rank that cannot load it (NCCL missing on its node) stops the whole group
+    // instead of leaving the others waiting for it there.
     std::string why;
     const nccl_module::Api* a = api(&why);
-    if (!a) throw Error(str("make_nccl_communicator (CUDA device ", cuda_device, "): ", why));
+    if (mpi_group.allreduce_min(a ? 1 : 0) != 1)
+        throw Error(str("make_nccl_communicator (CUDA device ", cuda_device,
+                        "): ", a ? "another rank of the group cannot load the NCCL communicator" : why));
     return a->make_communicator(mpi_group, cuda_device, cuda_stream);
 #else
     (void)mpi_group;

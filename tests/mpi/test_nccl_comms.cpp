@@ -78,6 +78,33 @@ struct DeviceFloats {
     DeviceFloats& operator=(const DeviceFloats&) = delete;
 };
 
+// Runs everywhere (no GPU needed), first in this program, before any rank has loaded the NCCL
+// module: the last rank cannot load it (GRIDLM_MODULE_DIR names an empty folder). Every rank must
+// throw at once, agreed before anyone enters the NCCL set-up, the last naming the missing file and
+// the others that another rank could not load it; a failed load is not remembered, so the tests
+// below load it there afterwards.
+TEST(NcclComms, ModuleMissingOnOneRankFailsEveryRank) {
+    int world = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    gridlm::GridShape shape;
+    shape.tp = world;
+    auto mpi = gridlm::make_grid_comms(gridlm::Topology(shape, world));
+    const int rank = mpi.world->rank(), last = world - 1;
+    if (rank == last) setenv("GRIDLM_MODULE_DIR", "/nonexistent-gridlm-modules", 1);
+    std::string msg;
+    try {
+        gridlm::make_nccl_communicator(*mpi.world, 0, nullptr);
+    } catch (const gridlm::Error& e) {
+        msg = e.what();
+    }
+    if (rank == last) unsetenv("GRIDLM_MODULE_DIR");
+    if (rank == last) {
+        EXPECT_NE(msg.find("libgridlm_nccl.so was not found in /nonexistent-gridlm-modules"), std::string::npos) << msg;
+    } else {
+        EXPECT_NE(msg.find("another rank of the group cannot load the NCCL communicator"), std::string::npos) << msg;
+    }
+}
+
 // Runs everywhere (no GPU needed): the last rank names a device that cannot exist. Every rank must
 // throw, from the status agreed before anyone enters NCCL (a rank left in ncclCommInitRank would
 // hang the test instead), the last one saying why and the others that another rank failed.
