@@ -78,25 +78,41 @@ struct DeviceFloats {
     DeviceFloats& operator=(const DeviceFloats&) = delete;
 };
 
+// Every rank of the job as one host-memory (MPI) group, this rank and the last one.
+struct WorldGroup {
+    gridlm::GridComms comms;
+    int rank = 0, last = 0;
+    WorldGroup() {
+        int world = 0;
+        MPI_Comm_size(MPI_COMM_WORLD, &world);
+        gridlm::GridShape shape;
+        shape.tp = world;
+        comms = gridlm::make_grid_comms(gridlm::Topology(shape, world));
+        rank = comms.world->rank();
+        last = world - 1;
+    }
+};
+
+// What make_nccl_communicator over the group throws on this rank (empty when it does not throw).
+std::string nccl_error(WorldGroup& g, int cuda_device) {
+    try {
+        gridlm::make_nccl_communicator(*g.comms.world, cuda_device, nullptr);
+    } catch (const gridlm::Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
 // Runs everywhere (no GPU needed), first in this program, before any rank has loaded the NCCL
 // module: the last rank cannot load it (GRIDLM_MODULE_DIR names an empty folder). Every rank must
 // throw at once, agreed before anyone enters the NCCL set-up, the last naming the missing file and
 // the others that another rank could not load it; a failed load is not remembered, so the tests
 // below load it there afterwards.
 TEST(NcclComms, ModuleMissingOnOneRankFailsEveryRank) {
-    int world = 0;
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
-    gridlm::GridShape shape;
-    shape.tp = world;
-    auto mpi = gridlm::make_grid_comms(gridlm::Topology(shape, world));
-    const int rank = mpi.world->rank(), last = world - 1;
+    WorldGroup g;
+    const int rank = g.rank, last = g.last;
     if (rank == last) setenv("GRIDLM_MODULE_DIR", "/nonexistent-gridlm-modules", 1);
-    std::string msg;
-    try {
-        gridlm::make_nccl_communicator(*mpi.world, 0, nullptr);
-    } catch (const gridlm::Error& e) {
-        msg = e.what();
-    }
+    const std::string msg = nccl_error(g, 0);
     if (rank == last) unsetenv("GRIDLM_MODULE_DIR");
     if (rank == last) {
         EXPECT_NE(msg.find("libgridlm_nccl.so was not found in /nonexistent-gridlm-modules"), std::string::npos) << msg;
@@ -109,18 +125,9 @@ TEST(NcclComms, ModuleMissingOnOneRankFailsEveryRank) {
 // throw, from the status agreed before anyone enters NCCL (a rank left in ncclCommInitRank would
 // hang the test instead), the last one saying why and the others that another rank failed.
 TEST(NcclComms, BadDeviceFailsOnEveryRankBeforeNccl) {
-    int world = 0;
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
-    gridlm::GridShape shape;
-    shape.tp = world;
-    auto mpi = gridlm::make_grid_comms(gridlm::Topology(shape, world));
-    const int rank = mpi.world->rank(), last = world - 1;
-    std::string msg;
-    try {
-        gridlm::make_nccl_communicator(*mpi.world, rank == last ? -1 : 0, nullptr);
-    } catch (const gridlm::Error& e) {
-        msg = e.what();
-    }
+    WorldGroup g;
+    const int rank = g.rank, last = g.last, world = g.last + 1;
+    const std::string msg = nccl_error(g, rank == last ? -1 : 0);
     (void)cudaGetLastError();
     const std::string who =
         "NCCL communicator not made on group rank " + std::to_string(rank) + " of " + std::to_string(world);
